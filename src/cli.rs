@@ -1,0 +1,113 @@
+//! Command-line definitions (clap) and nothing else.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// copkg installs self-contained software packages atomically and verified,
+/// and launches the services in them; site policy lives in Lua.
+#[derive(Debug, Parser)]
+#[command(name = "copkg", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every command; each has an environment variable.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Config file to read instead of /etc/copkg/config.json and ~/.copkg/config.json.
+    #[arg(long, global = true, env = "COPKG_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Site script (Lua) overriding the built-in default policy.
+    #[arg(long, global = true, env = "COPKG_SITE", value_name = "FILE")]
+    pub site: Option<PathBuf>,
+    /// Where packages are installed [default: ~/.copkg/software].
+    #[arg(long, global = true, env = "COPKG_SOFTWARE_ROOT", value_name = "DIR")]
+    pub software_root: Option<PathBuf>,
+    /// Where service runtime dirs live [default: ~/.copkg/runtime].
+    #[arg(long, global = true, env = "COPKG_RUNTIME_ROOT", value_name = "DIR")]
+    pub runtime_root: Option<PathBuf>,
+    /// Repository base (http://, https://, file:// or a path); repeatable, tried in order.
+    /// COPKG_REPO takes a comma-separated list.
+    #[arg(
+        long = "repo",
+        global = true,
+        env = "COPKG_REPO",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub repos: Vec<String>,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only results and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more about what is done.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install packages (a no-op for those already installed).
+    Install(InstallArgs),
+    /// Remove installed packages.
+    Uninstall(UninstallArgs),
+    /// List installed packages, one coordinate a line.
+    List,
+    /// Show where a package installs, where it is fetched from, and its state.
+    Resolve(ResolveArgs),
+    /// Pack a directory into a reproducible package archive in a repository.
+    Pack(PackArgs),
+}
+
+/// `copkg install`.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Package coordinates (group:artifact:version[@sha256:HEX]); `-` reads one a line from stdin.
+    #[arg(required = true, value_name = "COORD")]
+    pub coordinates: Vec<String>,
+    /// Installs run at once.
+    #[arg(short = 'j', long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+}
+
+/// `copkg uninstall`.
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    /// Package coordinates.
+    #[arg(required = true, value_name = "COORD")]
+    pub coordinates: Vec<String>,
+}
+
+/// `copkg resolve`.
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// Package coordinate.
+    #[arg(value_name = "COORD")]
+    pub coordinate: String,
+}
+
+/// `copkg pack`.
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// The package tree to pack (bin/, etc/, lib/, script.d/ …).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The package's coordinate, group:artifact:version.
+    #[arg(long, value_name = "G:A:V")]
+    pub coordinate: String,
+    /// Repository directory to write the archive and its .sha256 into.
+    #[arg(long, value_name = "REPO")]
+    pub out: PathBuf,
+    /// Replace an archive already in the repository with different content.
+    #[arg(long)]
+    pub force: bool,
+}

@@ -1,0 +1,137 @@
+//! One module per subcommand, each thin: parse what the user gave, call the
+//! core, print results on stdout and progress on stderr.
+
+pub mod install;
+pub mod list;
+pub mod pack;
+pub mod resolve;
+pub mod uninstall;
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use crate::cli::{Cli, Command};
+use crate::coordinate::PackageCoordinate;
+use crate::exit::{ExitCode, UsageError};
+use crate::lua::Host;
+use crate::settings::{Settings, Verbosity};
+use crate::store::{PackageLayout, Store};
+
+/// Several items of one command failed; each was reported as it failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {total} {what} failed")]
+pub struct PartialFailure {
+    /// How many failed.
+    pub failed: usize,
+    /// How many there were.
+    pub total: usize,
+    /// What they were ("installs").
+    pub what: &'static str,
+    /// The exit code of the first failure.
+    pub code: ExitCode,
+}
+
+/// What every command gets: the settings and a way to report.
+pub struct Context {
+    /// Resolved settings.
+    pub settings: Settings,
+}
+
+impl Context {
+    /// Progress or a notice on stderr, unless quiet.
+    pub fn progress(&self, message: &str) {
+        if self.settings.verbosity >= Verbosity::Normal {
+            eprintln!("{message}");
+        }
+    }
+
+    /// Detail on stderr, only when verbose.
+    pub fn detail(&self, message: &str) {
+        if self.settings.verbosity >= Verbosity::Verbose {
+            eprintln!("{message}");
+        }
+    }
+
+    /// The Lua state with the default policy and the site script.
+    pub fn host(&self) -> anyhow::Result<Host> {
+        let host = Host::new(self.settings.site.as_deref())?;
+        if let Some(site) = host.site() {
+            self.detail(&format!(
+                "site script {} overrides: {}",
+                site.display(),
+                if host.overridden().is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    host.overridden().join(", ")
+                }
+            ));
+        }
+        Ok(host)
+    }
+
+    /// The package store.
+    pub fn store(&self) -> Store {
+        Store::new(&self.settings.software_root)
+    }
+
+    /// A callback that says what a lock wait is for.
+    pub fn lock_wait_notice<'a>(&'a self, what: &'a str) -> impl FnMut(&Path) + 'a {
+        move |lock: &Path| {
+            self.progress(&format!(
+                "waiting for another copkg working on {what} (lock {})",
+                lock.display()
+            ))
+        }
+    }
+}
+
+/// Writes one line to stdout; a closed pipe surfaces as an error main ends quietly on.
+pub fn out(line: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(line.as_bytes())?;
+    stdout.write_all(b"\n")
+}
+
+/// Parses coordinates given on the command line.
+pub fn parse_coordinates(texts: &[String]) -> anyhow::Result<Vec<PackageCoordinate>> {
+    texts
+        .iter()
+        .map(|t| t.parse::<PackageCoordinate>().map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// Evaluates the layout policy for each coordinate.
+pub fn layouts(
+    host: &Host,
+    coordinates: &[PackageCoordinate],
+) -> anyhow::Result<Vec<PackageLayout>> {
+    let policy = host.policy();
+    coordinates
+        .iter()
+        .map(|c| {
+            policy
+                .layout(c)
+                .with_context(|| format!("site policy failed for {c}"))
+        })
+        .collect()
+}
+
+/// Runs the command the user asked for.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::resolve(&cli.global)?;
+    let ctx = Context { settings };
+    match &cli.command {
+        Command::Install(args) => install::run(&ctx, args),
+        Command::Uninstall(args) => uninstall::run(&ctx, args),
+        Command::List => list::run(&ctx),
+        Command::Resolve(args) => resolve::run(&ctx, args),
+        Command::Pack(args) => pack::run(&ctx, args),
+    }
+}
+
+/// A usage error as an `anyhow::Error`.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}

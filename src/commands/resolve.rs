@@ -1,0 +1,54 @@
+//! `copkg resolve COORD`: install dir, URLs and state, as the policy sees them.
+
+use super::{Context, layouts, out};
+use crate::cli::ResolveArgs;
+use crate::coordinate::PackageCoordinate;
+use crate::store::PackageState;
+
+/// Shows where a coordinate installs, where it is fetched from, and its state.
+pub fn run(ctx: &Context, args: &ResolveArgs) -> anyhow::Result<()> {
+    let coordinate: PackageCoordinate = args.coordinate.parse()?;
+    let host = ctx.host()?;
+    let layout = layouts(&host, std::slice::from_ref(&coordinate))?.remove(0);
+    let store = ctx.store();
+    let dir = store.install_dir(&layout);
+    let state = store.state(&layout)?;
+    let repositories = &ctx.settings.repositories;
+    if ctx.settings.json {
+        let (state_name, record) = match &state {
+            PackageState::Installed(record) => ("installed", Some(record)),
+            PackageState::Absent => ("absent", None),
+            PackageState::Foreign => ("foreign", None),
+        };
+        let urls: Vec<_> = repositories
+            .iter()
+            .map(|r| serde_json::json!({"archive": r.address(&layout.archive), "sha256": r.address(&layout.sha256)}))
+            .collect();
+        let value = serde_json::json!({
+            "coordinate": coordinate.id(), "dir": dir, "state": state_name,
+            "sha256": record.map(|r| &r.sha256), "source": record.map(|r| &r.source),
+            "repositories": urls,
+        });
+        return Ok(out(&value.to_string())?);
+    }
+    out(&format!("coordinate: {}", coordinate.id()))?;
+    out(&format!("install dir: {}", dir.display()))?;
+    out(&match &state {
+        PackageState::Installed(record) => format!(
+            "state: installed (sha256 {}{}, from {})",
+            record.sha256,
+            if record.verified { "" } else { ", unverified" },
+            record.source
+        ),
+        PackageState::Absent => "state: not installed".to_owned(),
+        PackageState::Foreign => "state: occupied by something copkg did not install".to_owned(),
+    })?;
+    if repositories.is_empty() {
+        out("repositories: none configured")?;
+    }
+    for repo in repositories {
+        out(&format!("archive: {}", repo.address(&layout.archive)))?;
+        out(&format!("sha256: {}", repo.address(&layout.sha256)))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! The documented exit codes, and the mapping from errors to them.
+
+use crate::coordinate::CoordinateError;
+use crate::extract::ExtractError;
+use crate::lua::LuaError;
+use crate::settings::SettingsError;
+use crate::store::StoreError;
+
+/// Exit codes; README.md documents them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Success.
+    Success = 0,
+    /// Any failure without a more specific code (I/O, network after retries).
+    Failure = 1,
+    /// Bad command line, coordinate, config file or repository setting.
+    Usage = 2,
+    /// The package is in no configured repository.
+    NotFound = 3,
+    /// The archive's digest does not match its sidecar or pin.
+    ChecksumMismatch = 4,
+    /// The archive is unsafe, corrupt or over a limit.
+    UnsafeArchive = 5,
+    /// The service is already running.
+    AlreadyRunning = 6,
+    /// The service is not running.
+    NotRunning = 7,
+    /// A site script, hook or package script failed.
+    ScriptFailed = 8,
+}
+
+/// An error that is the user's to fix in how copkg was called.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The exit code for an error: the first cause in the chain that has one.
+pub fn code_for(err: &anyhow::Error) -> ExitCode {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<crate::commands::PartialFailure>() {
+            return e.code;
+        }
+        if let Some(e) = cause.downcast_ref::<StoreError>() {
+            return match e {
+                StoreError::NotFound { .. } => ExitCode::NotFound,
+                StoreError::ChecksumMismatch { .. } | StoreError::BadSidecar { .. } => {
+                    ExitCode::ChecksumMismatch
+                }
+                StoreError::NoRepository => ExitCode::Usage,
+                StoreError::Extract {
+                    source:
+                        ExtractError::Unsafe { .. }
+                        | ExtractError::Corrupt { .. }
+                        | ExtractError::Limit { .. },
+                    ..
+                } => ExitCode::UnsafeArchive,
+                _ => ExitCode::Failure,
+            };
+        }
+        if cause.is::<CoordinateError>() || cause.is::<UsageError>() || cause.is::<SettingsError>()
+        {
+            return ExitCode::Usage;
+        }
+        if cause.is::<LuaError>() {
+            return ExitCode::ScriptFailed;
+        }
+    }
+    ExitCode::Failure
+}
+
+/// Prints an error and its causes on stderr, one line per cause.
+pub fn print_error(err: &anyhow::Error) {
+    let mut text = format!("error: {err}");
+    for cause in err.chain().skip(1) {
+        text.push_str(&format!("\n  caused by: {cause}"));
+    }
+    eprintln!("{text}");
+}

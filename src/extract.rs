@@ -1,0 +1,794 @@
+//! Safe streaming unpack of `.tar.gz` package archives.
+//!
+//! One pass over the compressed bytes hashes them (sha256), inflates them and
+//! unpacks the tar stream into a fresh, empty directory. Every entry is vetted
+//! before anything is written: the rules of Python's PEP 706 `data` filter and
+//! more (see `shared/SECURITY.md` part A). The `tar` crate is used in raw mode
+//! only to split the stream into headers and data; long names and PAX records
+//! are read here, with bounds, and nothing is ever written through a symlink,
+//! because every parent of every entry must be a directory this unpack made.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use sha2::{Digest, Sha256};
+
+/// Name of the completion marker copkg writes at the top of an install dir;
+/// an archive may not carry it.
+pub const RESERVED_TOP_LEVEL: &[&str] = &[crate::store::MARKER_FILE];
+
+const MAX_COMPONENT_BYTES: usize = 255;
+const MAX_PATH_BYTES: usize = 4096;
+/// Bound on one PAX extension header; real ones are a few hundred bytes.
+const MAX_PAX_BYTES: u64 = 64 * 1024;
+/// Bound on the zero padding after the end-of-archive blocks (a tar record is
+/// at most a few KiB; anything longer is not padding).
+const MAX_TRAILING_ZEROS: u64 = 1024 * 1024;
+const COPY_BUFFER_BYTES: usize = 256 * 1024;
+const GZIP_BUFFER_BYTES: usize = 128 * 1024;
+
+/// Limits an archive must stay within.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most bytes of file content the archive may unpack to.
+    pub max_unpacked_bytes: u64,
+    /// Most entries (files, dirs, links) the archive may hold.
+    pub max_entries: u64,
+}
+
+impl Limits {
+    /// Default size limit: the larger of 1 GiB and 50× the compressed size.
+    pub fn default_for(compressed_len: Option<u64>) -> Self {
+        const GIB: u64 = 1 << 30;
+        Limits {
+            max_unpacked_bytes: compressed_len.map_or(GIB, |len| len.saturating_mul(50).max(GIB)),
+            max_entries: 1_000_000,
+        }
+    }
+}
+
+/// Why an archive could not be unpacked.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// An entry breaks a safety rule; the whole archive is refused.
+    #[error("unsafe archive: entry `{entry}` {reason}")]
+    Unsafe {
+        /// The entry name as far as it could be shown.
+        entry: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// The archive is not a well-formed gzip-compressed tar stream.
+    #[error("corrupt archive: {reason}")]
+    Corrupt {
+        /// What is malformed.
+        reason: String,
+    },
+    /// The archive exceeds a configured limit.
+    #[error("archive exceeds the {what} limit of {limit}")]
+    Limit {
+        /// Which limit.
+        what: &'static str,
+        /// Its value.
+        limit: u64,
+    },
+    /// Reading the archive's bytes from their source failed.
+    #[error("reading the archive failed")]
+    Read(#[source] io::Error),
+    /// Writing into the target directory failed.
+    #[error("writing {} failed", path.display())]
+    Write {
+        /// The file or directory being written.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ExtractError {
+    fn unsafe_entry(entry: &[u8], reason: impl Into<String>) -> Self {
+        ExtractError::Unsafe {
+            entry: String::from_utf8_lossy(entry).escape_debug().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn corrupt(reason: impl Into<String>) -> Self {
+        ExtractError::Corrupt {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What an unpack produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpacked {
+    /// Lowercase hex sha256 of every compressed byte read.
+    pub sha256: String,
+    /// Compressed bytes read.
+    pub compressed_bytes: u64,
+    /// Bytes of file content written.
+    pub unpacked_bytes: u64,
+    /// Entries unpacked (files, dirs, links).
+    pub entries: u64,
+}
+
+/// Hashes and counts what passes through it, and remembers a read error of
+/// the source so that it is not mistaken for corrupt data downstream.
+struct SourceReader<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+    failure: Rc<RefCell<Option<io::Error>>>,
+}
+
+impl<R: Read> Read for SourceReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.hasher.update(&buf[..n]);
+                self.bytes += n as u64;
+                Ok(n)
+            }
+            Err(err) => {
+                let copy = io::Error::new(err.kind(), err.to_string());
+                *self.failure.borrow_mut() = Some(err);
+                Err(copy)
+            }
+        }
+    }
+}
+
+/// Unpacks the gzip-compressed tar stream `source` into `dest`, which must be
+/// a fresh, empty directory, and reads `source` to its end. Refuses the
+/// archive as soon as an entry breaks a rule; the caller discards `dest` on
+/// any error.
+pub fn unpack_tar_gz<R: Read>(
+    source: R,
+    dest: &Path,
+    limits: &Limits,
+) -> Result<Unpacked, ExtractError> {
+    let failure = Rc::new(RefCell::new(None));
+    let reader = SourceReader {
+        inner: source,
+        hasher: Sha256::new(),
+        bytes: 0,
+        failure: Rc::clone(&failure),
+    };
+    let blame_source = |err: ExtractError| match failure.borrow_mut().take() {
+        Some(source_err) => ExtractError::Read(source_err),
+        None => err,
+    };
+
+    let mut buffered = BufReader::with_capacity(GZIP_BUFFER_BYTES, reader);
+    let is_empty = buffered
+        .fill_buf()
+        .map_err(|e| blame_source(ExtractError::Read(e)))?
+        .is_empty();
+    if is_empty {
+        return Err(ExtractError::corrupt("empty archive (0 bytes)"));
+    }
+    let gz = flate2::bufread::GzDecoder::new(buffered);
+    let mut unpacker = Unpacker::new(dest, limits);
+    let gz = unpacker.run(gz).map_err(&blame_source)?;
+
+    // The gzip stream has ended (its CRC and length checked); nothing may follow it.
+    let mut buffered = gz.into_inner();
+    let trailing = buffered
+        .fill_buf()
+        .map_err(|e| blame_source(ExtractError::Read(e)))?;
+    if !trailing.is_empty() {
+        return Err(ExtractError::corrupt("trailing data after the gzip stream"));
+    }
+    let reader = buffered.into_inner();
+    Ok(Unpacked {
+        sha256: hex(&reader.hasher.finalize()),
+        compressed_bytes: reader.bytes,
+        unpacked_bytes: unpacker.unpacked_bytes,
+        entries: unpacker.entries,
+    })
+}
+
+/// Lowercase hex of a byte string.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Node {
+    /// A directory made for a deeper entry, not (yet) named by one itself.
+    ImplicitDir,
+    Dir,
+    File,
+    Symlink,
+}
+
+/// Extension records that apply to the next real entry.
+#[derive(Default)]
+struct Pending {
+    path: Option<Vec<u8>>,
+    link: Option<Vec<u8>>,
+}
+
+struct Unpacker<'a> {
+    dest: &'a Path,
+    limits: &'a Limits,
+    nodes: HashMap<Vec<u8>, Node>,
+    unpacked_bytes: u64,
+    entries: u64,
+    buffer: Vec<u8>,
+}
+
+/// Maps an I/O error from the tar stream to a corrupt-archive error; the
+/// caller swaps in the source's own error when the source failed.
+fn stream_error(err: io::Error) -> ExtractError {
+    match err.kind() {
+        io::ErrorKind::UnexpectedEof => ExtractError::corrupt("archive is truncated"),
+        _ => ExtractError::corrupt(err.to_string()),
+    }
+}
+
+impl<'a> Unpacker<'a> {
+    fn new(dest: &'a Path, limits: &'a Limits) -> Self {
+        Unpacker {
+            dest,
+            limits,
+            nodes: HashMap::new(),
+            unpacked_bytes: 0,
+            entries: 0,
+            buffer: vec![0; COPY_BUFFER_BYTES],
+        }
+    }
+
+    /// Unpacks every entry, then checks that only zero padding follows the
+    /// end-of-archive marker and that the decompressed stream ends cleanly.
+    fn run<R: Read>(&mut self, tar_stream: R) -> Result<R, ExtractError> {
+        let mut archive = tar::Archive::new(tar_stream);
+        let mut pending = Pending::default();
+        let mut headers = 0u64;
+        {
+            let entries = archive.entries().map_err(stream_error)?.raw(true);
+            for entry in entries {
+                let entry = entry.map_err(stream_error)?;
+                headers += 1;
+                if headers > self.limits.max_entries.saturating_mul(3) {
+                    return Err(ExtractError::Limit {
+                        what: "entry count",
+                        limit: self.limits.max_entries,
+                    });
+                }
+                self.entry(entry, &mut pending)?;
+            }
+        }
+        if pending.path.is_some() || pending.link.is_some() {
+            return Err(ExtractError::corrupt(
+                "extension header at the end of the archive describes no entry",
+            ));
+        }
+        if self.entries == 0 {
+            return Err(ExtractError::corrupt("empty archive (no entries)"));
+        }
+        let mut rest = archive.into_inner();
+        let mut seen = 0u64;
+        loop {
+            let n = rest.read(&mut self.buffer).map_err(stream_error)?;
+            if n == 0 {
+                break;
+            }
+            if self.buffer[..n].iter().any(|&b| b != 0) {
+                return Err(ExtractError::corrupt(
+                    "data after the end-of-archive marker",
+                ));
+            }
+            seen += n as u64;
+            if seen > MAX_TRAILING_ZEROS {
+                return Err(ExtractError::corrupt(
+                    "too much padding after the end-of-archive marker",
+                ));
+            }
+        }
+        Ok(rest)
+    }
+
+    fn entry<R: Read>(
+        &mut self,
+        mut entry: tar::Entry<'_, R>,
+        pending: &mut Pending,
+    ) -> Result<(), ExtractError> {
+        let header = entry.header();
+        let kind = header.entry_type();
+        let size = header.entry_size().map_err(stream_error)?;
+
+        if kind.is_gnu_longname() || kind.is_gnu_longlink() {
+            let slot = if kind.is_gnu_longname() {
+                &mut pending.path
+            } else {
+                &mut pending.link
+            };
+            if slot.is_some() {
+                return Err(ExtractError::corrupt("two long-name headers for one entry"));
+            }
+            if size > MAX_PATH_BYTES as u64 + 1 {
+                return Err(ExtractError::unsafe_entry(
+                    &header.path_bytes(),
+                    format!("has a long name of {size} bytes (limit {MAX_PATH_BYTES})"),
+                ));
+            }
+            let mut name = read_bounded(&mut entry, size)?;
+            while name.last() == Some(&0) {
+                name.pop();
+            }
+            *slot = Some(name);
+            return Ok(());
+        }
+        if kind.is_pax_local_extensions() || kind.is_pax_global_extensions() {
+            if size > MAX_PAX_BYTES {
+                return Err(ExtractError::corrupt(format!(
+                    "PAX header of {size} bytes (limit {MAX_PAX_BYTES})"
+                )));
+            }
+            let records = read_bounded(&mut entry, size)?;
+            if kind.is_pax_local_extensions() {
+                apply_pax(&records, pending)?;
+            }
+            return Ok(());
+        }
+
+        let name = pending
+            .path
+            .take()
+            .unwrap_or_else(|| header.path_bytes().into_owned());
+        let link = pending
+            .link
+            .take()
+            .or_else(|| header.link_name_bytes().map(|l| l.into_owned()));
+        let mode = header.mode().map_err(stream_error)?;
+
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(ExtractError::Limit {
+                what: "entry count",
+                limit: self.limits.max_entries,
+            });
+        }
+        let components = entry_components(&name)?;
+        if components.is_empty() {
+            // `./` names the package root itself, which already exists.
+            return if kind.is_dir() {
+                Ok(())
+            } else {
+                Err(ExtractError::unsafe_entry(&name, "names the package root"))
+            };
+        }
+        if components.len() == 1 && RESERVED_TOP_LEVEL.contains(&components[0]) {
+            return Err(ExtractError::unsafe_entry(
+                &name,
+                "uses a name reserved by copkg",
+            ));
+        }
+        let key = components.join("/").into_bytes();
+        if !kind.is_file() && !kind.is_contiguous() && size != 0 {
+            return Err(ExtractError::unsafe_entry(
+                &name,
+                format!("is not a regular file but carries {size} bytes of data"),
+            ));
+        }
+        self.prepare_parents(&name, &components)?;
+        match self.nodes.get(&key) {
+            None => {}
+            Some(Node::ImplicitDir) if kind.is_dir() => {}
+            Some(_) => {
+                return Err(ExtractError::unsafe_entry(
+                    &name,
+                    "appears twice in the archive",
+                ));
+            }
+        }
+        let path = self.dest.join(components.join("/"));
+
+        if kind.is_file() || kind.is_contiguous() {
+            self.write_file(&name, &path, size, mode, &mut entry)?;
+            self.nodes.insert(key, Node::File);
+        } else if kind.is_dir() {
+            if self.nodes.get(&key) != Some(&Node::ImplicitDir) {
+                make_dir(&path)?;
+            }
+            self.nodes.insert(key, Node::Dir);
+        } else if kind.is_symlink() {
+            let target = link.ok_or_else(|| ExtractError::unsafe_entry(&name, "has no target"))?;
+            check_symlink_target(&name, &components, &target)?;
+            let target = std::str::from_utf8(&target)
+                .map_err(|_| ExtractError::unsafe_entry(&name, "has a non-UTF-8 link target"))?;
+            std::os::unix::fs::symlink(target, &path).map_err(|source| ExtractError::Write {
+                path: path.clone(),
+                source,
+            })?;
+            self.nodes.insert(key, Node::Symlink);
+        } else if kind.is_hard_link() {
+            let target = link.ok_or_else(|| ExtractError::unsafe_entry(&name, "has no target"))?;
+            let target_components = entry_components(&target).map_err(|_| {
+                ExtractError::unsafe_entry(&name, "is a hard link to a path outside the package")
+            })?;
+            let target_key = target_components.join("/").into_bytes();
+            if self.nodes.get(&target_key) != Some(&Node::File) {
+                return Err(ExtractError::unsafe_entry(
+                    &name,
+                    "is a hard link to something that is not an earlier regular file of the package",
+                ));
+            }
+            let target_path = self.dest.join(target_components.join("/"));
+            std::fs::hard_link(&target_path, &path).map_err(|source| ExtractError::Write {
+                path: path.clone(),
+                source,
+            })?;
+            self.nodes.insert(key, Node::File);
+        } else {
+            let what = if kind.is_character_special() {
+                "a character device"
+            } else if kind.is_block_special() {
+                "a block device"
+            } else if kind.is_fifo() {
+                "a fifo"
+            } else if kind.is_gnu_sparse() {
+                "a sparse file"
+            } else {
+                "of an unsupported type"
+            };
+            return Err(ExtractError::unsafe_entry(
+                &name,
+                format!("is {what} (type {:?})", kind.as_byte() as char),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Makes sure every parent of the entry is a directory made by this
+    /// unpack, creating missing ones; refuses a parent that is a file or a
+    /// symlink, so nothing is ever written through a link.
+    fn prepare_parents(&mut self, name: &[u8], components: &[&str]) -> Result<(), ExtractError> {
+        let mut key = String::new();
+        for component in &components[..components.len() - 1] {
+            if !key.is_empty() {
+                key.push('/');
+            }
+            key.push_str(component);
+            match self.nodes.get(key.as_bytes()) {
+                Some(Node::Dir | Node::ImplicitDir) => {}
+                Some(Node::Symlink) => {
+                    return Err(ExtractError::unsafe_entry(
+                        name,
+                        format!("would be written through the symlink `{key}`"),
+                    ));
+                }
+                Some(Node::File) => {
+                    return Err(ExtractError::unsafe_entry(
+                        name,
+                        format!("needs `{key}` to be a directory, but it is a file"),
+                    ));
+                }
+                None => {
+                    make_dir(&self.dest.join(&key))?;
+                    self.nodes
+                        .insert(key.clone().into_bytes(), Node::ImplicitDir);
+                    self.entries += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write_file<R: Read>(
+        &mut self,
+        name: &[u8],
+        path: &Path,
+        size: u64,
+        mode: u32,
+        data: &mut R,
+    ) -> Result<(), ExtractError> {
+        let budget = self.limits.max_unpacked_bytes - self.unpacked_bytes;
+        if size > budget {
+            return Err(ExtractError::Limit {
+                what: "unpacked size",
+                limit: self.limits.max_unpacked_bytes,
+            });
+        }
+        let mode = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
+        let write_err = |source| ExtractError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        // create_new: never opens an existing path, so never follows a link.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .map_err(write_err)?;
+        let mut remaining = size;
+        while remaining > 0 {
+            let want = remaining.min(self.buffer.len() as u64) as usize;
+            let n = data.read(&mut self.buffer[..want]).map_err(stream_error)?;
+            if n == 0 {
+                return Err(ExtractError::corrupt(format!(
+                    "archive is truncated inside `{}` ({} of {size} bytes present)",
+                    String::from_utf8_lossy(name).escape_debug(),
+                    size - remaining
+                )));
+            }
+            file.write_all(&self.buffer[..n]).map_err(write_err)?;
+            remaining -= n as u64;
+        }
+        // The umask may have narrowed the mode given at creation.
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(write_err)?;
+        self.unpacked_bytes += size;
+        Ok(())
+    }
+}
+
+fn make_dir(path: &Path) -> Result<(), ExtractError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let write_err = |source| ExtractError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .mode(0o755)
+        .create(path)
+        .map_err(write_err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(write_err)
+}
+
+fn read_bounded<R: Read>(reader: &mut R, size: u64) -> Result<Vec<u8>, ExtractError> {
+    let mut out = Vec::with_capacity(size as usize);
+    reader
+        .take(size)
+        .read_to_end(&mut out)
+        .map_err(stream_error)?;
+    if out.len() as u64 != size {
+        return Err(ExtractError::corrupt(
+            "archive is truncated inside an extension header",
+        ));
+    }
+    Ok(out)
+}
+
+/// Applies the `path` and `linkpath` records of a PAX extended header;
+/// refuses records that would change how the stream is read.
+fn apply_pax(records: &[u8], pending: &mut Pending) -> Result<(), ExtractError> {
+    let mut rest = records;
+    while !rest.is_empty() {
+        let space = rest
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or_else(|| ExtractError::corrupt("malformed PAX record"))?;
+        let len: usize = std::str::from_utf8(&rest[..space])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|&len| len > space + 1 && len <= rest.len())
+            .ok_or_else(|| ExtractError::corrupt("malformed PAX record length"))?;
+        let record = &rest[space + 1..len];
+        let record = record
+            .strip_suffix(b"\n")
+            .ok_or_else(|| ExtractError::corrupt("PAX record not ended by a newline"))?;
+        let eq = record
+            .iter()
+            .position(|&b| b == b'=')
+            .ok_or_else(|| ExtractError::corrupt("PAX record without `=`"))?;
+        let (key, value) = (&record[..eq], &record[eq + 1..]);
+        match key {
+            b"path" => pending.path = Some(value.to_vec()),
+            b"linkpath" => pending.link = Some(value.to_vec()),
+            b"size" => {
+                return Err(ExtractError::corrupt(
+                    "PAX `size` records are not supported (entries over 8 GiB)",
+                ));
+            }
+            key if key.starts_with(b"GNU.sparse") => {
+                return Err(ExtractError::corrupt("sparse files are not supported"));
+            }
+            _ => {}
+        }
+        rest = &rest[len..];
+    }
+    Ok(())
+}
+
+/// Splits an entry name into its components, refusing anything that is not a
+/// plain relative UTF-8 path; `.` and empty components are dropped.
+fn entry_components(name: &[u8]) -> Result<Vec<&str>, ExtractError> {
+    if name.len() > MAX_PATH_BYTES {
+        return Err(ExtractError::unsafe_entry(
+            name,
+            format!(
+                "has a name of {} bytes (limit {MAX_PATH_BYTES})",
+                name.len()
+            ),
+        ));
+    }
+    let text = std::str::from_utf8(name)
+        .map_err(|_| ExtractError::unsafe_entry(name, "has a name that is not UTF-8"))?;
+    if text.chars().any(char::is_control) {
+        return Err(ExtractError::unsafe_entry(
+            name,
+            "has a control character in its name",
+        ));
+    }
+    if text.starts_with('/') {
+        return Err(ExtractError::unsafe_entry(name, "has an absolute path"));
+    }
+    let mut components = Vec::new();
+    for component in text.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => {
+                return Err(ExtractError::unsafe_entry(name, "has a `..` component"));
+            }
+            c if c.len() > MAX_COMPONENT_BYTES => {
+                return Err(ExtractError::unsafe_entry(
+                    name,
+                    format!(
+                        "has a name component of {} bytes (limit {MAX_COMPONENT_BYTES})",
+                        c.len()
+                    ),
+                ));
+            }
+            c if c.contains('\\') => {
+                return Err(ExtractError::unsafe_entry(
+                    name,
+                    "has a backslash in its name",
+                ));
+            }
+            c => components.push(c),
+        }
+    }
+    Ok(components)
+}
+
+/// A symlink target must be relative, UTF-8, may climb with `..` only at its
+/// start (so the climb runs through real directories of the package, never
+/// through another link), and must stay inside the package.
+fn check_symlink_target(
+    name: &[u8],
+    components: &[&str],
+    target: &[u8],
+) -> Result<(), ExtractError> {
+    let refuse = |why: &str| ExtractError::unsafe_entry(name, why.to_owned());
+    let text = std::str::from_utf8(target).map_err(|_| refuse("has a non-UTF-8 link target"))?;
+    if text.is_empty() {
+        return Err(refuse("has an empty link target"));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(refuse("has a control character in its link target"));
+    }
+    if text.starts_with('/') {
+        return Err(refuse(&format!("links to the absolute path `{text}`")));
+    }
+    if text.len() > MAX_PATH_BYTES {
+        return Err(refuse("has a link target over 4096 bytes"));
+    }
+    // Depth of the directory holding the link, below the package root.
+    let mut depth = components.len() as i64 - 1;
+    let mut climbing = true;
+    for component in text.split('/') {
+        match component {
+            "" | "." => {}
+            ".." if climbing => {
+                depth -= 1;
+                if depth < 0 {
+                    return Err(refuse(&format!("links outside the package (`{text}`)")));
+                }
+            }
+            ".." => {
+                return Err(refuse(&format!(
+                    "has `..` after a name in its link target `{text}`"
+                )));
+            }
+            _ => {
+                climbing = false;
+                depth += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlink_targets() {
+        let ok = [
+            (&["a", "l"][..], "b"),
+            (&["a", "l"][..], "../x"),
+            (&["a", "b", "l"][..], "../../lib/x"),
+            (&["l"][..], "./lib"),
+        ];
+        for (components, target) in ok {
+            assert!(
+                check_symlink_target(b"n", components, target.as_bytes()).is_ok(),
+                "{components:?} -> {target}"
+            );
+        }
+        let bad = [
+            (&["l"][..], "/etc/passwd"),
+            (&["l"][..], ".."),
+            (&["a", "l"][..], "../.."),
+            (&["l"][..], "a/../.."),
+            (&["l"][..], "a/../b"),
+            (&["l"][..], ""),
+        ];
+        for (components, target) in bad {
+            assert!(
+                check_symlink_target(b"n", components, target.as_bytes()).is_err(),
+                "{components:?} -> {target}"
+            );
+        }
+    }
+
+    #[test]
+    fn entry_names() {
+        assert_eq!(entry_components(b"./a//b/").unwrap(), vec!["a", "b"]);
+        assert!(entry_components(b"./").unwrap().is_empty());
+        for bad in [
+            &b"../x"[..],
+            b"/tmp/x",
+            b"a/../../b",
+            b"a\nb",
+            b"\xff",
+            b"a\\b",
+        ] {
+            assert!(entry_components(bad).is_err(), "{bad:?}");
+        }
+        assert!(entry_components("x".repeat(256).as_bytes()).is_err());
+        assert!(entry_components("x/".repeat(2049).as_bytes()).is_err());
+    }
+
+    /// One PAX record, `"<len> key=value\n"`, where len counts itself.
+    pub(crate) fn pax_record(key: &str, value: &str) -> Vec<u8> {
+        let body = format!(" {key}={value}\n");
+        let mut len = body.len() + 1;
+        while len.to_string().len() + body.len() != len {
+            len += 1;
+        }
+        format!("{len}{body}").into_bytes()
+    }
+
+    #[test]
+    fn pax_records() {
+        let mut pending = Pending::default();
+        let records = [
+            pax_record("path", "some/where"),
+            pax_record("linkpath", "abc"),
+            pax_record("mtime", "1.5"),
+        ]
+        .concat();
+        apply_pax(&records, &mut pending).unwrap();
+        assert_eq!(pending.path.as_deref(), Some(&b"some/where"[..]));
+        assert_eq!(pending.link.as_deref(), Some(&b"abc"[..]));
+        assert!(apply_pax(&pax_record("size", "100"), &mut Pending::default()).is_err());
+        assert!(apply_pax(b"99 path=x\n", &mut Pending::default()).is_err());
+        assert!(apply_pax(b"garbage", &mut Pending::default()).is_err());
+    }
+
+    #[test]
+    fn default_limits() {
+        assert_eq!(Limits::default_for(None).max_unpacked_bytes, 1 << 30);
+        assert_eq!(
+            Limits::default_for(Some(100 << 20)).max_unpacked_bytes,
+            5000 << 20
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! Calls into the policy hooks and validates what they return.
+
+use mlua::{Function, Lua, Table, Value};
+
+use super::LuaError;
+use crate::coordinate::PackageCoordinate;
+use crate::store::PackageLayout;
+
+/// Every hook a site script may override.
+pub const HOOKS: &[&str] = &["install_path", "repository_paths"];
+
+/// The policy hooks of one Lua state.
+pub struct Policy<'a> {
+    lua: &'a Lua,
+    hooks: &'a Table,
+}
+
+impl<'a> Policy<'a> {
+    pub(super) fn new(lua: &'a Lua, hooks: &'a Table) -> Self {
+        Policy { lua, hooks }
+    }
+
+    fn hook(&self, name: &'static str) -> Result<Function, LuaError> {
+        Ok(self.hooks.get::<Function>(name)?)
+    }
+
+    fn package_table(&self, coordinate: &PackageCoordinate) -> Result<Table, LuaError> {
+        let pkg = self.lua.create_table()?;
+        pkg.set("group", coordinate.group.as_str())?;
+        pkg.set("artifact", coordinate.artifact.as_str())?;
+        pkg.set("version", coordinate.version.as_str())?;
+        pkg.set("coordinate", coordinate.id())?;
+        pkg.set("group_path", coordinate.group.replace('.', "/"))?;
+        Ok(pkg)
+    }
+
+    /// Evaluates `install_path` and `repository_paths` for a coordinate.
+    pub fn layout(&self, coordinate: &PackageCoordinate) -> Result<PackageLayout, LuaError> {
+        let pkg = self.package_table(coordinate)?;
+        let install: Value = self.hook("install_path")?.call(pkg.clone())?;
+        let install_path = relative_path("install_path", "result", install)?;
+        if install_path.split('/').next() == Some(".copkg") {
+            return Err(LuaError::BadResult {
+                hook: "install_path",
+                problem: "`.copkg` at the top of the software root is copkg's own".to_owned(),
+            });
+        }
+        let paths: Value = self.hook("repository_paths")?.call(pkg)?;
+        let Value::Table(paths) = paths else {
+            return Err(LuaError::BadResult {
+                hook: "repository_paths",
+                problem: format!(
+                    "expected a table {{archive=, sha256=}}, got a {}",
+                    paths.type_name()
+                ),
+            });
+        };
+        let mut archive = None;
+        let mut sha256 = None;
+        for pair in paths.pairs::<Value, Value>() {
+            let (key, value) = pair?;
+            let key = match &key {
+                Value::String(s) => s.to_str()?.to_owned(),
+                other => other.type_name().to_owned(),
+            };
+            match key.as_str() {
+                "archive" => archive = Some(relative_path("repository_paths", "archive", value)?),
+                "sha256" => sha256 = Some(relative_path("repository_paths", "sha256", value)?),
+                _ => {
+                    return Err(LuaError::BadResult {
+                        hook: "repository_paths",
+                        problem: format!("unknown field `{key}`"),
+                    });
+                }
+            }
+        }
+        let missing = |field: &str| LuaError::BadResult {
+            hook: "repository_paths",
+            problem: format!("field `{field}` is missing"),
+        };
+        Ok(PackageLayout {
+            install_path,
+            archive: archive.ok_or_else(|| missing("archive"))?,
+            sha256: sha256.ok_or_else(|| missing("sha256"))?,
+        })
+    }
+}
+
+/// A hook's path result: a non-empty relative `/`-separated path with no
+/// empty, `.` or `..` components and no control characters.
+fn relative_path(hook: &'static str, field: &str, value: Value) -> Result<String, LuaError> {
+    let bad = |problem: String| LuaError::BadResult { hook, problem };
+    let Value::String(text) = value else {
+        return Err(bad(format!(
+            "`{field}` must be a string, got a {}",
+            value.type_name()
+        )));
+    };
+    let text = text
+        .to_str()
+        .map_err(|_| bad(format!("`{field}` is not UTF-8")))?
+        .to_owned();
+    if text.starts_with('/') {
+        return Err(bad(format!("`{field}` = `{text}` must be relative")));
+    }
+    if text.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(bad(format!(
+            "`{field}` = `{}` holds a control character or backslash",
+            text.escape_debug()
+        )));
+    }
+    if text
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(bad(format!(
+            "`{field}` = `{text}` must not have empty, `.` or `..` components"
+        )));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::lua::Host;
+    use std::io::Write;
+
+    fn coordinate() -> crate::coordinate::PackageCoordinate {
+        "com.comoyo:id-cassandra:2.1.1".parse().unwrap()
+    }
+
+    fn site(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::Builder::new().suffix(".lua").tempfile().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        file
+    }
+
+    #[test]
+    fn default_layout_is_maven_like() {
+        let host = Host::new(None).unwrap();
+        let layout = host.policy().layout(&coordinate()).unwrap();
+        assert_eq!(layout.install_path, "com/comoyo/id-cassandra/2.1.1");
+        assert_eq!(
+            layout.archive,
+            "com/comoyo/id-cassandra/2.1.1/id-cassandra-2.1.1-copkg.tar.gz"
+        );
+        assert_eq!(layout.sha256, format!("{}.sha256", layout.archive));
+        assert!(host.overridden().is_empty());
+    }
+
+    #[test]
+    fn site_overrides_one_hook_and_reuses_defaults() {
+        let file = site(
+            r#"
+            local default = require("copkg.policy")
+            return {
+              install_path = function(pkg)
+                return "pkgs/" .. default.install_path(pkg)
+              end,
+            }"#,
+        );
+        let host = Host::new(Some(file.path())).unwrap();
+        let layout = host.policy().layout(&coordinate()).unwrap();
+        assert_eq!(layout.install_path, "pkgs/com/comoyo/id-cassandra/2.1.1");
+        assert_eq!(host.overridden(), ["install_path"]);
+    }
+
+    #[test]
+    fn bad_hook_results_are_refused_naming_hook_and_field() {
+        let cases = [
+            (
+                "install_path = function() return 42 end",
+                "hook `install_path` returned an invalid result: `result` must be a string, got a integer",
+            ),
+            (
+                "install_path = function() return '../../etc' end",
+                "hook `install_path` returned an invalid result: `result` = `../../etc` must not have empty, `.` or `..` components",
+            ),
+            (
+                "install_path = function() return '/abs' end",
+                "hook `install_path` returned an invalid result: `result` = `/abs` must be relative",
+            ),
+            (
+                "install_path = function() return '.copkg/x' end",
+                "hook `install_path` returned an invalid result: `.copkg` at the top of the software root is copkg's own",
+            ),
+            (
+                "repository_paths = function() return {archive='a', sha256='b', url='c'} end",
+                "hook `repository_paths` returned an invalid result: unknown field `url`",
+            ),
+            (
+                "repository_paths = function() return {archive='a'} end",
+                "hook `repository_paths` returned an invalid result: field `sha256` is missing",
+            ),
+            (
+                "repository_paths = function() return 'a' end",
+                "hook `repository_paths` returned an invalid result: expected a table {archive=, sha256=}, got a string",
+            ),
+            (
+                "repository_paths = function() return {archive='a/../../b', sha256='x'} end",
+                "hook `repository_paths` returned an invalid result: `archive` = `a/../../b` must not have empty, `.` or `..` components",
+            ),
+        ];
+        for (hooks, want) in cases {
+            let file = site(&format!("return {{ {hooks} }}"));
+            let host = Host::new(Some(file.path())).unwrap();
+            let err = host.policy().layout(&coordinate()).unwrap_err();
+            assert_eq!(err.to_string(), want);
+        }
+    }
+
+    #[test]
+    fn site_errors_name_file_and_line() {
+        let file =
+            site("return {\n  install_path = function(pkg)\n    return pkg.nope.x\n  end,\n}\n");
+        let host = Host::new(Some(file.path())).unwrap();
+        let err = host.policy().layout(&coordinate()).unwrap_err().to_string();
+        let want = format!(
+            "{}:3: attempt to index a nil value (field 'nope')",
+            file.path().display()
+        );
+        assert!(err.starts_with(&want), "{err}");
+
+        let file = site("return {\n  install_path = function(pkg\n}\n");
+        let err = Host::new(Some(file.path())).err().unwrap().to_string();
+        assert!(
+            err.starts_with(&format!("{}:3:", file.path().display())),
+            "{err}"
+        );
+
+        let file = site("return { instal_path = function() end }");
+        let err = Host::new(Some(file.path())).err().unwrap().to_string();
+        assert!(err.contains("unknown hook `instal_path`"), "{err}");
+    }
+}

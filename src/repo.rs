@@ -1,0 +1,892 @@
+//! Repositories and fetching: `http(s)://`, `file://` and plain-path bases;
+//! timeouts, retries with backoff, manual redirects that keep credentials on
+//! their own host, proxies from the environment, and resumable bodies.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+/// Username and password for HTTP basic auth. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// User name.
+    pub username: String,
+    /// Password; kept out of `Debug` output and every message.
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Credentials({}, <redacted>)", self.username)
+    }
+}
+
+impl Credentials {
+    fn header_value(&self) -> String {
+        format!(
+            "Basic {}",
+            base64(format!("{}:{}", self.username, self.password).as_bytes())
+        )
+    }
+}
+
+/// Where a repository lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An `http://` or `https://` base URL, without user info or trailing `/`.
+    Http(String),
+    /// A local directory (from `file://` or a plain path).
+    Dir(PathBuf),
+}
+
+/// A configured repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    /// Its base.
+    pub location: Location,
+    /// Basic-auth credentials, sent only to the base URL's own scheme, host and port.
+    pub credentials: Option<Credentials>,
+}
+
+/// Why a repository base was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid repository `{base}`: {reason}")]
+pub struct RepositoryError {
+    base: String,
+    reason: &'static str,
+}
+
+impl Repository {
+    /// Parses a base URL or path. User info in an http(s) URL becomes the
+    /// credentials and is removed from the URL; `credentials` given
+    /// separately win.
+    pub fn parse(base: &str, credentials: Option<Credentials>) -> Result<Self, RepositoryError> {
+        let refuse = |reason| RepositoryError {
+            base: redact_url(base),
+            reason,
+        };
+        let trimmed = base.trim_end_matches('/');
+        if let Some(path) = base.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                return Err(refuse("a file:// URL needs an absolute path"));
+            }
+            return Ok(Repository {
+                location: Location::Dir(PathBuf::from(path)),
+                credentials: None,
+            });
+        }
+        let Some((scheme, rest)) = trimmed.split_once("://") else {
+            if base.is_empty() {
+                return Err(refuse("empty"));
+            }
+            return Ok(Repository {
+                location: Location::Dir(PathBuf::from(base)),
+                credentials: None,
+            });
+        };
+        if scheme != "http" && scheme != "https" {
+            return Err(refuse(
+                "only http://, https://, file:// and plain paths are supported",
+            ));
+        }
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let (userinfo, host) = match authority.rsplit_once('@') {
+            Some((userinfo, host)) => (Some(userinfo), host),
+            None => (None, authority),
+        };
+        if host.is_empty() {
+            return Err(refuse("no host"));
+        }
+        let from_url = userinfo.map(|info| {
+            let (user, pass) = info.split_once(':').unwrap_or((info, ""));
+            Credentials {
+                username: percent_decode(user),
+                password: percent_decode(pass),
+            }
+        });
+        Ok(Repository {
+            location: Location::Http(format!("{scheme}://{host}{path}")),
+            credentials: credentials.or(from_url),
+        })
+    }
+
+    /// The address of a file at `relative` (a `/`-separated path) in this repository.
+    pub fn address(&self, relative: &str) -> String {
+        match &self.location {
+            Location::Http(base) => format!("{base}/{relative}"),
+            Location::Dir(dir) => dir.join(relative).display().to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Repository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            Location::Http(base) => f.write_str(base),
+            Location::Dir(dir) => write!(f, "{}", dir.display()),
+        }
+    }
+}
+
+/// Removes any `user:password@` from a URL so it can be shown.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find('/').unwrap_or(rest.len());
+            match rest[..end].rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://<redacted>@{host}{}", &rest[end..]),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The file is not in the repository (404/410, or no such file).
+    #[error("{url}: not found")]
+    NotFound {
+        /// What was asked for.
+        url: String,
+    },
+    /// The repository could not be reached (connection refused, unknown host).
+    #[error("{url}: cannot connect")]
+    Unreachable {
+        /// What was asked for.
+        url: String,
+        /// The transport error.
+        #[source]
+        source: ureq::Error,
+    },
+    /// The server answered with an error status that is not worth retrying, or
+    /// kept answering with one that is.
+    #[error("{url}: HTTP {status}")]
+    Status {
+        /// What was asked for.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+    /// The request failed in transport (timeouts after retries, TLS, protocol).
+    #[error("{url}: request failed")]
+    Transport {
+        /// What was asked for.
+        url: String,
+        /// The transport error.
+        #[source]
+        source: ureq::Error,
+    },
+    /// A redirect was refused.
+    #[error("{url}: {reason}")]
+    Redirect {
+        /// The URL that redirected.
+        url: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A small file (such as a checksum sidecar) was larger than allowed.
+    #[error("{url}: larger than {limit} bytes")]
+    TooLarge {
+        /// What was asked for.
+        url: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// A local file could not be read.
+    #[error("{url}: cannot read")]
+    Io {
+        /// The path.
+        url: String,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl FetchError {
+    /// Whether the next repository should be tried after this error.
+    pub fn try_next_repository(&self) -> bool {
+        matches!(
+            self,
+            FetchError::NotFound { .. } | FetchError::Unreachable { .. }
+        )
+    }
+}
+
+/// HTTP behaviour: timeouts, retries and redirects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpOptions {
+    /// Time to establish a connection (including TLS).
+    pub connect_timeout: Duration,
+    /// Time from sending a request to receiving the response headers.
+    pub response_timeout: Duration,
+    /// Longest wait for any single read of a response body.
+    pub read_timeout: Duration,
+    /// Retries after the first attempt, on 5xx, 429 and timeouts.
+    pub retries: u32,
+    /// First backoff delay; doubled each retry, with jitter.
+    pub backoff: Duration,
+    /// The most a `Retry-After` header may make copkg wait.
+    pub retry_after_cap: Duration,
+    /// Most redirects followed for one request.
+    pub max_redirects: u32,
+    /// Times a body broken off mid-way is resumed with a `Range` request.
+    pub resumes: u32,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            connect_timeout: Duration::from_secs(10),
+            response_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(30),
+            retries: 3,
+            backoff: Duration::from_millis(500),
+            retry_after_cap: Duration::from_secs(30),
+            max_redirects: 10,
+            resumes: 3,
+        }
+    }
+}
+
+/// The proxy settings read from the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// Proxy for `http://` URLs (`HTTP_PROXY`, else `ALL_PROXY`).
+    pub http: Option<String>,
+    /// Proxy for `https://` URLs (`HTTPS_PROXY`, else `ALL_PROXY`).
+    pub https: Option<String>,
+    /// Hosts reached directly (`NO_PROXY`, entries trimmed and lowercased).
+    pub no_proxy: Vec<String>,
+}
+
+impl ProxySettings {
+    /// Reads `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY` (either case).
+    pub fn from_env() -> Self {
+        let var = |name: &str| {
+            std::env::var(name)
+                .or_else(|_| std::env::var(name.to_ascii_lowercase()))
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        };
+        let all = var("ALL_PROXY");
+        ProxySettings {
+            http: var("HTTP_PROXY").or_else(|| all.clone()),
+            https: var("HTTPS_PROXY").or(all),
+            no_proxy: var("NO_PROXY")
+                .map(|v| {
+                    v.split(',')
+                        .map(|e| e.trim().to_ascii_lowercase())
+                        .filter(|e| !e.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether `host` (without port) bypasses the proxy.
+    pub fn bypasses(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.no_proxy.iter().any(|entry| {
+            let entry = entry.split(':').next().unwrap_or(entry);
+            if entry == "*" {
+                return true;
+            }
+            let suffix = entry.trim_start_matches('*').trim_start_matches('.');
+            host == suffix || host.ends_with(&format!(".{suffix}"))
+        })
+    }
+}
+
+/// Fetches files from repositories.
+pub struct Fetcher {
+    options: HttpOptions,
+    proxies: ProxySettings,
+    direct: ureq::Agent,
+    via_http_proxy: Option<ureq::Agent>,
+    via_https_proxy: Option<ureq::Agent>,
+}
+
+/// An open file of a repository, read as a stream.
+pub struct Download {
+    /// Where it came from (after redirects), for messages.
+    pub url: String,
+    /// Its length, when the server or file system says.
+    pub len: Option<u64>,
+    reader: Box<dyn Read + Send>,
+}
+
+impl Read for Download {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reader.read(buf)
+    }
+}
+
+impl fmt::Debug for Download {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Download")
+            .field("url", &self.url)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// The error a resumable body gives when the server would not resume, so the
+/// whole transfer must start again from its first byte.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{url}: the server cannot resume the download (answered {status} to a range request); start over"
+)]
+pub struct RestartNeeded {
+    url: String,
+    status: u16,
+}
+
+impl Fetcher {
+    /// A fetcher with the given HTTP options and proxies.
+    pub fn new(options: HttpOptions, proxies: ProxySettings) -> Result<Self, ureq::Error> {
+        let agent = |proxy: Option<&str>| -> Result<ureq::Agent, ureq::Error> {
+            let proxy = proxy.map(ureq::Proxy::new).transpose()?;
+            let config = ureq::Agent::config_builder()
+                .proxy(proxy)
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .max_redirects_will_error(false)
+                .timeout_connect(Some(options.connect_timeout))
+                .timeout_recv_response(Some(options.response_timeout))
+                .timeout_per_read(Some(options.read_timeout))
+                .user_agent(concat!("copkg/", env!("CARGO_PKG_VERSION")))
+                .build();
+            Ok(ureq::Agent::new_with_config(config))
+        };
+        Ok(Fetcher {
+            direct: agent(None)?,
+            via_http_proxy: proxies
+                .http
+                .as_deref()
+                .map(|p| agent(Some(p)))
+                .transpose()?,
+            via_https_proxy: proxies
+                .https
+                .as_deref()
+                .map(|p| agent(Some(p)))
+                .transpose()?,
+            options,
+            proxies,
+        })
+    }
+
+    /// Opens the file at `relative` in `repo` for streaming.
+    pub fn open(&self, repo: &Repository, relative: &str) -> Result<Download, FetchError> {
+        let url = repo.address(relative);
+        match &repo.location {
+            Location::Dir(dir) => {
+                let path = dir.join(relative);
+                let file = std::fs::File::open(&path).map_err(|source| match source.kind() {
+                    io::ErrorKind::NotFound => FetchError::NotFound { url: url.clone() },
+                    _ => FetchError::Io {
+                        url: url.clone(),
+                        source,
+                    },
+                })?;
+                let len = file
+                    .metadata()
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len());
+                if len.is_none() {
+                    return Err(FetchError::NotFound { url });
+                }
+                Ok(Download {
+                    url,
+                    len,
+                    reader: Box::new(file),
+                })
+            }
+            Location::Http(_) => {
+                let (final_url, response) = self.get(repo, &url, None)?;
+                let len = response.body().content_length();
+                let reader = ResumableBody {
+                    fetcher: self.clone_for_resume(),
+                    repo: repo.clone(),
+                    url: final_url.clone(),
+                    body: response.into_body().into_reader(),
+                    offset: 0,
+                    len,
+                    resumes_left: self.options.resumes,
+                };
+                Ok(Download {
+                    url: final_url,
+                    len,
+                    reader: Box::new(reader),
+                })
+            }
+        }
+    }
+
+    /// Reads a small file (at most `limit` bytes) from `repo`.
+    pub fn read_small(
+        &self,
+        repo: &Repository,
+        relative: &str,
+        limit: u64,
+    ) -> Result<Vec<u8>, FetchError> {
+        let mut download = self.open(repo, relative)?;
+        if download.len.is_some_and(|len| len > limit) {
+            return Err(FetchError::TooLarge {
+                url: download.url,
+                limit,
+            });
+        }
+        let mut out = Vec::new();
+        (&mut download)
+            .take(limit + 1)
+            .read_to_end(&mut out)
+            .map_err(|source| FetchError::Io {
+                url: download.url.clone(),
+                source,
+            })?;
+        if out.len() as u64 > limit {
+            return Err(FetchError::TooLarge {
+                url: download.url,
+                limit,
+            });
+        }
+        Ok(out)
+    }
+
+    fn clone_for_resume(&self) -> Fetcher {
+        Fetcher {
+            options: self.options.clone(),
+            proxies: self.proxies.clone(),
+            direct: self.direct.clone(),
+            via_http_proxy: self.via_http_proxy.clone(),
+            via_https_proxy: self.via_https_proxy.clone(),
+        }
+    }
+
+    fn agent_for(&self, url: &str) -> &ureq::Agent {
+        let (scheme, host) = scheme_and_host(url);
+        let proxied = match scheme {
+            "https" => self.via_https_proxy.as_ref(),
+            _ => self.via_http_proxy.as_ref(),
+        };
+        match proxied {
+            Some(agent) if !self.proxies.bypasses(host_without_port(host)) => agent,
+            _ => &self.direct,
+        }
+    }
+
+    /// GETs `url`, following redirects by hand and retrying transient
+    /// failures; returns the final URL and a 2xx response.
+    fn get(
+        &self,
+        repo: &Repository,
+        url: &str,
+        range_from: Option<u64>,
+    ) -> Result<(String, ureq::http::Response<ureq::Body>), FetchError> {
+        let origin = match &repo.location {
+            Location::Http(base) => scheme_and_host(base),
+            Location::Dir(_) => ("", ""),
+        };
+        let mut current = url.to_owned();
+        let mut seen = HashSet::new();
+        loop {
+            if !seen.insert(current.clone()) {
+                return Err(FetchError::Redirect {
+                    url: current,
+                    reason: "redirect loop".to_owned(),
+                });
+            }
+            if seen.len() as u32 > self.options.max_redirects + 1 {
+                return Err(FetchError::Redirect {
+                    url: current,
+                    reason: format!("more than {} redirects", self.options.max_redirects),
+                });
+            }
+            // Credentials go only to the configured scheme, host and port.
+            let auth = repo
+                .credentials
+                .as_ref()
+                .filter(|_| scheme_and_host(&current) == origin);
+            let response = self.get_with_retries(&current, auth, range_from)?;
+            let status = response.status().as_u16();
+            if !(300..400).contains(&status) || status == 304 {
+                return match status {
+                    200..=299 => Ok((current, response)),
+                    404 | 410 => Err(FetchError::NotFound { url: current }),
+                    416 if range_from.is_some() => Ok((current, response)),
+                    _ => Err(FetchError::Status {
+                        url: current,
+                        status,
+                    }),
+                };
+            }
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| FetchError::Redirect {
+                    url: current.clone(),
+                    reason: format!("HTTP {status} without a Location header"),
+                })?;
+            let next =
+                resolve_location(&current, location).ok_or_else(|| FetchError::Redirect {
+                    url: current.clone(),
+                    reason: format!(
+                        "redirect to an unsupported location `{}`",
+                        redact_url(location)
+                    ),
+                })?;
+            if current.starts_with("https://") && next.starts_with("http://") {
+                return Err(FetchError::Redirect {
+                    url: current,
+                    reason: format!(
+                        "refusing redirect from https to http ({})",
+                        redact_url(&next)
+                    ),
+                });
+            }
+            current = next;
+        }
+    }
+
+    fn get_with_retries(
+        &self,
+        url: &str,
+        auth: Option<&Credentials>,
+        range_from: Option<u64>,
+    ) -> Result<ureq::http::Response<ureq::Body>, FetchError> {
+        let mut attempt = 0;
+        loop {
+            let mut request = self.agent_for(url).get(url);
+            if let Some(credentials) = auth {
+                request = request.header("Authorization", credentials.header_value());
+            }
+            if let Some(from) = range_from {
+                request = request.header("Range", format!("bytes={from}-"));
+            }
+            let (delay, failure) = match request.call() {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    if !(status == 429 || (500..=599).contains(&status)) {
+                        return Ok(response);
+                    }
+                    let hinted =
+                        retry_after(&response).map(|d| d.min(self.options.retry_after_cap));
+                    (
+                        hinted,
+                        FetchError::Status {
+                            url: url.to_owned(),
+                            status,
+                        },
+                    )
+                }
+                Err(err @ (ureq::Error::ConnectionFailed | ureq::Error::HostNotFound)) => {
+                    return Err(FetchError::Unreachable {
+                        url: url.to_owned(),
+                        source: err,
+                    });
+                }
+                Err(ureq::Error::Io(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    return Err(FetchError::Unreachable {
+                        url: url.to_owned(),
+                        source: ureq::Error::Io(e),
+                    });
+                }
+                Err(err @ (ureq::Error::Timeout(_) | ureq::Error::Io(_))) => (
+                    None,
+                    FetchError::Transport {
+                        url: url.to_owned(),
+                        source: err,
+                    },
+                ),
+                Err(err) => {
+                    return Err(FetchError::Transport {
+                        url: url.to_owned(),
+                        source: err,
+                    });
+                }
+            };
+            if attempt >= self.options.retries {
+                return Err(failure);
+            }
+            attempt += 1;
+            std::thread::sleep(delay.unwrap_or_else(|| backoff(self.options.backoff, attempt)));
+        }
+    }
+}
+
+/// Exponential backoff with full jitter in its upper half: `base·2^(n-1)·[0.5, 1)`.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let full = base.saturating_mul(1 << (attempt - 1).min(16));
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos()) as u64
+        ^ u64::from(std::process::id()).rotate_left(17);
+    let fraction = 0.5 + (nanos % 1000) as f64 / 2000.0;
+    full.mul_f64(fraction)
+}
+
+fn retry_after(response: &ureq::http::Response<ureq::Body>) -> Option<Duration> {
+    let value = response.headers().get("retry-after")?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Splits `scheme://host:port/...` into the scheme and `host:port`.
+fn scheme_and_host(url: &str) -> (&str, &str) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return ("", "");
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    (scheme, host)
+}
+
+fn host_without_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+/// Resolves a `Location` header against the URL that sent it.
+fn resolve_location(current: &str, location: &str) -> Option<String> {
+    let location = location.trim();
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return Some(location.to_owned());
+    }
+    let (scheme, host) = scheme_and_host(current);
+    if scheme.is_empty() {
+        return None;
+    }
+    if let Some(rest) = location.strip_prefix("//") {
+        return Some(format!("{scheme}://{rest}"));
+    }
+    if location.starts_with('/') {
+        return Some(format!("{scheme}://{host}{location}"));
+    }
+    if location.contains("://") {
+        return None;
+    }
+    let path_start = current.find("://").map(|i| i + 3 + host.len())?;
+    let path = &current[path_start..];
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+    Some(format!("{scheme}://{host}{dir}/{location}"))
+}
+
+/// An HTTP body that, when the connection breaks mid-way, asks for the rest
+/// with a `Range` request and carries on where it stopped.
+struct ResumableBody {
+    fetcher: Fetcher,
+    repo: Repository,
+    url: String,
+    body: ureq::BodyReader<'static>,
+    offset: u64,
+    len: Option<u64>,
+    resumes_left: u32,
+}
+
+impl Read for ResumableBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.body.read(buf) {
+                Ok(n) => {
+                    self.offset += n as u64;
+                    return Ok(n);
+                }
+                Err(err) if self.resumes_left > 0 && self.len.is_some() => {
+                    self.resumes_left -= 1;
+                    self.resume().map_err(|resume_err| match resume_err {
+                        Some(restart) => io::Error::other(restart),
+                        None => err,
+                    })?;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+}
+
+impl ResumableBody {
+    /// Re-requests the body from `offset`; `Err(Some)` when only a restart
+    /// from zero can help, `Err(None)` when the original error stands.
+    fn resume(&mut self) -> Result<(), Option<RestartNeeded>> {
+        let (_, response) = self
+            .fetcher
+            .get(&self.repo, &self.url, Some(self.offset))
+            .map_err(|_| None)?;
+        let status = response.status().as_u16();
+        let restart = Some(RestartNeeded {
+            url: self.url.clone(),
+            status,
+        });
+        if status != 206 {
+            return Err(restart);
+        }
+        let expected = format!("bytes {}-", self.offset);
+        let range_ok = response
+            .headers()
+            .get("content-range")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.starts_with(&expected)
+                    && v.rsplit_once('/')
+                        .and_then(|(_, total)| total.parse::<u64>().ok())
+                        == self.len
+            });
+        if !range_ok {
+            return Err(restart);
+        }
+        self.body = response.into_body().into_reader();
+        Ok(())
+    }
+}
+
+/// Whether an I/O error from a [`Download`] asks for the transfer to start over.
+pub fn is_restart_needed(err: &io::Error) -> bool {
+    err.get_ref()
+        .is_some_and(|inner| inner.is::<RestartNeeded>())
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_repository_bases() {
+        let r = Repository::parse("https://bob:s%40cret@repo.example:8443/maven/", None).unwrap();
+        assert_eq!(
+            r.location,
+            Location::Http("https://repo.example:8443/maven".into())
+        );
+        let creds = r.credentials.unwrap();
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("bob", "s@cret")
+        );
+        assert!(!format!("{creds:?}").contains("s@cret"));
+
+        let r = Repository::parse("file:///srv/repo", None).unwrap();
+        assert_eq!(r.location, Location::Dir("/srv/repo".into()));
+        let r = Repository::parse("./repo", None).unwrap();
+        assert_eq!(r.location, Location::Dir("./repo".into()));
+        assert!(Repository::parse("ftp://x/y", None).is_err());
+        assert!(Repository::parse("file://relative", None).is_err());
+        assert!(Repository::parse("", None).is_err());
+    }
+
+    #[test]
+    fn redacts_userinfo() {
+        assert_eq!(redact_url("https://u:p@h/x"), "https://<redacted>@h/x");
+        assert_eq!(redact_url("https://h/x@y"), "https://h/x@y");
+    }
+
+    #[test]
+    fn resolves_redirect_locations() {
+        let cases = [
+            ("http://a:1/x/y", "http://b/z", Some("http://b/z")),
+            ("http://a:1/x/y", "/z", Some("http://a:1/z")),
+            ("http://a:1/x/y", "z", Some("http://a:1/x/z")),
+            ("https://a/x", "//c/d", Some("https://c/d")),
+            ("http://a/x", "ftp://c/d", None),
+        ];
+        for (current, location, want) in cases {
+            assert_eq!(
+                resolve_location(current, location).as_deref(),
+                want,
+                "{location}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_proxy_entries_are_trimmed_and_matched() {
+        let proxies = ProxySettings {
+            http: Some("http://proxy:3128".into()),
+            https: None,
+            no_proxy: vec![
+                "localhost".into(),
+                ".internal.example".into(),
+                "127.0.0.1".into(),
+            ],
+        };
+        assert!(proxies.bypasses("localhost"));
+        assert!(proxies.bypasses("a.internal.example"));
+        assert!(proxies.bypasses("internal.example"));
+        assert!(proxies.bypasses("127.0.0.1"));
+        assert!(!proxies.bypasses("example.org"));
+        assert!(!proxies.bypasses("notinternal.example"));
+    }
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), want);
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_jitters_within_bounds() {
+        let base = Duration::from_millis(100);
+        for attempt in 1..5 {
+            let d = backoff(base, attempt);
+            let full = base * (1 << (attempt - 1));
+            assert!(d >= full / 2 && d < full, "{attempt}: {d:?}");
+        }
+    }
+}

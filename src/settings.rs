@@ -1,0 +1,385 @@
+//! Flags, environment and config files resolved into plain settings.
+//! Precedence: flags, then environment (both through clap), then
+//! `~/.copkg/config.json`, then `/etc/copkg/config.json`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::GlobalArgs;
+use crate::repo::{Credentials, HttpOptions, Repository, RepositoryError};
+use crate::store::ChecksumPolicy;
+
+/// The system-wide config file.
+pub const SYSTEM_CONFIG: &str = "/etc/copkg/config.json";
+
+/// Why the settings could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A config file could not be read.
+    #[error("cannot read config file {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A config file is not valid JSON or has an unknown key or a wrong type.
+    #[error("invalid config file {}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// serde's message, with line and column (never a value).
+        message: String,
+    },
+    /// A repository is malformed.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+    /// No home directory to put the defaults in.
+    #[error("HOME is not set: give --software-root and --runtime-root")]
+    NoHome,
+}
+
+/// One repository in a config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RepositoryConfig {
+    url: String,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+/// A config file; the first five keys are the original copkg's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ConfigFile {
+    /// Software root (original copkg name).
+    #[serde(alias = "softwareRoot")]
+    package_dir: Option<PathBuf>,
+    /// A single repository base URL (original copkg name).
+    package_base_url: Option<String>,
+    /// Basic-auth user for `packageBaseUrl`.
+    username: Option<String>,
+    /// Basic-auth password for `packageBaseUrl`.
+    password: Option<String>,
+    /// Runtime root (original copkg name).
+    #[serde(alias = "runtimeRoot")]
+    runtime_base_dir: Option<PathBuf>,
+    /// Repositories, tried in order (after `packageBaseUrl`).
+    repositories: Option<Vec<RepositoryConfig>>,
+    /// Site script.
+    site: Option<PathBuf>,
+    /// `required` (default) or `if-present`.
+    checksum: Option<ChecksumPolicy>,
+    /// Unpacked-size limit in bytes.
+    max_unpacked_bytes: Option<u64>,
+    /// Entry-count limit.
+    max_entries: Option<u64>,
+    /// Connect timeout in seconds.
+    connect_timeout_secs: Option<f64>,
+    /// Response-headers timeout in seconds.
+    response_timeout_secs: Option<f64>,
+    /// Per-read timeout in seconds.
+    read_timeout_secs: Option<f64>,
+    /// Retries on 5xx, 429 and timeouts.
+    retries: Option<u32>,
+    /// First retry delay in milliseconds.
+    retry_backoff_ms: Option<u64>,
+}
+
+impl ConfigFile {
+    /// Fills every key unset here from `lower` (a lower-precedence file).
+    fn or(self, lower: ConfigFile) -> ConfigFile {
+        let (repos_set, auth_set) = (
+            self.package_base_url.is_some() || self.repositories.is_some(),
+            self.package_base_url.is_some(),
+        );
+        ConfigFile {
+            package_dir: self.package_dir.or(lower.package_dir),
+            package_base_url: if repos_set {
+                self.package_base_url
+            } else {
+                lower.package_base_url
+            },
+            username: if auth_set {
+                self.username
+            } else {
+                self.username.or(lower.username)
+            },
+            password: if auth_set {
+                self.password
+            } else {
+                self.password.or(lower.password)
+            },
+            runtime_base_dir: self.runtime_base_dir.or(lower.runtime_base_dir),
+            repositories: if repos_set {
+                self.repositories
+            } else {
+                lower.repositories
+            },
+            site: self.site.or(lower.site),
+            checksum: self.checksum.or(lower.checksum),
+            max_unpacked_bytes: self.max_unpacked_bytes.or(lower.max_unpacked_bytes),
+            max_entries: self.max_entries.or(lower.max_entries),
+            connect_timeout_secs: self.connect_timeout_secs.or(lower.connect_timeout_secs),
+            response_timeout_secs: self.response_timeout_secs.or(lower.response_timeout_secs),
+            read_timeout_secs: self.read_timeout_secs.or(lower.read_timeout_secs),
+            retries: self.retries.or(lower.retries),
+            retry_backoff_ms: self.retry_backoff_ms.or(lower.retry_backoff_ms),
+        }
+    }
+
+    fn read(path: &Path, required: bool) -> Result<ConfigFile, SettingsError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(ConfigFile::default());
+            }
+            Err(source) => {
+                return Err(SettingsError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        serde_json::from_str(&text).map_err(|e| SettingsError::Parse {
+            path: path.to_owned(),
+            message: describe_json_error(&e, &text),
+        })
+    }
+}
+
+/// A config error message that names the line and the key but never a
+/// value, since values include passwords.
+fn describe_json_error(err: &serde_json::Error, text: &str) -> String {
+    let full = err.to_string();
+    let what = full.split(" at line ").next().unwrap_or(&full);
+    let what = match err.classify() {
+        serde_json::error::Category::Data
+            if !what.starts_with("unknown field")
+                && !what.starts_with("missing field")
+                && !what.starts_with("duplicate field") =>
+        {
+            let line = text.lines().nth(err.line().saturating_sub(1)).unwrap_or("");
+            let before = &line[..err.column().min(line.len())];
+            let key = before
+                .rsplit_once("\":")
+                .and_then(|(head, _)| head.rsplit_once('"'))
+                .map(|(_, key)| key);
+            match key {
+                Some(key) => format!("key `{key}` has a value of the wrong type or out of range"),
+                None => "a value has the wrong type or is out of range".to_owned(),
+            }
+        }
+        _ => what.to_owned(),
+    };
+    format!("{what} at line {} column {}", err.line(), err.column())
+}
+
+/// How much copkg says on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Errors only.
+    Quiet,
+    /// Progress and warnings.
+    Normal,
+    /// Also what is done and why.
+    Verbose,
+}
+
+/// Everything a command needs to know, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where packages are installed.
+    pub software_root: PathBuf,
+    /// Where service runtime dirs live.
+    pub runtime_root: PathBuf,
+    /// Repositories in the order they are tried.
+    pub repositories: Vec<Repository>,
+    /// The site script, if any.
+    pub site: Option<PathBuf>,
+    /// Whether a checksum is required.
+    pub checksum: ChecksumPolicy,
+    /// Unpacked-size limit, `None` for the default rule.
+    pub max_unpacked_bytes: Option<u64>,
+    /// Entry-count limit.
+    pub max_entries: u64,
+    /// HTTP timeouts and retries.
+    pub http: HttpOptions,
+    /// Print results as JSON.
+    pub json: bool,
+    /// How much to say on stderr.
+    pub verbosity: Verbosity,
+}
+
+fn seconds(value: Option<f64>, default: Duration) -> Duration {
+    value
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .map_or(default, Duration::from_secs_f64)
+}
+
+impl Settings {
+    /// Resolves flags and environment (`args`) over the config files.
+    pub fn resolve(args: &GlobalArgs) -> Result<Settings, SettingsError> {
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from);
+        let config = match &args.config {
+            Some(path) => ConfigFile::read(path, true)?,
+            None => {
+                let user = match &home {
+                    Some(home) => ConfigFile::read(&home.join(".copkg/config.json"), false)?,
+                    None => ConfigFile::default(),
+                };
+                user.or(ConfigFile::read(Path::new(SYSTEM_CONFIG), false)?)
+            }
+        };
+        let default_dir = |name: &str| -> Result<PathBuf, SettingsError> {
+            Ok(home
+                .as_ref()
+                .ok_or(SettingsError::NoHome)?
+                .join(".copkg")
+                .join(name))
+        };
+        let software_root = match args.software_root.clone().or(config.package_dir.clone()) {
+            Some(dir) => dir,
+            None => default_dir("software")?,
+        };
+        let runtime_root = match args
+            .runtime_root
+            .clone()
+            .or(config.runtime_base_dir.clone())
+        {
+            Some(dir) => dir,
+            None => default_dir("runtime")?,
+        };
+
+        let mut repositories = Vec::new();
+        if !args.repos.is_empty() {
+            for base in args
+                .repos
+                .iter()
+                .map(|r| r.trim())
+                .filter(|r| !r.is_empty())
+            {
+                repositories.push(Repository::parse(base, None)?);
+            }
+        } else {
+            if let Some(base) = &config.package_base_url {
+                let credentials = config.username.clone().map(|username| Credentials {
+                    username,
+                    password: config.password.clone().unwrap_or_default(),
+                });
+                repositories.push(Repository::parse(base, credentials)?);
+            }
+            for repo in config.repositories.iter().flatten() {
+                let credentials = repo.username.clone().map(|username| Credentials {
+                    username,
+                    password: repo.password.clone().unwrap_or_default(),
+                });
+                repositories.push(Repository::parse(&repo.url, credentials)?);
+            }
+        }
+
+        let defaults = HttpOptions::default();
+        let http = HttpOptions {
+            connect_timeout: seconds(config.connect_timeout_secs, defaults.connect_timeout),
+            response_timeout: seconds(config.response_timeout_secs, defaults.response_timeout),
+            read_timeout: seconds(config.read_timeout_secs, defaults.read_timeout),
+            retries: config.retries.unwrap_or(defaults.retries),
+            backoff: config
+                .retry_backoff_ms
+                .map_or(defaults.backoff, Duration::from_millis),
+            ..defaults
+        };
+        Ok(Settings {
+            software_root,
+            runtime_root,
+            repositories,
+            site: args.site.clone().or(config.site),
+            checksum: config.checksum.unwrap_or_default(),
+            max_unpacked_bytes: config.max_unpacked_bytes,
+            max_entries: config.max_entries.unwrap_or(1_000_000),
+            http,
+            json: args.json,
+            verbosity: if args.quiet {
+                Verbosity::Quiet
+            } else if args.verbose > 0 {
+                Verbosity::Verbose
+            } else {
+                Verbosity::Normal
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ConfigFile, SettingsError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, text).unwrap();
+        ConfigFile::read(&path, true)
+    }
+
+    #[test]
+    fn accepts_original_copkg_keys() {
+        let config = parse(
+            r#"{"packageDir": "/comoyo/software", "packageBaseUrl": "https://repo/x",
+                "username": "u", "password": "p", "runtimeBaseDir": "/comoyo/runtime"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.package_dir.as_deref(),
+            Some(Path::new("/comoyo/software"))
+        );
+        assert_eq!(
+            config.runtime_base_dir.as_deref(),
+            Some(Path::new("/comoyo/runtime"))
+        );
+        assert_eq!(config.package_base_url.as_deref(), Some("https://repo/x"));
+    }
+
+    #[test]
+    fn errors_name_line_and_key_but_never_values() {
+        let err = parse("{\n  \"packageDir\": \"/x\",\n  \"pasword\": \"hunter2\"\n}").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("unknown field `pasword`"), "{text}");
+        assert!(text.contains("line 3"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+
+        let err = parse("{\n  \"packageDir\": \"/x\"\n  \"site\": 1\n}").unwrap_err();
+        assert!(err.to_string().contains("line 3"), "{err}");
+
+        let err = parse("{\"password\": 12345}").unwrap_err();
+        assert!(!err.to_string().contains("12345"), "{err}");
+        assert!(err.to_string().contains("key `password`"), "{err}");
+        let err = parse("{\"retries\": \"s3cret\"}").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn user_file_beats_system_file_key_by_key() {
+        let user = ConfigFile {
+            package_dir: Some("/user".into()),
+            ..Default::default()
+        };
+        let system = ConfigFile {
+            package_dir: Some("/system".into()),
+            runtime_base_dir: Some("/system-rt".into()),
+            package_base_url: Some("http://sys".into()),
+            ..Default::default()
+        };
+        let merged = user.or(system);
+        assert_eq!(merged.package_dir.as_deref(), Some(Path::new("/user")));
+        assert_eq!(
+            merged.runtime_base_dir.as_deref(),
+            Some(Path::new("/system-rt"))
+        );
+        assert_eq!(merged.package_base_url.as_deref(), Some("http://sys"));
+    }
+}

@@ -1,0 +1,682 @@
+//! The package store under a software root: verified, atomic, locked
+//! installs; uninstall; listing. Its own state lives in `<root>/.copkg/`
+//! (`locks/`, `tmp/`, `trash/`).
+//!
+//! An install is fetched and unpacked in one streaming pass into a fresh temp
+//! dir in `<root>/.copkg/tmp`, its digest checked, a completion marker
+//! written last, everything made durable, and only then renamed into place,
+//! all while holding a per-coordinate `flock`.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::coordinate::{PackageCoordinate, parse_sha256_hex};
+use crate::extract::{self, ExtractError, Limits};
+use crate::repo::{FetchError, Fetcher, Repository, is_restart_needed};
+
+/// The completion marker at the top of every install dir, written last.
+pub const MARKER_FILE: &str = ".copkg-install.json";
+const STATE_DIR: &str = ".copkg";
+/// Largest checksum sidecar read.
+const SIDECAR_LIMIT: u64 = 64 * 1024;
+/// Times an install starts over when a server cannot resume a broken download.
+const RESTARTS: u32 = 2;
+
+/// Where a package's files are, relative to a repository and to the software
+/// root; produced by the layout policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageLayout {
+    /// Install dir relative to the software root, `/`-separated.
+    pub install_path: String,
+    /// Archive path relative to a repository base.
+    pub archive: String,
+    /// Checksum sidecar path relative to a repository base.
+    pub sha256: String,
+}
+
+/// Whether an archive without a checksum sidecar (and no digest pin) may be installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChecksumPolicy {
+    /// A sidecar or pin is required.
+    #[default]
+    Required,
+    /// A sidecar is checked when the repository has one.
+    IfPresent,
+}
+
+/// What the completion marker records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallRecord {
+    /// `group:artifact:version`.
+    pub coordinate: String,
+    /// sha256 of the archive.
+    pub sha256: String,
+    /// Whether that digest was checked against a sidecar or pin.
+    pub verified: bool,
+    /// Where the archive came from.
+    pub source: String,
+    /// Seconds since the Unix epoch.
+    pub installed_at: u64,
+    /// Bytes of file content.
+    pub unpacked_bytes: u64,
+    /// Entries unpacked.
+    pub entries: u64,
+}
+
+/// The outcome of an install.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Installed {
+    /// This call unpacked the package.
+    Fresh {
+        /// The install dir.
+        dir: PathBuf,
+        /// What was recorded.
+        record: InstallRecord,
+    },
+    /// It was already there (possibly put there by a concurrent install).
+    Already {
+        /// The install dir.
+        dir: PathBuf,
+    },
+}
+
+/// The state of a coordinate in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PackageState {
+    /// Complete, with its record.
+    Installed(InstallRecord),
+    /// Nothing at the install dir.
+    Absent,
+    /// Something is at the install dir that copkg did not complete.
+    Foreign,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No repository has the package.
+    #[error("{coordinate} was not found in any repository{}", list_tried(.tried))]
+    NotFound {
+        /// The coordinate.
+        coordinate: String,
+        /// What each repository answered.
+        tried: Vec<String>,
+    },
+    /// No repository is configured.
+    #[error("no repository is configured (use --repo, COPKG_REPO or a config file)")]
+    NoRepository,
+    /// The archive's digest is not the expected one.
+    #[error(
+        "checksum mismatch for {coordinate} from {url}: expected sha256 {expected}, got {actual}"
+    )]
+    ChecksumMismatch {
+        /// The coordinate.
+        coordinate: String,
+        /// Where the archive came from.
+        url: String,
+        /// The digest expected (sidecar or pin).
+        expected: String,
+        /// The digest of what was received.
+        actual: String,
+    },
+    /// A checksum sidecar is unreadable.
+    #[error("invalid checksum sidecar {url}: {reason}")]
+    BadSidecar {
+        /// The sidecar.
+        url: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// Fetching failed in a way that trying another repository would not fix.
+    #[error("cannot fetch {coordinate}")]
+    Fetch {
+        /// The coordinate.
+        coordinate: String,
+        /// The fetch error.
+        #[source]
+        source: FetchError,
+    },
+    /// The archive is unsafe, corrupt, or over a limit.
+    #[error("cannot unpack {coordinate} from {url}")]
+    Extract {
+        /// The coordinate.
+        coordinate: String,
+        /// Where the archive came from.
+        url: String,
+        /// The extraction error.
+        #[source]
+        source: ExtractError,
+    },
+    /// The install dir holds something that is not a complete copkg install.
+    #[error("{} exists but is not a complete copkg install; move it away first", path.display())]
+    Foreign {
+        /// The install dir.
+        path: PathBuf,
+    },
+    /// A file operation of the store failed.
+    #[error("{action} {}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn list_tried(tried: &[String]) -> String {
+    tried.iter().map(|t| format!("\n  {t}")).collect()
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What `install` needs besides the store itself.
+#[derive(Debug)]
+pub struct InstallRequest<'a> {
+    /// The package.
+    pub coordinate: &'a PackageCoordinate,
+    /// Its paths.
+    pub layout: &'a PackageLayout,
+    /// Repositories, tried in order.
+    pub repositories: &'a [Repository],
+    /// Whether a checksum is required.
+    pub checksum: ChecksumPolicy,
+    /// Unpacked-size limit; `None` for the default (max of 1 GiB and 50× compressed).
+    pub max_unpacked_bytes: Option<u64>,
+    /// Entry-count limit.
+    pub max_entries: u64,
+}
+
+/// A software root.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// A held per-coordinate lock; released on drop.
+#[derive(Debug)]
+pub struct CoordinateLock {
+    _lock: Flock<File>,
+}
+
+impl Store {
+    /// The store at `root` (nothing is created until it is written to).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Store { root: root.into() }
+    }
+
+    /// The software root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The install dir of a layout.
+    pub fn install_dir(&self, layout: &PackageLayout) -> PathBuf {
+        self.root.join(&layout.install_path)
+    }
+
+    fn state_dir(&self, name: &str) -> Result<PathBuf, StoreError> {
+        let dir = self.root.join(STATE_DIR).join(name);
+        std::fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
+        Ok(dir)
+    }
+
+    /// What is at a coordinate's install dir.
+    pub fn state(&self, layout: &PackageLayout) -> Result<PackageState, StoreError> {
+        let dir = self.install_dir(layout);
+        let marker = dir.join(MARKER_FILE);
+        match std::fs::read(&marker) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(record) => Ok(PackageState::Installed(record)),
+                Err(_) => Ok(PackageState::Foreign),
+            },
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.kind() == io::ErrorKind::NotADirectory =>
+            {
+                match std::fs::symlink_metadata(&dir) {
+                    Ok(_) => Ok(PackageState::Foreign),
+                    Err(e)
+                        if e.kind() == io::ErrorKind::NotFound
+                            || e.kind() == io::ErrorKind::NotADirectory =>
+                    {
+                        Ok(PackageState::Absent)
+                    }
+                    Err(e) => Err(io_err("cannot inspect", &dir)(e)),
+                }
+            }
+            Err(e) => Err(io_err("cannot read", &marker)(e)),
+        }
+    }
+
+    /// Takes the lock of one coordinate, calling `on_wait` once if another
+    /// process holds it. A lock file deleted or replaced while waiting is
+    /// noticed and the lock taken again on the file now at the path.
+    pub fn lock(
+        &self,
+        coordinate: &PackageCoordinate,
+        on_wait: &mut dyn FnMut(&Path),
+    ) -> Result<CoordinateLock, StoreError> {
+        let path = self
+            .state_dir("locks")?
+            .join(format!("{}.lock", coordinate.id()));
+        let mut waited = false;
+        loop {
+            // std opens with O_CLOEXEC: a started service never inherits it.
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(io_err("cannot open lock file", &path))?;
+            let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => lock,
+                Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
+                    if !waited {
+                        on_wait(&path);
+                        waited = true;
+                    }
+                    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| {
+                        io_err("cannot lock", &path)(io::Error::from(errno))
+                    })?
+                }
+                Err((_, errno)) => {
+                    return Err(io_err("cannot lock", &path)(io::Error::from(errno)));
+                }
+            };
+            let held = lock.metadata().map_err(io_err("cannot inspect", &path))?;
+            match std::fs::metadata(&path) {
+                Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
+                    return Ok(CoordinateLock { _lock: lock });
+                }
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("cannot inspect", &path)(e)),
+            }
+        }
+    }
+
+    /// Installs a package: a no-op when it is already installed.
+    pub fn install(
+        &self,
+        fetcher: &Fetcher,
+        request: &InstallRequest<'_>,
+        on_wait: &mut dyn FnMut(&Path),
+    ) -> Result<Installed, StoreError> {
+        let dir = self.install_dir(request.layout);
+        if let Some(done) = self.already_installed(request)? {
+            return Ok(done);
+        }
+        if request.repositories.is_empty() {
+            return Err(StoreError::NoRepository);
+        }
+        let _lock = self.lock(request.coordinate, on_wait)?;
+        if let Some(done) = self.already_installed(request)? {
+            return Ok(done);
+        }
+        self.clean_leftovers(request.coordinate)?;
+
+        let mut restarts = 0;
+        let (temp, record) = loop {
+            match self.fetch_and_unpack(fetcher, request) {
+                Err(StoreError::Extract {
+                    source: ExtractError::Read(err),
+                    ..
+                }) if is_restart_needed(&err) && restarts < RESTARTS => restarts += 1,
+                other => break other?,
+            }
+        };
+        self.commit(temp, &record, &dir)?;
+        Ok(Installed::Fresh { dir, record })
+    }
+
+    fn already_installed(
+        &self,
+        request: &InstallRequest<'_>,
+    ) -> Result<Option<Installed>, StoreError> {
+        match self.state(request.layout)? {
+            PackageState::Installed(record) => {
+                if let Some(pin) = &request.coordinate.digest
+                    && *pin != record.sha256
+                {
+                    return Err(StoreError::ChecksumMismatch {
+                        coordinate: request.coordinate.id(),
+                        url: self.install_dir(request.layout).display().to_string(),
+                        expected: pin.clone(),
+                        actual: record.sha256,
+                    });
+                }
+                Ok(Some(Installed::Already {
+                    dir: self.install_dir(request.layout),
+                }))
+            }
+            PackageState::Absent => Ok(None),
+            PackageState::Foreign => Err(StoreError::Foreign {
+                path: self.install_dir(request.layout),
+            }),
+        }
+    }
+
+    /// Removes what killed installs of this coordinate left in `tmp/` (the
+    /// caller holds its lock, so nobody is writing there) and all of `trash/`.
+    fn clean_leftovers(&self, coordinate: &PackageCoordinate) -> Result<(), StoreError> {
+        let prefix = format!("{}.", coordinate.id());
+        let tmp = self.state_dir("tmp")?;
+        remove_children(&tmp, |name| name.starts_with(&prefix))?;
+        let trash = self.root.join(STATE_DIR).join("trash");
+        if trash.exists() {
+            remove_children(&trash, |_| true)?;
+        }
+        Ok(())
+    }
+
+    fn fetch_and_unpack(
+        &self,
+        fetcher: &Fetcher,
+        request: &InstallRequest<'_>,
+    ) -> Result<(tempfile::TempDir, InstallRecord), StoreError> {
+        let coordinate = request.coordinate.id();
+        let fetch_err = |source| StoreError::Fetch {
+            coordinate: coordinate.clone(),
+            source,
+        };
+        let mut tried = Vec::new();
+        for repo in request.repositories {
+            let mut expected = request.coordinate.digest.clone();
+            match fetcher.read_small(repo, &request.layout.sha256, SIDECAR_LIMIT) {
+                Ok(text) => {
+                    let url = repo.address(&request.layout.sha256);
+                    let digest = parse_sidecar(&text).map_err(|reason| StoreError::BadSidecar {
+                        url: url.clone(),
+                        reason,
+                    })?;
+                    if let Some(pin) = &expected
+                        && *pin != digest
+                    {
+                        return Err(StoreError::ChecksumMismatch {
+                            coordinate,
+                            url,
+                            expected: pin.clone(),
+                            actual: digest,
+                        });
+                    }
+                    expected = Some(digest);
+                }
+                Err(FetchError::NotFound { url })
+                    if expected.is_none() && request.checksum == ChecksumPolicy::Required =>
+                {
+                    tried.push(format!("{url}: not found (a checksum sidecar is required)"));
+                    continue;
+                }
+                Err(FetchError::NotFound { .. }) => {}
+                Err(e) if e.try_next_repository() => {
+                    tried.push(e.to_string());
+                    continue;
+                }
+                Err(e) => return Err(fetch_err(e)),
+            }
+            let download = match fetcher.open(repo, &request.layout.archive) {
+                Ok(download) => download,
+                Err(e) if e.try_next_repository() => {
+                    tried.push(e.to_string());
+                    continue;
+                }
+                Err(e) => return Err(fetch_err(e)),
+            };
+            let url = download.url.clone();
+            let tmp = self.state_dir("tmp")?;
+            let temp = tempfile::Builder::new()
+                .prefix(&format!("{coordinate}."))
+                .tempdir_in(&tmp)
+                .map_err(io_err("cannot create a temp dir in", &tmp))?;
+            let mut limits = Limits::default_for(download.len);
+            if let Some(max) = request.max_unpacked_bytes {
+                limits.max_unpacked_bytes = max;
+            }
+            limits.max_entries = request.max_entries;
+            let unpacked =
+                extract::unpack_tar_gz(download, temp.path(), &limits).map_err(|source| {
+                    StoreError::Extract {
+                        coordinate: coordinate.clone(),
+                        url: url.clone(),
+                        source,
+                    }
+                })?;
+            if let Some(expected) = &expected
+                && *expected != unpacked.sha256
+            {
+                return Err(StoreError::ChecksumMismatch {
+                    coordinate,
+                    url,
+                    expected: expected.clone(),
+                    actual: unpacked.sha256,
+                });
+            }
+            let record = InstallRecord {
+                coordinate,
+                sha256: unpacked.sha256,
+                verified: expected.is_some(),
+                source: url,
+                installed_at: SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+                unpacked_bytes: unpacked.unpacked_bytes,
+                entries: unpacked.entries,
+            };
+            return Ok((temp, record));
+        }
+        Err(StoreError::NotFound { coordinate, tried })
+    }
+
+    /// Writes the marker, makes everything durable, and renames the temp dir
+    /// into place.
+    fn commit(
+        &self,
+        temp: tempfile::TempDir,
+        record: &InstallRecord,
+        dir: &Path,
+    ) -> Result<(), StoreError> {
+        let marker = temp.path().join(MARKER_FILE);
+        let json = serde_json::to_vec_pretty(record)
+            .map_err(|e| io_err("cannot write", &marker)(e.into()))?;
+        std::fs::write(&marker, json).map_err(io_err("cannot write", &marker))?;
+        // One syncfs makes every unpacked file durable far faster than a
+        // per-file fsync; then the rename, then its directory entries.
+        let handle = File::open(temp.path()).map_err(io_err("cannot open", temp.path()))?;
+        nix::unistd::syncfs(&handle).map_err(|e| io_err("cannot sync", temp.path())(e.into()))?;
+        let parent = dir.parent().unwrap_or(&self.root);
+        std::fs::create_dir_all(parent).map_err(io_err("cannot create", parent))?;
+        match std::fs::rename(temp.path(), dir) {
+            Ok(()) => {
+                let _ = temp.keep();
+            }
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(nix::libc::ENOTEMPTY | nix::libc::EEXIST)
+                ) =>
+            {
+                // Someone got there first despite the lock (a deleted lock file):
+                // theirs stands when complete.
+                drop(temp);
+                return match self.state_of_dir(dir)? {
+                    true => Ok(()),
+                    false => Err(StoreError::Foreign {
+                        path: dir.to_owned(),
+                    }),
+                };
+            }
+            Err(e) => return Err(io_err("cannot move into place", dir)(e)),
+        }
+        sync_dirs_up_to(parent, &self.root)
+    }
+
+    fn state_of_dir(&self, dir: &Path) -> Result<bool, StoreError> {
+        Ok(dir.join(MARKER_FILE).is_file())
+    }
+
+    /// Uninstalls a package: renames its dir aside, then deletes it. Returns
+    /// false when it was not installed.
+    pub fn uninstall(
+        &self,
+        coordinate: &PackageCoordinate,
+        layout: &PackageLayout,
+        on_wait: &mut dyn FnMut(&Path),
+    ) -> Result<bool, StoreError> {
+        let _lock = self.lock(coordinate, on_wait)?;
+        let dir = self.install_dir(layout);
+        if self.state(layout)? == PackageState::Absent {
+            return Ok(false);
+        }
+        let trash = self.state_dir("trash")?;
+        let aside = tempfile::Builder::new()
+            .prefix(&format!("{}.", coordinate.id()))
+            .tempdir_in(&trash)
+            .map_err(io_err("cannot create a temp dir in", &trash))?
+            .keep();
+        let target = aside.join("package");
+        std::fs::rename(&dir, &target).map_err(io_err("cannot move aside", &dir))?;
+        sync_dirs_up_to(dir.parent().unwrap_or(&self.root), &self.root)?;
+        std::fs::remove_dir_all(&aside).map_err(io_err("cannot delete", &aside))?;
+        Ok(true)
+    }
+
+    /// Every complete install under the root, sorted by coordinate.
+    pub fn list(&self) -> Result<Vec<(PathBuf, InstallRecord)>, StoreError> {
+        let mut found = Vec::new();
+        if self.root.is_dir() {
+            self.walk(&self.root, 0, &mut found)?;
+        }
+        found.sort_by(|a, b| a.1.coordinate.cmp(&b.1.coordinate));
+        Ok(found)
+    }
+
+    fn walk(
+        &self,
+        dir: &Path,
+        depth: usize,
+        found: &mut Vec<(PathBuf, InstallRecord)>,
+    ) -> Result<(), StoreError> {
+        const MAX_DEPTH: usize = 32;
+        let marker = dir.join(MARKER_FILE);
+        if let Ok(bytes) = std::fs::read(&marker) {
+            if let Ok(record) = serde_json::from_slice::<InstallRecord>(&bytes) {
+                found.push((dir.to_owned(), record));
+            }
+            return Ok(());
+        }
+        if depth >= MAX_DEPTH {
+            return Ok(());
+        }
+        let entries = std::fs::read_dir(dir).map_err(io_err("cannot list", dir))?;
+        for entry in entries {
+            let entry = entry.map_err(io_err("cannot list", dir))?;
+            if depth == 0 && entry.file_name() == STATE_DIR {
+                continue;
+            }
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                self.walk(&entry.path(), depth + 1, found)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn remove_children(dir: &Path, mut wanted: impl FnMut(&str) -> bool) -> Result<(), StoreError> {
+    let entries = std::fs::read_dir(dir).map_err(io_err("cannot list", dir))?;
+    for entry in entries {
+        let entry = entry.map_err(io_err("cannot list", dir))?;
+        if entry.file_name().to_str().is_some_and(&mut wanted) {
+            let path = entry.path();
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("cannot remove leftover", &path)(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// fsyncs `dir` and each of its ancestors up to and including `root`, so that
+/// new directory entries along the way survive a power loss.
+fn sync_dirs_up_to(dir: &Path, root: &Path) -> Result<(), StoreError> {
+    let mut current = Some(dir);
+    while let Some(path) = current {
+        let handle = File::open(path).map_err(io_err("cannot open", path))?;
+        handle.sync_all().map_err(io_err("cannot sync", path))?;
+        if path == root {
+            break;
+        }
+        current = path.parent().filter(|p| p.starts_with(root));
+    }
+    Ok(())
+}
+
+/// Reads a `.sha256` sidecar: the first non-blank line holds 64 hex digits,
+/// optionally followed by whitespace and a file name (`hex  file`, `hex *file`).
+pub fn parse_sidecar(bytes: &[u8]) -> Result<String, &'static str> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text")?;
+    let text = text.trim_start_matches('\u{feff}');
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .ok_or("empty")?;
+    let digest = line.split_whitespace().next().ok_or("empty")?;
+    parse_sha256_hex(digest).ok_or("expected 64 hex digits")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sidecar_formats() {
+        let hex = "0123456789abcdef".repeat(4);
+        let upper = hex.to_ascii_uppercase();
+        let accepted = [
+            hex.clone(),
+            format!("{hex}\n"),
+            format!("{hex}  pkg-1.0-copkg.tar.gz\n"),
+            format!("{hex} *pkg-1.0-copkg.tar.gz\n"),
+            format!("{upper}\r\n"),
+            format!("\n\n  \r\n{hex}\r\n"),
+        ];
+        for text in accepted {
+            assert_eq!(
+                parse_sidecar(text.as_bytes()).as_deref(),
+                Ok(hex.as_str()),
+                "{text:?}"
+            );
+        }
+        let refused = [
+            String::new(),
+            "\n\n".into(),
+            "not-hex".into(),
+            hex[..63].to_string(),
+            format!("{hex}0"),
+            format!("g{}", &hex[1..]),
+        ];
+        for text in refused {
+            assert!(parse_sidecar(text.as_bytes()).is_err(), "{text:?}");
+        }
+        assert!(parse_sidecar(b"\xff\xfe").is_err());
+    }
+}
