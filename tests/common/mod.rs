@@ -1,0 +1,462 @@
+//! Shared helpers for the end-to-end tests: a sandboxed copkg invocation,
+//! archive builders (byte by byte where a tar writer would refuse), and HTTP
+//! servers on 127.0.0.1 (python3's static server, and an in-process one for
+//! faults).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
+
+pub const COORD: &str = "com.example:hello:1.0.0";
+pub const ARCHIVE_PATH: &str = "com/example/hello/1.0.0/hello-1.0.0-copkg.tar.gz";
+
+/// A sandbox: its own HOME, software root and repository dir.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        Sandbox { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.path().join("software")
+    }
+
+    pub fn repo(&self) -> PathBuf {
+        self.path().join("repo")
+    }
+
+    pub fn install_dir(&self) -> PathBuf {
+        self.root().join("com/example/hello/1.0.0")
+    }
+
+    /// copkg with a clean environment pointing at this sandbox.
+    pub fn copkg(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_copkg"));
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            if key.starts_with("COPKG_") || key.to_ascii_lowercase().ends_with("_proxy") {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.env("HOME", self.path().join("home"))
+            .env("COPKG_SOFTWARE_ROOT", self.root())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Writes `archive` (and, unless `None`, a sidecar with `sidecar`) into the repository.
+    pub fn publish(&self, archive: &[u8], sidecar: Option<&str>) {
+        let path = self.repo().join(ARCHIVE_PATH);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, archive).unwrap();
+        let side = PathBuf::from(format!("{}.sha256", path.display()));
+        match sidecar {
+            Some(text) => std::fs::write(side, text).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(side);
+            }
+        }
+    }
+
+    /// Publishes `archive` with a correct sidecar.
+    pub fn publish_verified(&self, archive: &[u8]) {
+        self.publish(
+            archive,
+            Some(&format!(
+                "{}  hello-1.0.0-copkg.tar.gz\n",
+                sha256_hex(archive)
+            )),
+        );
+    }
+
+    /// Runs `copkg --repo <repo> install COORD`.
+    pub fn install(&self) -> Output {
+        run(self
+            .copkg()
+            .arg("--repo")
+            .arg(self.repo())
+            .args(["install", COORD]))
+    }
+
+    /// Every path under the sandbox except the repository and copkg's own
+    /// state, relative, sorted: to check nothing was written elsewhere.
+    pub fn tree(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        walk(self.path(), self.path(), &mut out);
+        out.retain(|p| !p.starts_with("repo") && !p.starts_with("software/.copkg"));
+        out.sort();
+        out
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        out.push(path.strip_prefix(root).unwrap().display().to_string());
+        if entry.file_type().unwrap().is_dir() {
+            walk(root, &path, out);
+        }
+    }
+}
+
+/// What a copkg run printed and how it ended.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A tar stream built block by block.
+#[derive(Default, Clone)]
+pub struct Tar {
+    pub bytes: Vec<u8>,
+}
+
+pub const REGULAR: u8 = b'0';
+pub const HARDLINK: u8 = b'1';
+pub const SYMLINK: u8 = b'2';
+pub const CHAR: u8 = b'3';
+pub const BLOCK: u8 = b'4';
+pub const DIR: u8 = b'5';
+pub const FIFO: u8 = b'6';
+
+impl Tar {
+    pub fn new() -> Self {
+        Tar::default()
+    }
+
+    /// Appends a raw ustar header; `name` and `link` up to 100 bytes.
+    pub fn header(
+        &mut self,
+        name: &[u8],
+        kind: u8,
+        size: u64,
+        mode: u32,
+        link: &[u8],
+    ) -> &mut Self {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name);
+        h[100..108].copy_from_slice(format!("{mode:07o}\0").as_bytes());
+        h[108..116].copy_from_slice(b"0000000\0");
+        h[116..124].copy_from_slice(b"0000000\0");
+        if size < 1 << 33 {
+            h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+        } else {
+            // GNU base-256: high bit set, big-endian value.
+            h[124] = 0x80;
+            h[128..136].copy_from_slice(&size.to_be_bytes());
+        }
+        h[136..148].copy_from_slice(b"00000000000\0");
+        h[156] = kind;
+        h[157..157 + link.len()].copy_from_slice(link);
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        self.bytes.extend_from_slice(&h);
+        self
+    }
+
+    /// Appends data padded to a block.
+    pub fn data(&mut self, data: &[u8]) -> &mut Self {
+        self.bytes.extend_from_slice(data);
+        let pad = (512 - data.len() % 512) % 512;
+        self.bytes.extend(std::iter::repeat_n(0, pad));
+        self
+    }
+
+    pub fn file(&mut self, name: &str, data: &[u8], mode: u32) -> &mut Self {
+        self.header(name.as_bytes(), REGULAR, data.len() as u64, mode, b"")
+            .data(data)
+    }
+
+    pub fn dir(&mut self, name: &str) -> &mut Self {
+        self.header(name.as_bytes(), DIR, 0, 0o755, b"")
+    }
+
+    pub fn symlink(&mut self, name: &str, target: &str) -> &mut Self {
+        self.header(name.as_bytes(), SYMLINK, 0, 0o777, target.as_bytes())
+    }
+
+    pub fn hardlink(&mut self, name: &str, target: &str) -> &mut Self {
+        self.header(name.as_bytes(), HARDLINK, 0, 0o644, target.as_bytes())
+    }
+
+    /// A GNU long-name (`L`) entry for the next header.
+    pub fn long_name(&mut self, name: &[u8]) -> &mut Self {
+        let mut data = name.to_vec();
+        data.push(0);
+        self.header(b"././@LongLink", b'L', data.len() as u64, 0o644, b"")
+            .data(&data)
+    }
+
+    /// A PAX extended header (`x`) with the given records.
+    pub fn pax(&mut self, records: &[(&str, &str)]) -> &mut Self {
+        let mut data = Vec::new();
+        for (key, value) in records {
+            let body = format!(" {key}={value}\n");
+            let mut len = body.len() + 1;
+            while len.to_string().len() + body.len() != len {
+                len += 1;
+            }
+            data.extend_from_slice(format!("{len}{body}").as_bytes());
+        }
+        self.header(b"pax", b'x', data.len() as u64, 0o644, b"")
+            .data(&data)
+    }
+
+    /// The two zero blocks that end an archive.
+    pub fn end(&mut self) -> &mut Self {
+        self.bytes.extend_from_slice(&[0; 1024]);
+        self
+    }
+
+    pub fn gz(&self) -> Vec<u8> {
+        gzip(&self.bytes)
+    }
+}
+
+/// A small, valid package archive.
+pub fn good_archive() -> Vec<u8> {
+    Tar::new()
+        .dir("bin/")
+        .file("bin/hello", b"#!/bin/sh\necho hello\n", 0o755)
+        .file("etc/hello.conf", b"greeting=hello\n", 0o644)
+        .symlink("lib/conf", "../etc/hello.conf")
+        .end()
+        .gz()
+}
+
+/// python3's static file server on 127.0.0.1, killed on drop.
+pub struct StaticServer {
+    child: Child,
+    pub url: String,
+}
+
+impl StaticServer {
+    pub fn start(dir: &Path) -> Self {
+        let port = free_port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 is needed for the static-server tests");
+        wait_for_port(port);
+        StaticServer {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for StaticServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "server on port {port} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A request as the fault server saw it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a fault-server handler does with a connection.
+pub type Handler = dyn Fn(&Request, usize, &mut TcpStream) + Send + Sync;
+
+/// An in-process HTTP/1.1 server on 127.0.0.1 whose every response is
+/// written by a closure, for faults a real server cannot be made to produce.
+/// One request per connection; requests are recorded.
+pub struct FaultServer {
+    pub url: String,
+    pub port: u16,
+    pub requests: Arc<Mutex<Vec<Request>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FaultServer {
+    pub fn start(
+        handler: impl Fn(&Request, usize, &mut TcpStream) + Send + Sync + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let count = Arc::new(AtomicUsize::new(0));
+        {
+            let requests = Arc::clone(&requests);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(mut stream) = stream else { continue };
+                    let handler = Arc::clone(&handler);
+                    let requests = Arc::clone(&requests);
+                    let count = Arc::clone(&count);
+                    std::thread::spawn(move || {
+                        let Some(request) = read_request(&mut stream) else {
+                            return;
+                        };
+                        let n = count.fetch_add(1, Ordering::SeqCst);
+                        requests.lock().unwrap().push(request.clone());
+                        handler(&request, n, &mut stream);
+                        let _ = stream.flush();
+                    });
+                }
+            });
+        }
+        FaultServer {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            requests,
+            stop,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FaultServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn read_request(stream: &mut TcpStream) -> Option<Request> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let path = line.split_whitespace().nth(1)?.to_owned();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    Some(Request { path, headers })
+}
+
+/// Writes a whole response.
+pub fn respond(stream: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
+}
+
+/// Serves files of a repository directory: a handler for [`FaultServer`].
+pub fn serve_file(repo: &Path, request: &Request, stream: &mut TcpStream) {
+    let path = repo.join(request.path.trim_start_matches('/'));
+    match std::fs::read(&path) {
+        Ok(body) => respond(stream, "200 OK", &[], &body),
+        Err(_) => respond(stream, "404 Not Found", &[], b"not found"),
+    }
+}
+
+/// Reads a whole stream (for proxies and checks).
+pub fn read_all(stream: &mut impl Read) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    out
+}
