@@ -1,0 +1,678 @@
+//! The store commands end to end through the binary: pack, install from a
+//! real static HTTP server (python3) and from file repositories, list,
+//! resolve, uninstall; checksums and pins; config files, site scripts and
+//! exit codes (SECURITY.md C5, C6, E1–E5).
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// Packs `packages-example/hello` into the sandbox repository as COORD.
+fn pack_example(sandbox: &Sandbox) -> Output {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example/hello");
+    run(sandbox
+        .copkg()
+        .arg("pack")
+        .arg(&dir)
+        .args(["--coordinate", COORD, "--out"])
+        .arg(sandbox.repo()))
+}
+
+fn archive_bytes(sandbox: &Sandbox) -> Vec<u8> {
+    std::fs::read(sandbox.repo().join(ARCHIVE_PATH)).unwrap()
+}
+
+#[test]
+fn pack_install_list_resolve_uninstall_over_http() {
+    let sandbox = Sandbox::new();
+    let packed = pack_example(&sandbox);
+    assert_eq!(packed.code, 0, "{packed:?}");
+    let digest = sha256_hex(&archive_bytes(&sandbox));
+    let archive = sandbox.repo().join(ARCHIVE_PATH);
+    assert_eq!(
+        packed.stdout,
+        format!(
+            "packed {COORD} into {} (sha256 {digest})\n",
+            archive.display()
+        )
+    );
+    let sidecar = std::fs::read_to_string(format!("{}.sha256", archive.display())).unwrap();
+    assert_eq!(sidecar, format!("{digest}  hello-1.0.0-copkg.tar.gz\n"));
+
+    let server = StaticServer::start(&sandbox.repo());
+    let install = || {
+        run(sandbox
+            .copkg()
+            .args(["--repo", &server.url, "install", COORD]))
+    };
+    let out = install();
+    let dir = sandbox.install_dir();
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (
+            0,
+            format!("installed {COORD} in {}\n", dir.display()).as_str(),
+            ""
+        )
+    );
+    let hello = std::process::Command::new(dir.join("bin/hello"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&hello.stdout), "hello from copkg\n");
+
+    let out = install();
+    assert_eq!(
+        (out.code, out.stdout),
+        (
+            0,
+            format!("{COORD} is already installed in {}\n", dir.display())
+        )
+    );
+
+    let out = run(sandbox.copkg().arg("list"));
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, format!("{COORD}\n").as_str())
+    );
+
+    let out = run(sandbox
+        .copkg()
+        .args(["--repo", &server.url, "resolve", COORD]));
+    let url = format!("{}/{ARCHIVE_PATH}", server.url);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "coordinate: {COORD}\ninstall dir: {}\nstate: installed (sha256 {digest}, from {url})\narchive: {url}\nsha256: {url}.sha256\n",
+            dir.display()
+        )
+    );
+
+    let out = run(sandbox.copkg().args(["uninstall", COORD]));
+    assert_eq!(
+        (out.code, out.stdout),
+        (0, format!("uninstalled {COORD} from {}\n", dir.display()))
+    );
+    assert!(!dir.exists());
+    assert_eq!(
+        std::fs::read_dir(sandbox.root().join(".copkg/trash"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let out = run(sandbox.copkg().args(["uninstall", COORD]));
+    assert_eq!(
+        (out.code, out.stdout),
+        (0, format!("{COORD} is not installed\n"))
+    );
+    let out = run(sandbox.copkg().arg("list"));
+    assert_eq!(out.stdout, "");
+}
+
+#[test]
+fn pack_is_reproducible_and_refuses_to_replace_a_different_archive() {
+    let sandbox = Sandbox::new();
+    assert_eq!(pack_example(&sandbox).code, 0);
+    let first = archive_bytes(&sandbox);
+    assert_eq!(pack_example(&sandbox).code, 0);
+    assert_eq!(archive_bytes(&sandbox), first);
+
+    // The same tree copied elsewhere, with new mtimes, packs to the same bytes.
+    let copy = sandbox.path().join("copy");
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example/hello"))
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let other = Sandbox::new();
+    let out = run(other
+        .copkg()
+        .arg("pack")
+        .arg(&copy)
+        .args(["--coordinate", COORD, "--out"])
+        .arg(other.repo()));
+    assert_eq!(out.code, 0);
+    assert_eq!(archive_bytes(&other), first);
+
+    std::fs::write(copy.join("etc/hello.conf"), "GREETING=changed\n").unwrap();
+    let out = run(sandbox
+        .copkg()
+        .arg("pack")
+        .arg(&copy)
+        .args(["--coordinate", COORD, "--out"])
+        .arg(sandbox.repo()));
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("already exists with different content"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(archive_bytes(&sandbox), first);
+}
+
+#[test]
+fn install_many_from_stdin_in_parallel() {
+    let sandbox = Sandbox::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example/hello");
+    let coordinates: Vec<String> = (1..=6)
+        .map(|i| format!("com.example:hello:1.0.{i}"))
+        .collect();
+    for c in &coordinates {
+        let out = run(sandbox
+            .copkg()
+            .arg("pack")
+            .arg(&dir)
+            .args(["--coordinate", c, "--out"])
+            .arg(sandbox.repo()));
+        assert_eq!(out.code, 0);
+    }
+    let input = format!("# rollout\n\n{}\n", coordinates.join("\n"));
+    let mut child = sandbox
+        .copkg()
+        .args(["-q", "--repo"])
+        .arg(sandbox.repo())
+        .args(["install", "-j", "3", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    let want: Vec<String> = coordinates
+        .iter()
+        .map(|c| {
+            format!(
+                "installed {c} in {}",
+                sandbox
+                    .root()
+                    .join("com/example/hello")
+                    .join(&c[18..])
+                    .display()
+            )
+        })
+        .collect();
+    assert_eq!(lines, want);
+    let listed = run(sandbox.copkg().arg("list")).stdout;
+    assert_eq!(listed, coordinates.join("\n") + "\n");
+}
+
+#[test]
+fn partial_failure_reports_each_and_exits_with_the_first_code() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&good_archive());
+    let out = run(sandbox.copkg().arg("--repo").arg(sandbox.repo()).args([
+        "install",
+        "-j",
+        "1",
+        COORD,
+        "com.example:missing:1",
+    ]));
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!("installed {COORD} in {}\n", sandbox.install_dir().display())
+    );
+    let sidecar = sandbox
+        .repo()
+        .join("com/example/missing/1/missing-1-copkg.tar.gz.sha256");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: cannot install com.example:missing:1\n  caused by: com.example:missing:1 was not found in any repository\n  {}: not found (a checksum sidecar is required)\nerror: 1 of 2 installs failed\n",
+            sidecar.display()
+        )
+    );
+}
+
+#[test]
+fn not_found_in_any_repository_lists_what_each_said() {
+    let sandbox = Sandbox::new();
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let empty = tempfile::tempdir().unwrap();
+    let out = run(sandbox
+        .copkg()
+        .args(["--repo", &closed, "--repo"])
+        .arg(empty.path())
+        .args(["install", COORD]));
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: cannot install {COORD}\n  caused by: {COORD} was not found in any repository\n  {closed}/{ARCHIVE_PATH}.sha256: cannot connect\n  {}.sha256: not found (a checksum sidecar is required)\n",
+            empty.path().join(ARCHIVE_PATH).display()
+        )
+    );
+}
+
+#[test]
+fn c5_sidecar_formats_through_a_real_server() {
+    let archive = good_archive();
+    let hex = sha256_hex(&archive);
+    let accepted = [
+        hex.clone(),
+        format!("{hex}  hello-1.0.0-copkg.tar.gz\n"),
+        format!("{hex} *hello-1.0.0-copkg.tar.gz\n"),
+        format!("{}\r\n", hex.to_uppercase()),
+        format!("\n\n{hex}\n"),
+    ];
+    for text in accepted {
+        let sandbox = Sandbox::new();
+        sandbox.publish(&archive, Some(&text));
+        let server = StaticServer::start(&sandbox.repo());
+        let out = run(sandbox
+            .copkg()
+            .args(["--repo", &server.url, "install", COORD]));
+        assert_eq!(out.code, 0, "{text:?}: {out:?}");
+    }
+    for text in ["", "   \n", "not a digest\n", &hex[..40]] {
+        let sandbox = Sandbox::new();
+        sandbox.publish(&archive, Some(text));
+        let out = sandbox.install();
+        assert_eq!(out.code, 4, "{text:?}: {out:?}");
+        assert!(
+            out.stderr.contains("invalid checksum sidecar"),
+            "{}",
+            out.stderr
+        );
+        assert!(!sandbox.install_dir().exists());
+    }
+}
+
+#[test]
+fn c6_digest_mismatch_installs_nothing_and_is_not_retried_on_the_next_mirror() {
+    let sandbox = Sandbox::new();
+    let archive = good_archive();
+    sandbox.publish(&archive, Some(&format!("{}\n", "0".repeat(64))));
+    let mirror = Sandbox::new();
+    mirror.publish_verified(&archive);
+    let out = run(sandbox
+        .copkg()
+        .arg("--repo")
+        .arg(sandbox.repo())
+        .arg("--repo")
+        .arg(mirror.repo())
+        .args(["install", COORD]));
+    assert_eq!(out.code, 4, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: cannot install {COORD}\n  caused by: checksum mismatch for {COORD} from {}: expected sha256 {}, got {}\n",
+            sandbox.repo().join(ARCHIVE_PATH).display(),
+            "0".repeat(64),
+            sha256_hex(&archive)
+        )
+    );
+    assert!(!sandbox.install_dir().exists());
+    assert_eq!(
+        std::fs::read_dir(sandbox.root().join(".copkg/tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn digest_pins_are_enforced() {
+    let sandbox = Sandbox::new();
+    let archive = good_archive();
+    let hex = sha256_hex(&archive);
+    sandbox.publish(&archive, None);
+    // A pin needs no sidecar.
+    let out = run(sandbox
+        .copkg()
+        .arg("--repo")
+        .arg(sandbox.repo())
+        .args(["install", &format!("{COORD}@sha256:{hex}")]));
+    assert_eq!(out.code, 0, "{out:?}");
+    // A different pin on an installed package is a mismatch, not a no-op.
+    let other = "1".repeat(64);
+    let out = run(sandbox
+        .copkg()
+        .arg("--repo")
+        .arg(sandbox.repo())
+        .args(["install", &format!("{COORD}@sha256:{other}")]));
+    assert_eq!(out.code, 4, "{out:?}");
+    // A wrong pin on a fresh install is refused.
+    let fresh = Sandbox::new();
+    fresh.publish(&archive, None);
+    let out = run(fresh
+        .copkg()
+        .arg("--repo")
+        .arg(fresh.repo())
+        .args(["install", &format!("{COORD}@sha256:{other}")]));
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(!fresh.install_dir().exists());
+}
+
+#[test]
+fn missing_sidecar_is_refused_unless_configured_if_present() {
+    let sandbox = Sandbox::new();
+    sandbox.publish(&good_archive(), None);
+    assert_eq!(sandbox.install().code, 3);
+    let config = sandbox.path().join("config.json");
+    std::fs::write(&config, r#"{"checksum": "if-present"}"#).unwrap();
+    let out = run(sandbox
+        .copkg()
+        .arg("--config")
+        .arg(&config)
+        .arg("--repo")
+        .arg(sandbox.repo())
+        .args(["install", COORD]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        format!("warning: {COORD} was installed without a checksum to verify it against\n")
+    );
+    let out = run(sandbox.copkg().arg("--json").arg("list"));
+    assert!(out.stdout.contains("\"verified\":false"), "{}", out.stdout);
+}
+
+#[test]
+fn e3_malformed_coordinates_are_usage_errors() {
+    let sandbox = Sandbox::new();
+    for bad in [
+        "a:b",
+        "a:b:c:d",
+        "../x:y:1",
+        "a::1",
+        "a b:c:1",
+        "a:b:1@sha256:xyz",
+    ] {
+        let out = run(sandbox
+            .copkg()
+            .args(["--repo", "/nonexistent", "install", bad]));
+        assert_eq!(out.code, 2, "{bad}: {out:?}");
+        assert!(
+            out.stderr.starts_with("error: invalid"),
+            "{bad}: {}",
+            out.stderr
+        );
+    }
+    let out = run(sandbox.copkg().args(["install"]));
+    assert_eq!(out.code, 2);
+}
+
+#[test]
+fn e4_config_errors_name_file_line_and_key() {
+    let sandbox = Sandbox::new();
+    let config = sandbox.path().join("config.json");
+    std::fs::write(
+        &config,
+        "{\n  \"packageDir\": \"/x\",\n  \"packageBaseURL\": \"http://h\"\n}\n",
+    )
+    .unwrap();
+    let out = run(sandbox.copkg().arg("--config").arg(&config).arg("list"));
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "error: invalid config file {}: unknown field `packageBaseURL`",
+            config.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("at line 3"), "{}", out.stderr);
+
+    std::fs::write(
+        &config,
+        "{\n  \"packageDir\": \"/x\"\n  \"username\": \"u\"\n}\n",
+    )
+    .unwrap();
+    let out = run(sandbox.copkg().arg("--config").arg(&config).arg("list"));
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("at line 3"), "{}", out.stderr);
+
+    // The user's own config file is read from $HOME/.copkg/config.json.
+    std::fs::create_dir_all(sandbox.path().join("home/.copkg")).unwrap();
+    std::fs::write(
+        sandbox.path().join("home/.copkg/config.json"),
+        "{\"bogus\": 1}",
+    )
+    .unwrap();
+    let out = run(sandbox.copkg().arg("list"));
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("home/.copkg/config.json: unknown field `bogus`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn e5_password_is_never_printed() {
+    let sandbox = Sandbox::new();
+    let server = FaultServer::start(|_, _, stream| respond(stream, "401 Unauthorized", &[], b"no"));
+    let config = sandbox.path().join("config.json");
+    let secret = "hunter2-very-secret";
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"packageBaseUrl": "{}", "username": "deploy", "password": "{secret}"}}"#,
+            server.url
+        ),
+    )
+    .unwrap();
+    for args in [
+        vec!["-v", "install", COORD],
+        vec!["resolve", COORD],
+        vec!["--json", "resolve", COORD],
+    ] {
+        let out = run(sandbox.copkg().arg("--config").arg(&config).args(&args));
+        assert!(
+            !out.stdout.contains(secret) && !out.stderr.contains(secret),
+            "{args:?}: {out:?}"
+        );
+    }
+    // A password inside a repository URL is not printed either.
+    let url = format!("http://deploy:{secret}@127.0.0.1:{}/", server.port);
+    let out = run(sandbox.copkg().args(["--repo", &url, "install", COORD]));
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(!out.stderr.contains(secret), "{}", out.stderr);
+    let out = run(sandbox.copkg().args(["--repo", &url, "resolve", COORD]));
+    assert!(!out.stdout.contains(secret), "{}", out.stdout);
+}
+
+#[test]
+fn e1_site_script_errors_show_path_and_line_and_nothing_is_done() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&good_archive());
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(
+        &site,
+        "return {\n  install_path = function(pkg)\n    return pkg.missing.field\n  end,\n}\n",
+    )
+    .unwrap();
+    let out = run(sandbox
+        .copkg()
+        .arg("--site")
+        .arg(&site)
+        .arg("--repo")
+        .arg(sandbox.repo())
+        .args(["install", COORD]));
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "{}:3: attempt to index a nil value (field 'missing')",
+            site.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sandbox.tree(), ["home", "site.lua"]);
+
+    std::fs::write(&site, "return {\n  install_path = function(pkg)\n").unwrap();
+    let out = run(sandbox
+        .copkg()
+        .arg("--site")
+        .arg(&site)
+        .args(["resolve", COORD]));
+    assert_eq!(out.code, 8);
+    assert!(
+        out.stderr.contains(&format!("{}:3:", site.display())),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn e2_site_hook_escaping_the_root_is_refused() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&good_archive());
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(
+        &site,
+        "return { install_path = function(pkg) return '../../escape' end }\n",
+    )
+    .unwrap();
+    let out = run(sandbox
+        .copkg()
+        .arg("--site")
+        .arg(&site)
+        .arg("--repo")
+        .arg(sandbox.repo())
+        .args(["install", COORD]));
+    assert_eq!(out.code, 8, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: site policy failed for {COORD}\n  caused by: hook `install_path` returned an invalid result: `result` = `../../escape` must not have empty, `.` or `..` components\n"
+        )
+    );
+    assert_eq!(sandbox.tree(), ["home", "site.lua"]);
+}
+
+#[test]
+fn site_script_changes_layout_for_install_and_pack() {
+    let sandbox = Sandbox::new();
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(
+        &site,
+        r#"local default = require("copkg.policy")
+return {
+  install_path = function(pkg) return "apps/" .. pkg.artifact .. "-" .. pkg.version end,
+  repository_paths = function(pkg)
+    local name = pkg.artifact .. "/" .. pkg.artifact .. "-" .. pkg.version .. ".tgz"
+    return { archive = name, sha256 = name .. ".sha256" }
+  end,
+}
+"#,
+    )
+    .unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example/hello");
+    let out = run(sandbox
+        .copkg()
+        .arg("--site")
+        .arg(&site)
+        .arg("pack")
+        .arg(&dir)
+        .args(["--coordinate", COORD, "--out"])
+        .arg(sandbox.repo()));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(sandbox.repo().join("hello/hello-1.0.0.tgz").is_file());
+    assert!(
+        sandbox
+            .repo()
+            .join("hello/hello-1.0.0.tgz.sha256")
+            .is_file()
+    );
+    let out = run(sandbox
+        .copkg()
+        .env("COPKG_SITE", &site)
+        .env("COPKG_REPO", sandbox.repo())
+        .args(["install", COORD]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(sandbox.root().join("apps/hello-1.0.0/bin/hello").is_file());
+}
+
+#[test]
+fn original_copkg_config_keys_set_roots_and_repository() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&good_archive());
+    let server = StaticServer::start(&sandbox.repo());
+    let root = sandbox.path().join("comoyo/software");
+    let config = sandbox.path().join("config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"packageDir": "{}", "packageBaseUrl": "{}", "runtimeBaseDir": "/tmp/rt"}}"#,
+            root.display(),
+            server.url
+        ),
+    )
+    .unwrap();
+    let out = run(sandbox
+        .copkg()
+        .env_remove("COPKG_SOFTWARE_ROOT")
+        .arg("--config")
+        .arg(&config)
+        .args(["install", COORD]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(root.join("com/example/hello/1.0.0/bin/hello").is_file());
+    // The flag beats the config file.
+    let flag_root = sandbox.path().join("flag-root");
+    let out = run(sandbox
+        .copkg()
+        .arg("--config")
+        .arg(&config)
+        .arg("--software-root")
+        .arg(&flag_root)
+        .args(["install", COORD]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(flag_root.join("com/example/hello/1.0.0").is_dir());
+}
+
+#[test]
+fn no_repository_configured_is_a_usage_error() {
+    let sandbox = Sandbox::new();
+    let out = run(sandbox.copkg().args(["install", COORD]));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: cannot install {COORD}\n  caused by: no repository is configured (use --repo, COPKG_REPO or a config file)\n"
+        )
+    );
+}
+
+#[test]
+fn list_output_pipes_into_install() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&good_archive());
+    assert_eq!(sandbox.install().code, 0);
+    let listed = run(sandbox.copkg().arg("list")).stdout;
+    let other = Sandbox::new();
+    let mut child = other
+        .copkg()
+        .arg("--repo")
+        .arg(sandbox.repo())
+        .args(["install", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(listed.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(run(other.copkg().arg("list")).stdout, listed);
+}
