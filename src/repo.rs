@@ -339,12 +339,11 @@ impl fmt::Debug for Download {
 /// The error a resumable body gives when the server would not resume, so the
 /// whole transfer must start again from its first byte.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "{url}: the server cannot resume the download (answered {status} to a range request); start over"
-)]
+#[error("{url}: {after}; the server cannot resume (answered {status} to a range request)")]
 pub struct RestartNeeded {
     url: String,
     status: u16,
+    after: String,
 }
 
 impl Fetcher {
@@ -543,13 +542,10 @@ impl Fetcher {
                         redact_url(location)
                     ),
                 })?;
-            if current.starts_with("https://") && next.starts_with("http://") {
+            if let Some(reason) = refused_redirect(&current, &next) {
                 return Err(FetchError::Redirect {
                     url: current,
-                    reason: format!(
-                        "refusing redirect from https to http ({})",
-                        redact_url(&next)
-                    ),
+                    reason,
                 });
             }
             current = next;
@@ -656,6 +652,17 @@ fn host_without_port(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
+/// Why a redirect from `current` to `next` may not be followed: a downgrade
+/// from https to http would expose the request (and any credentials).
+fn refused_redirect(current: &str, next: &str) -> Option<String> {
+    (current.starts_with("https://") && next.starts_with("http://")).then(|| {
+        format!(
+            "refusing redirect from https to http ({})",
+            redact_url(next)
+        )
+    })
+}
+
 /// Resolves a `Location` header against the URL that sent it.
 fn resolve_location(current: &str, location: &str) -> Option<String> {
     let location = location.trim();
@@ -704,7 +711,7 @@ impl Read for ResumableBody {
                 }
                 Err(err) if self.resumes_left > 0 && self.len.is_some() => {
                     self.resumes_left -= 1;
-                    self.resume().map_err(|resume_err| match resume_err {
+                    self.resume(&err).map_err(|resume_err| match resume_err {
                         Some(restart) => io::Error::other(restart),
                         None => err,
                     })?;
@@ -718,7 +725,7 @@ impl Read for ResumableBody {
 impl ResumableBody {
     /// Re-requests the body from `offset`; `Err(Some)` when only a restart
     /// from zero can help, `Err(None)` when the original error stands.
-    fn resume(&mut self) -> Result<(), Option<RestartNeeded>> {
+    fn resume(&mut self, broken: &io::Error) -> Result<(), Option<RestartNeeded>> {
         let (_, response) = self
             .fetcher
             .get(&self.repo, &self.url, Some(self.offset))
@@ -727,6 +734,7 @@ impl ResumableBody {
         let restart = Some(RestartNeeded {
             url: self.url.clone(),
             status,
+            after: broken.to_string(),
         });
         if status != 206 {
             return Err(restart);
@@ -846,6 +854,17 @@ mod tests {
                 "{location}"
             );
         }
+    }
+
+    #[test]
+    fn https_to_http_redirects_are_refused() {
+        assert_eq!(
+            refused_redirect("https://a/x", "http://u:p@b/y").as_deref(),
+            Some("refusing redirect from https to http (http://<redacted>@b/y)")
+        );
+        assert_eq!(refused_redirect("https://a/x", "https://b/y"), None);
+        assert_eq!(refused_redirect("http://a/x", "https://b/y"), None);
+        assert_eq!(refused_redirect("http://a/x", "http://b/y"), None);
     }
 
     #[test]
