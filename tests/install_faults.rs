@@ -1,0 +1,383 @@
+//! shared/SECURITY.md part B: installs under faults, with real processes:
+//! SIGKILL at random points, eight concurrent installs, lock files deleted
+//! or left behind, durability (checked with strace), and a full disk.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::*;
+
+const FILES: usize = 400;
+const FILE_BYTES: usize = 32 * 1024;
+
+/// An archive of FILES files of FILE_BYTES each, slow enough to unpack that
+/// a kill lands inside it.
+fn sizeable_archive() -> Vec<u8> {
+    let mut tar = Tar::new();
+    for i in 0..FILES {
+        let data: Vec<u8> = (0..FILE_BYTES)
+            .map(|j| ((i * 31 + j * 7) % 253) as u8)
+            .collect();
+        tar.file(&format!("lib/d{}/f{i}", i % 10), &data, 0o644);
+    }
+    tar.end().gz()
+}
+
+/// The install dir is either absent or complete: marker and every file, whole.
+fn assert_absent_or_complete(sandbox: &Sandbox, context: &str) -> bool {
+    let dir = sandbox.install_dir();
+    if !dir.exists() {
+        return false;
+    }
+    assert!(
+        dir.join(".copkg-install.json").is_file(),
+        "{context}: install dir without marker"
+    );
+    for i in 0..FILES {
+        let path = dir.join(format!("lib/d{}/f{i}", i % 10));
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(
+            len,
+            FILE_BYTES as u64,
+            "{context}: {} is partial",
+            path.display()
+        );
+    }
+    true
+}
+
+/// A small xorshift generator seeded from the clock; the seed is printed.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Self {
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1;
+        eprintln!("rng seed {seed}");
+        Rng(seed)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+#[test]
+fn b1_sigkill_at_random_points_never_leaves_a_partial_install() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&sizeable_archive());
+    let install_cmd = || {
+        let mut cmd = sandbox.copkg();
+        cmd.args(["-q", "--repo"])
+            .arg(sandbox.repo())
+            .args(["install", COORD]);
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        cmd
+    };
+    // How long one install takes here, to spread the kills over it.
+    let started = Instant::now();
+    assert!(install_cmd().status().unwrap().success());
+    let full = started.elapsed().as_micros() as u64;
+    assert!(assert_absent_or_complete(&sandbox, "first install"));
+
+    let mut rng = Rng::new();
+    let (mut killed, mut completed) = (0, 0);
+    let mut round = 0;
+    while killed < 50 {
+        round += 1;
+        assert!(round <= 200, "installs finish before the kill too often");
+        if sandbox.install_dir().exists() {
+            let out = run(sandbox.copkg().args(["uninstall", COORD]));
+            assert_eq!(out.code, 0, "{out:?}");
+        }
+        let mut child = install_cmd().spawn().unwrap();
+        std::thread::sleep(Duration::from_micros(rng.below(full)));
+        let _ = child.kill(); // SIGKILL
+        let status = child.wait().unwrap();
+        if status.signal() == Some(9) {
+            killed += 1;
+        } else {
+            assert!(status.success(), "round {round}: {status:?}");
+            completed += 1;
+        }
+        assert_absent_or_complete(&sandbox, &format!("round {round}"));
+    }
+    eprintln!("killed {killed}, completed {completed}");
+
+    // The next run succeeds and cleans every leftover of the killed ones.
+    let out = sandbox.install();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(assert_absent_or_complete(&sandbox, "final install"));
+    assert_eq!(
+        std::fs::read_dir(sandbox.root().join(".copkg/tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn b2_eight_concurrent_installs_extract_once_and_all_succeed() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&sizeable_archive());
+    let repo = sandbox.repo();
+    let server = FaultServer::start(move |req, _, stream| serve_file(&repo, req, stream));
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            sandbox
+                .copkg()
+                .args(["--repo", &server.url, "install", COORD])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut installed = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if stdout.starts_with("installed") {
+            installed += 1;
+        } else {
+            assert_eq!(
+                stdout,
+                format!(
+                    "{COORD} is already installed in {}\n",
+                    sandbox.install_dir().display()
+                )
+            );
+        }
+    }
+    assert_eq!(installed, 1, "exactly one process extracts");
+    let downloads = server
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with(".tar.gz"))
+        .count();
+    assert_eq!(downloads, 1);
+    assert!(assert_absent_or_complete(
+        &sandbox,
+        "after concurrent installs"
+    ));
+}
+
+fn lock_path(sandbox: &Sandbox) -> std::path::PathBuf {
+    sandbox.root().join(format!(".copkg/locks/{COORD}.lock"))
+}
+
+#[test]
+fn b3_lock_file_left_by_a_dead_process_does_not_block() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&good_archive());
+    let lock = lock_path(&sandbox);
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    // A process that held the lock and was killed.
+    let mut holder = Command::new("flock")
+        .arg("--no-fork")
+        .arg(&lock)
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(lock.exists());
+    let out = sandbox.install();
+    assert_eq!(out.code, 0, "{out:?}");
+}
+
+#[test]
+fn b3_lock_file_deleted_while_held_gives_no_double_install() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&sizeable_archive());
+    let repo = sandbox.repo();
+    let server = FaultServer::start(move |req, _, stream| serve_file(&repo, req, stream));
+    let lock = lock_path(&sandbox);
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let mut holder = Command::new("flock")
+        .arg("--no-fork")
+        .arg(&lock)
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Command::new("flock")
+        .args(["-n"])
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "flock holder did not take the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // B waits on the held lock and says so.
+    let mut waiter = sandbox
+        .copkg()
+        .args(["--repo", &server.url, "install", COORD])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(waiter.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert_eq!(
+        line,
+        format!(
+            "waiting for another copkg working on {COORD} (lock {})\n",
+            lock.display()
+        )
+    );
+    // Someone deletes the lock file; C creates a new one and installs.
+    std::fs::remove_file(&lock).unwrap();
+    let out = run(sandbox
+        .copkg()
+        .args(["--repo", &server.url, "install", COORD]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.starts_with("installed"), "{out:?}");
+    // The holder goes away; B notices the lock it got is stale and finds the install.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let out = waiter.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "{COORD} is already installed in {}\n",
+            sandbox.install_dir().display()
+        )
+    );
+    let downloads = server
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with(".tar.gz"))
+        .count();
+    assert_eq!(downloads, 1);
+}
+
+#[test]
+fn b4_everything_is_durable_before_success_is_reported() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&good_archive());
+    let trace = sandbox.path().join("trace");
+    let status = Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=syncfs,fsync,rename,renameat,renameat2,write",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_copkg"))
+        .arg("--software-root")
+        .arg(sandbox.root())
+        .arg("--repo")
+        .arg(sandbox.repo())
+        .args(["install", COORD])
+        .env("HOME", sandbox.path().join("home"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("strace is needed for the durability test");
+    assert!(status.success());
+    let calls: Vec<String> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            l.split_once(' ')
+                .map_or(l, |(_, rest)| rest)
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    let position = |what: &dyn Fn(&str) -> bool| calls.iter().position(|c| what(c));
+    let install_dir = sandbox.install_dir().display().to_string();
+    let syncfs = position(&|c| c.starts_with("syncfs(")).expect("no syncfs");
+    let rename = position(&|c| c.starts_with("rename") && c.contains(&install_dir))
+        .expect("no rename into place");
+    let fsync_after = calls[rename..].iter().any(|c| c.starts_with("fsync("));
+    let reported =
+        position(&|c| c.starts_with("write(1,") && c.contains("installed")).expect("no report");
+    assert!(syncfs < rename, "data synced before the rename: {calls:#?}");
+    assert!(
+        fsync_after,
+        "directory entry synced after the rename: {calls:#?}"
+    );
+    let last_fsync = calls.iter().rposition(|c| c.starts_with("fsync(")).unwrap();
+    assert!(
+        last_fsync < reported,
+        "success reported before everything was durable"
+    );
+}
+
+#[test]
+fn b5_disk_full_is_a_clear_error_with_nothing_left() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&sizeable_archive());
+    let mount = sandbox.path().join("small");
+    std::fs::create_dir_all(&mount).unwrap();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .expect("mount is needed for the disk-full test");
+    assert!(status.success(), "mounting a small tmpfs needs root");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount.clone());
+    let root = mount.join("software");
+    let out = run(sandbox
+        .copkg()
+        .arg("--software-root")
+        .arg(&root)
+        .arg("--repo")
+        .arg(sandbox.repo())
+        .args(["install", COORD]));
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("No space left on device"),
+        "{}",
+        out.stderr
+    );
+    assert!(!root.join("com").exists());
+    assert_eq!(
+        std::fs::read_dir(root.join(".copkg/tmp")).unwrap().count(),
+        0
+    );
+
+    // Room made: the next run succeeds.
+    let status = Command::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(&mount)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = run(sandbox
+        .copkg()
+        .arg("--software-root")
+        .arg(&root)
+        .arg("--repo")
+        .arg(sandbox.repo())
+        .args(["install", COORD]));
+    assert_eq!(out.code, 0, "{out:?}");
+}
