@@ -342,8 +342,11 @@ impl Store {
                 other => break other?,
             }
         };
-        self.commit(temp, &record, &dir)?;
-        Ok(Installed::Fresh { dir, record })
+        if self.commit(temp, &record, &dir)? {
+            Ok(Installed::Fresh { dir, record })
+        } else {
+            Ok(Installed::Already { dir })
+        }
     }
 
     fn already_installed(
@@ -485,13 +488,13 @@ impl Store {
     }
 
     /// Writes the marker, makes everything durable, and renames the temp dir
-    /// into place.
+    /// into place. Returns false when a complete install was already there.
     fn commit(
         &self,
         temp: tempfile::TempDir,
         record: &InstallRecord,
         dir: &Path,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let marker = temp.path().join(MARKER_FILE);
         let json = serde_json::to_vec_pretty(record)
             .map_err(|e| io_err("cannot write", &marker)(e.into()))?;
@@ -515,8 +518,8 @@ impl Store {
                 // Someone got there first despite the lock (a deleted lock file):
                 // theirs stands when complete.
                 drop(temp);
-                return match self.state_of_dir(dir)? {
-                    true => Ok(()),
+                return match dir.join(MARKER_FILE).is_file() {
+                    true => Ok(false),
                     false => Err(StoreError::Foreign {
                         path: dir.to_owned(),
                     }),
@@ -524,11 +527,8 @@ impl Store {
             }
             Err(e) => return Err(io_err("cannot move into place", dir)(e)),
         }
-        sync_dirs_up_to(parent, &self.root)
-    }
-
-    fn state_of_dir(&self, dir: &Path) -> Result<bool, StoreError> {
-        Ok(dir.join(MARKER_FILE).is_file())
+        sync_dirs_up_to(parent, &self.root)?;
+        Ok(true)
     }
 
     /// Uninstalls a package: renames its dir aside, then deletes it. Returns
