@@ -317,30 +317,24 @@ fn a10_duplicates_are_refused() {
 
 #[test]
 fn a11_bad_names_are_refused() {
-    let archive = Tar::new()
-        .header(b"bad\xffname", REGULAR, 0, 0o644, b"")
-        .end()
-        .gz();
-    assert_refused(
-        &archive,
-        "unsafe archive: entry `bad\u{FFFD}name` has a name that is not UTF-8",
-    );
-    let archive = Tar::new()
-        .header(b"new\nline", REGULAR, 0, 0o644, b"")
-        .end()
-        .gz();
-    assert_refused(
-        &archive,
-        "unsafe archive: entry `new\\nline` has a control character in its name",
-    );
-    let archive = Tar::new()
-        .header(b"esc\x1b[31m", REGULAR, 0, 0o644, b"")
-        .end()
-        .gz();
-    assert_refused(
-        &archive,
-        "unsafe archive: entry `esc\\u{1b}[31m` has a control character in its name",
-    );
+    let cases: [(&[u8], &str); 3] = [
+        (
+            b"bad\xffname",
+            "`bad\u{FFFD}name` has a name that is not UTF-8",
+        ),
+        (
+            b"new\nline",
+            "`new\\nline` has a control character in its name",
+        ),
+        (
+            b"esc\x1b[31m",
+            "`esc\\u{1b}[31m` has a control character in its name",
+        ),
+    ];
+    for (name, cause) in cases {
+        let archive = Tar::new().header(name, REGULAR, 0, 0o644, b"").end().gz();
+        assert_refused(&archive, &format!("unsafe archive: entry {cause}"));
+    }
 }
 
 #[test]
@@ -416,15 +410,7 @@ fn a13_gzip_bomb_is_stopped_at_the_limit() {
     let archive = tar.end().gz();
     assert!(archive.len() < 1 << 20);
     sandbox.publish_verified(&archive);
-    let config = sandbox.path().join("config.json");
-    std::fs::write(&config, r#"{"maxUnpackedBytes": 16777216}"#).unwrap();
-    let out = run(sandbox
-        .copkg()
-        .arg("--config")
-        .arg(&config)
-        .arg("--repo")
-        .arg(sandbox.repo())
-        .args(["install", COORD]));
+    let out = sandbox.install_with_config(r#"{"maxUnpackedBytes": 16777216}"#);
     assert_eq!(
         out.stderr,
         expected_refusal(
@@ -445,15 +431,7 @@ fn a13_many_files_summing_past_the_limit_are_refused() {
         tar.file(&format!("f{i}"), &chunk, 0o644);
     }
     sandbox.publish_verified(&tar.end().gz());
-    let config = sandbox.path().join("config.json");
-    std::fs::write(&config, r#"{"maxUnpackedBytes": 10485760}"#).unwrap();
-    let out = run(sandbox
-        .copkg()
-        .arg("--config")
-        .arg(&config)
-        .arg("--repo")
-        .arg(sandbox.repo())
-        .args(["install", COORD]));
+    let out = sandbox.install_with_config(r#"{"maxUnpackedBytes": 10485760}"#);
     assert_eq!(
         out.stderr,
         expected_refusal(
@@ -472,15 +450,7 @@ fn a13_entry_count_limit() {
         tar.file(&format!("f{i}"), b"", 0o644);
     }
     sandbox.publish_verified(&tar.end().gz());
-    let config = sandbox.path().join("config.json");
-    std::fs::write(&config, r#"{"maxEntries": 10}"#).unwrap();
-    let out = run(sandbox
-        .copkg()
-        .arg("--config")
-        .arg(&config)
-        .arg("--repo")
-        .arg(sandbox.repo())
-        .args(["install", COORD]));
+    let out = sandbox.install_with_config(r#"{"maxEntries": 10}"#);
     assert_eq!(
         out.stderr,
         expected_refusal(&sandbox, "archive exceeds the entry count limit of 10")

@@ -97,6 +97,19 @@ impl Sandbox {
             .args(["install", COORD]))
     }
 
+    /// Runs `copkg --config <file with json> --repo <repo> install COORD`.
+    pub fn install_with_config(&self, json: &str) -> Output {
+        let config = self.path().join("config.json");
+        std::fs::write(&config, json).unwrap();
+        run(self
+            .copkg()
+            .arg("--config")
+            .arg(&config)
+            .arg("--repo")
+            .arg(self.repo())
+            .args(["install", COORD]))
+    }
+
     /// Every path under the sandbox except the repository and copkg's own
     /// state, relative, sorted: to check nothing was written elsewhere.
     pub fn tree(&self) -> Vec<String> {
