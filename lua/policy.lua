@@ -37,4 +37,76 @@ function policy.repository_paths(pkg)
   return { archive = archive, sha256 = archive .. ".sha256" }
 end
 
+---@class copkg.Service
+---@field instance string     e.g. "1"
+---@field service string      e.g. "idee"
+---@field user string         e.g. "prod"
+---@field cell string         e.g. "trd"
+---@field coordinate string   "instance.service.user.cell"
+
+--- Where a service instance's runtime dir is, relative to the runtime root.
+--- Default: flat, named after the service coordinate (`1.idee.prod.trd`).
+---@param svc copkg.Service
+---@return string
+function policy.runtime_path(svc)
+  return svc.coordinate
+end
+
+--- The hierarchical convention some sites pick: `trd/prod/idee/1`
+--- (cell/user/service/instance). Use it from a site script:
+--- `runtime_path = require("copkg.policy").runtime_path_hierarchical`.
+---@param svc copkg.Service
+---@return string
+function policy.runtime_path_hierarchical(svc)
+  return svc.cell .. "/" .. svc.user .. "/" .. svc.service .. "/" .. svc.instance
+end
+
+--- Which file of a package is the binary `name` for this platform, relative
+--- to the package dir, or nil if there is none. Default: the most specific
+--- of bin/<os>-<arch>-<libc>/, bin/<os>-<arch>/, bin/<os>/, bin/.
+---@param package_dir string
+---@param name string
+---@param platform {os: string, arch: string, libc: string}
+---@return string|nil
+function policy.binary_path(package_dir, name, platform)
+  local candidates = {}
+  if platform.libc ~= "" then
+    candidates[#candidates + 1] = "bin/" .. platform.os .. "-" .. platform.arch .. "-" .. platform.libc .. "/" .. name
+  end
+  candidates[#candidates + 1] = "bin/" .. platform.os .. "-" .. platform.arch .. "/" .. name
+  candidates[#candidates + 1] = "bin/" .. platform.os .. "/" .. name
+  candidates[#candidates + 1] = "bin/" .. name
+  for _, candidate in ipairs(candidates) do
+    if copkg.is_file(package_dir .. "/" .. candidate) then
+      return candidate
+    end
+  end
+  return nil
+end
+
+---@class copkg.ServiceContext
+---@field package string       package coordinate
+---@field package_dir string   install dir of the package
+---@field service string       service coordinate
+---@field instance string
+---@field service_name string
+---@field user string
+---@field cell string
+---@field runtime_dir string
+---@field args string[]        arguments for the start script
+---@field platform {os: string, arch: string, libc: string}
+
+--- Lifecycle hooks: called around start, stop and cleanup with the service
+--- context. Raise an error to abort the operation. Defaults do nothing.
+---@param ctx copkg.ServiceContext
+function policy.before_start(ctx) end ---@diagnostic disable-line: unused-local
+---@param ctx copkg.ServiceContext
+function policy.after_start(ctx) end ---@diagnostic disable-line: unused-local
+---@param ctx copkg.ServiceContext
+function policy.before_stop(ctx) end ---@diagnostic disable-line: unused-local
+---@param ctx copkg.ServiceContext
+function policy.after_stop(ctx) end ---@diagnostic disable-line: unused-local
+---@param ctx copkg.ServiceContext
+function policy.before_cleanup(ctx) end ---@diagnostic disable-line: unused-local
+
 return policy

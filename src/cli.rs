@@ -66,6 +66,47 @@ pub enum Command {
     Resolve(ResolveArgs),
     /// Pack a directory into a reproducible package archive in a repository.
     Pack(PackArgs),
+    /// Start a service from an installed package.
+    Start(StartArgs),
+    /// Stop a service.
+    Stop(ServiceArgs),
+    /// Show whether services run (all services when none are named).
+    Status(StatusArgs),
+    /// Remove a stopped service's runtime dir.
+    Cleanup(ServiceArgs),
+}
+
+/// `copkg start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Package coordinate (group:artifact:version).
+    #[arg(value_name = "PACKAGE")]
+    pub package: String,
+    /// Service coordinate (instance.service.user.cell).
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+    /// Install the package first if it is not installed.
+    #[arg(long)]
+    pub install: bool,
+    /// Arguments passed on to the start script.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+/// `copkg stop` and `copkg cleanup`.
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// Service coordinate (instance.service.user.cell).
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+}
+
+/// `copkg status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Service coordinates; all services under the runtime root when none.
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
 }
 
 /// `copkg install`.
@@ -85,6 +126,9 @@ pub struct UninstallArgs {
     /// Package coordinates.
     #[arg(required = true, value_name = "COORD")]
     pub coordinates: Vec<String>,
+    /// Uninstall even when a running service uses the package.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `copkg resolve`.

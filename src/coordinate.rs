@@ -139,9 +139,100 @@ impl FromStr for PackageCoordinate {
     }
 }
 
+/// A service coordinate `instance.service.user.cell`, e.g. `1.idee.prod.trd`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceCoordinate {
+    /// Instance, e.g. `1`.
+    pub instance: String,
+    /// Service name, e.g. `idee`.
+    pub service: String,
+    /// User or environment, e.g. `prod`.
+    pub user: String,
+    /// Cell or site, e.g. `trd`.
+    pub cell: String,
+}
+
+/// Why a service coordinate was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid service coordinate `{input}`: {reason}")]
+pub struct ServiceCoordinateError {
+    input: String,
+    reason: &'static str,
+}
+
+impl FromStr for ServiceCoordinate {
+    type Err = ServiceCoordinateError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let refuse = |reason| ServiceCoordinateError {
+            input: input.to_owned(),
+            reason,
+        };
+        let labels: Vec<&str> = input.split('.').collect();
+        let [instance, service, user, cell] = labels[..] else {
+            return Err(refuse("expected four labels, instance.service.user.cell"));
+        };
+        for label in &labels {
+            if label.is_empty() {
+                return Err(refuse("a label is empty"));
+            }
+            if !label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                return Err(refuse("labels may only hold a-z 0-9 -"));
+            }
+        }
+        Ok(ServiceCoordinate {
+            instance: instance.to_owned(),
+            service: service.to_owned(),
+            user: user.to_owned(),
+            cell: cell.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for ServiceCoordinate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{}.{}.{}",
+            self.instance, self.service, self.user, self.cell
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_coordinates() {
+        let c: ServiceCoordinate = "1.idee.prod.trd".parse().unwrap();
+        assert_eq!(
+            (
+                c.instance.as_str(),
+                c.service.as_str(),
+                c.user.as_str(),
+                c.cell.as_str()
+            ),
+            ("1", "idee", "prod", "trd")
+        );
+        assert_eq!(c.to_string(), "1.idee.prod.trd");
+        assert!("a-1.web-api.dev.osl".parse::<ServiceCoordinate>().is_ok());
+        for bad in [
+            "1.idee.prod",
+            "1.idee.prod.trd.x",
+            "1..prod.trd",
+            "1.Idee.prod.trd",
+            "1.id_ee.prod.trd",
+            "../x.a.b.c",
+            "1.a b.c.d",
+            "",
+        ] {
+            assert!(bad.parse::<ServiceCoordinate>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn parses_valid_coordinates() {

@@ -1,8 +1,9 @@
 //! The documented exit codes, and the mapping from errors to them.
 
-use crate::coordinate::CoordinateError;
+use crate::coordinate::{CoordinateError, ServiceCoordinateError};
 use crate::extract::ExtractError;
 use crate::lua::LuaError;
+use crate::service::ServiceError;
 use crate::settings::SettingsError;
 use crate::store::StoreError;
 
@@ -58,7 +59,30 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
                 _ => ExitCode::Failure,
             };
         }
-        if cause.is::<CoordinateError>() || cause.is::<UsageError>() || cause.is::<SettingsError>()
+        if let Some(e) = cause.downcast_ref::<crate::commands::start::StartError>() {
+            return match e {
+                crate::commands::start::StartError::NotInstalled(_) => ExitCode::NotFound,
+                crate::commands::start::StartError::NoStartScript { .. } => ExitCode::ScriptFailed,
+            };
+        }
+        if cause.is::<crate::commands::uninstall::InUse>() {
+            return ExitCode::AlreadyRunning;
+        }
+        if let Some(e) = cause.downcast_ref::<ServiceError>() {
+            match e {
+                ServiceError::AlreadyRunning { .. } => return ExitCode::AlreadyRunning,
+                ServiceError::NotRunning { .. } => return ExitCode::NotRunning,
+                ServiceError::Script { .. } | ServiceError::NoLiveProcess { .. } => {
+                    return ExitCode::ScriptFailed;
+                }
+                ServiceError::Schedule(_) => return ExitCode::Usage,
+                _ => {}
+            }
+        }
+        if cause.is::<CoordinateError>()
+            || cause.is::<ServiceCoordinateError>()
+            || cause.is::<UsageError>()
+            || cause.is::<SettingsError>()
         {
             return ExitCode::Usage;
         }

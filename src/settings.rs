@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::cli::GlobalArgs;
 use crate::repo::{Credentials, HttpOptions, Repository, RepositoryError};
+use crate::service::{ServiceError, StopSchedule};
 use crate::store::ChecksumPolicy;
 
 /// The system-wide config file.
@@ -37,6 +38,9 @@ pub enum SettingsError {
     /// A repository is malformed.
     #[error(transparent)]
     Repository(#[from] RepositoryError),
+    /// The stop schedule is malformed.
+    #[error(transparent)]
+    Schedule(#[from] ServiceError),
     /// No home directory to put the defaults in.
     #[error("HOME is not set: give --software-root and --runtime-root")]
     NoHome,
@@ -87,6 +91,12 @@ struct ConfigFile {
     retries: Option<u32>,
     /// First retry delay in milliseconds.
     retry_backoff_ms: Option<u64>,
+    /// Stop schedule, e.g. `TERM/10/KILL/5`.
+    stop_schedule: Option<String>,
+    /// How long a start or stop script may run, in seconds.
+    script_timeout_secs: Option<f64>,
+    /// How much of a script's output is kept for reports, in bytes.
+    script_output_bytes: Option<usize>,
 }
 
 impl ConfigFile {
@@ -128,6 +138,9 @@ impl ConfigFile {
             read_timeout_secs: self.read_timeout_secs.or(lower.read_timeout_secs),
             retries: self.retries.or(lower.retries),
             retry_backoff_ms: self.retry_backoff_ms.or(lower.retry_backoff_ms),
+            stop_schedule: self.stop_schedule.or(lower.stop_schedule),
+            script_timeout_secs: self.script_timeout_secs.or(lower.script_timeout_secs),
+            script_output_bytes: self.script_output_bytes.or(lower.script_output_bytes),
         }
     }
 
@@ -208,6 +221,12 @@ pub struct Settings {
     pub max_entries: u64,
     /// HTTP timeouts and retries.
     pub http: HttpOptions,
+    /// How `stop` signals a service without a stop script.
+    pub stop_schedule: StopSchedule,
+    /// How long a start or stop script may run.
+    pub script_timeout: Duration,
+    /// How much of a script's output is kept.
+    pub script_output_bytes: usize,
     /// Print results as JSON.
     pub json: bool,
     /// How much to say on stderr.
@@ -303,6 +322,12 @@ impl Settings {
             max_unpacked_bytes: config.max_unpacked_bytes,
             max_entries: config.max_entries.unwrap_or(1_000_000),
             http,
+            stop_schedule: match &config.stop_schedule {
+                Some(text) => StopSchedule::parse(text)?,
+                None => StopSchedule::default(),
+            },
+            script_timeout: seconds(config.script_timeout_secs, Duration::from_secs(180)),
+            script_output_bytes: config.script_output_bytes.unwrap_or(64 * 1024),
             json: args.json,
             verbosity: if args.quiet {
                 Verbosity::Quiet

@@ -9,15 +9,14 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::coordinate::{PackageCoordinate, parse_sha256_hex};
 use crate::extract::{self, ExtractError, Limits};
+use crate::lock::{FileLock, LockError, lock_exclusive};
 use crate::repo::{FetchError, Fetcher, Repository, is_restart_needed};
 
 /// The completion marker at the top of every install dir, written last.
@@ -160,6 +159,9 @@ pub enum StoreError {
         /// The install dir.
         path: PathBuf,
     },
+    /// A lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// A file operation of the store failed.
     #[error("{action} {}", path.display())]
     Io {
@@ -206,12 +208,6 @@ pub struct InstallRequest<'a> {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
-}
-
-/// A held per-coordinate lock; released on drop.
-#[derive(Debug)]
-pub struct CoordinateLock {
-    _lock: Flock<File>,
 }
 
 impl Store {
@@ -265,51 +261,16 @@ impl Store {
     }
 
     /// Takes the lock of one coordinate, calling `on_wait` once if another
-    /// process holds it. A lock file deleted or replaced while waiting is
-    /// noticed and the lock taken again on the file now at the path.
+    /// process holds it.
     pub fn lock(
         &self,
         coordinate: &PackageCoordinate,
         on_wait: &mut dyn FnMut(&Path),
-    ) -> Result<CoordinateLock, StoreError> {
+    ) -> Result<FileLock, StoreError> {
         let path = self
             .state_dir("locks")?
             .join(format!("{}.lock", coordinate.id()));
-        let mut waited = false;
-        loop {
-            // std opens with O_CLOEXEC: a started service never inherits it.
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(io_err("cannot open lock file", &path))?;
-            let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => lock,
-                Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
-                    if !waited {
-                        on_wait(&path);
-                        waited = true;
-                    }
-                    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| {
-                        io_err("cannot lock", &path)(io::Error::from(errno))
-                    })?
-                }
-                Err((_, errno)) => {
-                    return Err(io_err("cannot lock", &path)(io::Error::from(errno)));
-                }
-            };
-            let held = lock.metadata().map_err(io_err("cannot inspect", &path))?;
-            match std::fs::metadata(&path) {
-                Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
-                    return Ok(CoordinateLock { _lock: lock });
-                }
-                Ok(_) => continue,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io_err("cannot inspect", &path)(e)),
-            }
-        }
+        Ok(lock_exclusive(&path, on_wait)?)
     }
 
     /// Installs a package: a no-op when it is already installed.

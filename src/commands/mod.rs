@@ -1,10 +1,14 @@
 //! One module per subcommand, each thin: parse what the user gave, call the
 //! core, print results on stdout and progress on stderr.
 
+pub mod cleanup;
 pub mod install;
 pub mod list;
 pub mod pack;
 pub mod resolve;
+pub mod start;
+pub mod status;
+pub mod stop;
 pub mod uninstall;
 
 use std::io::Write;
@@ -13,9 +17,10 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use crate::cli::{Cli, Command};
-use crate::coordinate::PackageCoordinate;
+use crate::coordinate::{PackageCoordinate, ServiceCoordinate};
 use crate::exit::{ExitCode, UsageError};
 use crate::lua::Host;
+use crate::runtime::RuntimeDir;
 use crate::settings::{Settings, Verbosity};
 use crate::store::{PackageLayout, Store};
 
@@ -128,7 +133,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::List => list::run(&ctx),
         Command::Resolve(args) => resolve::run(&ctx, args),
         Command::Pack(args) => pack::run(&ctx, args),
+        Command::Start(args) => start::run(&ctx, args),
+        Command::Stop(args) => stop::run(&ctx, args),
+        Command::Status(args) => status::run(&ctx, args),
+        Command::Cleanup(args) => cleanup::run(&ctx, args),
     }
+}
+
+/// The runtime dir of a service, by the `runtime_path` policy.
+pub fn runtime_dir_for(
+    ctx: &Context,
+    host: &Host,
+    service: &ServiceCoordinate,
+) -> anyhow::Result<RuntimeDir> {
+    let relative = host
+        .policy()
+        .runtime_path(service)
+        .with_context(|| format!("site policy failed for {service}"))?;
+    Ok(RuntimeDir::new(ctx.settings.runtime_root.join(relative)))
 }
 
 /// A usage error as an `anyhow::Error`.

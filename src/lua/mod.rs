@@ -1,9 +1,11 @@
 //! The embedded Lua 5.4 host: one state per command, the built-in default
 //! policy from `lua/`, and the optional site script that overrides its hooks.
 
+mod copkg;
 mod policy;
 
-pub use policy::{HOOKS, Policy};
+pub use copkg::{Platform, Spawned};
+pub use policy::{HOOKS, Policy, ServiceContext};
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +18,7 @@ pub const DEFAULT_POLICY: &str = include_str!("../../lua/policy.lua");
 #[derive(Debug, thiserror::Error)]
 pub enum LuaError {
     /// The site script could not be read.
-    #[error("cannot read site script {}", path.display())]
+    #[error("cannot read Lua script {}", path.display())]
     Read {
         /// The script.
         path: PathBuf,
@@ -56,6 +58,18 @@ fn describe(err: &mlua::Error) -> String {
     }
 }
 
+/// An error and its causes on one line, for messages raised into Lua.
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// One Lua state with the policy loaded.
 pub struct Host {
     lua: Lua,
@@ -68,6 +82,7 @@ impl Host {
     /// A state with the default policy, overridden by `site` when given.
     pub fn new(site: Option<&Path>) -> Result<Self, LuaError> {
         let lua = Lua::new();
+        copkg::register(&lua)?;
         let default: Table = lua
             .load(DEFAULT_POLICY)
             .set_name("@<builtin>/lua/policy.lua")
@@ -132,6 +147,7 @@ impl Host {
             }
             overridden.sort();
         }
+        policy::register_binary(&lua, &hooks)?;
         Ok(Host {
             lua,
             hooks,
@@ -153,5 +169,48 @@ impl Host {
     /// The policy hooks of this state.
     pub fn policy(&self) -> Policy<'_> {
         Policy::new(&self.lua, &self.hooks)
+    }
+
+    /// Runs a package's `start.lua` or `stop.lua` in this state: the chunk
+    /// is called with the service context as its argument.
+    pub fn run_package_script(
+        &self,
+        path: &Path,
+        context: &ServiceContext,
+    ) -> Result<(), LuaError> {
+        let source = std::fs::read(path).map_err(|source| LuaError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let chunk = self
+            .lua
+            .load(source)
+            .set_name(format!("@{}", path.display()))
+            .into_function()?;
+        let ctx = self.policy().context_table(context)?;
+        chunk.call::<()>(ctx)?;
+        Ok(())
+    }
+
+    /// Processes spawned through `copkg.spawn` so far.
+    pub fn spawned(&self) -> Vec<crate::runtime::RecordedProcess> {
+        self.lua
+            .app_data_ref::<Spawned>()
+            .map(|s| s.0.clone())
+            .unwrap_or_default()
+    }
+
+    /// Names of every function of the `copkg` module, sorted.
+    pub fn module_functions(&self) -> Result<Vec<String>, LuaError> {
+        let module: Table = self.lua.globals().get("copkg")?;
+        let mut names = Vec::new();
+        for pair in module.pairs::<String, mlua::Value>() {
+            let (name, value) = pair?;
+            if matches!(value, mlua::Value::Function(_)) {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
     }
 }

@@ -1,13 +1,77 @@
 //! Calls into the policy hooks and validates what they return.
 
+use std::path::PathBuf;
+
 use mlua::{Function, Lua, Table, Value};
 
-use super::LuaError;
-use crate::coordinate::PackageCoordinate;
+use super::{LuaError, Platform};
+use crate::coordinate::{PackageCoordinate, ServiceCoordinate};
 use crate::store::PackageLayout;
 
 /// Every hook a site script may override.
-pub const HOOKS: &[&str] = &["install_path", "repository_paths"];
+pub const HOOKS: &[&str] = &[
+    "install_path",
+    "repository_paths",
+    "runtime_path",
+    "binary_path",
+    "before_start",
+    "after_start",
+    "before_stop",
+    "after_stop",
+    "before_cleanup",
+];
+
+/// The lifecycle hooks, called with the service context.
+pub const LIFECYCLE_HOOKS: &[&str] = &[
+    "before_start",
+    "after_start",
+    "before_stop",
+    "after_stop",
+    "before_cleanup",
+];
+
+/// What lifecycle hooks and package scripts are told about a service.
+#[derive(Debug, Clone)]
+pub struct ServiceContext {
+    /// The package coordinate (unknown when cleaning up a service copkg has no record of).
+    pub package: Option<PackageCoordinate>,
+    /// Its install dir.
+    pub package_dir: Option<PathBuf>,
+    /// The service coordinate.
+    pub service: ServiceCoordinate,
+    /// Its runtime dir.
+    pub runtime_dir: PathBuf,
+    /// Arguments for the start script.
+    pub args: Vec<String>,
+    /// The platform.
+    pub platform: Platform,
+}
+
+/// Registers `copkg.binary(package_dir, name)`, which asks the `binary_path`
+/// hook and checks its answer.
+pub(super) fn register_binary(lua: &Lua, hooks: &Table) -> mlua::Result<()> {
+    let hooks = hooks.clone();
+    let binary = lua.create_function(move |lua, (package_dir, name): (String, String)| {
+        let fail = |message: String| mlua::Error::RuntimeError(format!("copkg.binary: {message}"));
+        let hook: Function = hooks.get("binary_path")?;
+        let platform = Platform::current();
+        let table = lua.create_table()?;
+        table.set("os", platform.os.as_str())?;
+        table.set("arch", platform.arch.as_str())?;
+        table.set("libc", platform.libc.as_str())?;
+        let found: Value = hook.call((package_dir.as_str(), name.as_str(), table))?;
+        if found.is_nil() {
+            return Err(fail(format!(
+                "no binary `{name}` for {} in {package_dir}",
+                platform.tag()
+            )));
+        }
+        let relative =
+            relative_path("binary_path", "result", found).map_err(|e| fail(e.to_string()))?;
+        Ok(format!("{package_dir}/{relative}"))
+    })?;
+    lua.globals().get::<Table>("copkg")?.set("binary", binary)
+}
 
 /// The policy hooks of one Lua state.
 pub struct Policy<'a> {
@@ -32,6 +96,65 @@ impl<'a> Policy<'a> {
         pkg.set("coordinate", coordinate.id())?;
         pkg.set("group_path", coordinate.group.replace('.', "/"))?;
         Ok(pkg)
+    }
+
+    /// The service context as a Lua table.
+    pub fn context_table(&self, context: &ServiceContext) -> Result<Table, LuaError> {
+        let lua = self.lua;
+        let ctx = lua.create_table()?;
+        ctx.set(
+            "package",
+            context.package.as_ref().map(PackageCoordinate::id),
+        )?;
+        ctx.set(
+            "package_dir",
+            context
+                .package_dir
+                .as_ref()
+                .map(|d| d.display().to_string()),
+        )?;
+        ctx.set("service", context.service.to_string())?;
+        ctx.set("instance", context.service.instance.as_str())?;
+        ctx.set("service_name", context.service.service.as_str())?;
+        ctx.set("user", context.service.user.as_str())?;
+        ctx.set("cell", context.service.cell.as_str())?;
+        ctx.set("runtime_dir", context.runtime_dir.display().to_string())?;
+        ctx.set(
+            "args",
+            lua.create_sequence_from(context.args.iter().map(String::as_str))?,
+        )?;
+        let platform = lua.create_table()?;
+        platform.set("os", context.platform.os.as_str())?;
+        platform.set("arch", context.platform.arch.as_str())?;
+        platform.set("libc", context.platform.libc.as_str())?;
+        ctx.set("platform", platform)?;
+        Ok(ctx)
+    }
+
+    /// Calls a lifecycle hook (`before_start`, …) with the service context.
+    pub fn lifecycle(&self, hook: &'static str, context: &ServiceContext) -> Result<(), LuaError> {
+        debug_assert!(LIFECYCLE_HOOKS.contains(&hook));
+        let ctx = self.context_table(context)?;
+        let returned: Value = self.hook(hook)?.call(ctx)?;
+        if !returned.is_nil() {
+            return Err(LuaError::BadResult {
+                hook,
+                problem: format!("expected nothing, got a {}", returned.type_name()),
+            });
+        }
+        Ok(())
+    }
+
+    /// The runtime dir of a service, relative to the runtime root.
+    pub fn runtime_path(&self, service: &ServiceCoordinate) -> Result<String, LuaError> {
+        let table = self.lua.create_table()?;
+        table.set("instance", service.instance.as_str())?;
+        table.set("service", service.service.as_str())?;
+        table.set("user", service.user.as_str())?;
+        table.set("cell", service.cell.as_str())?;
+        table.set("coordinate", service.to_string())?;
+        let path: Value = self.hook("runtime_path")?.call(table)?;
+        relative_path("runtime_path", "result", path)
     }
 
     /// Evaluates `install_path` and `repository_paths` for a coordinate.

@@ -1,0 +1,612 @@
+//! Starting, stopping and inspecting services: the detached-spawn
+//! primitive, running a package's start/stop script with bounded time and
+//! output, checking what it started, stopping on a signal schedule without
+//! ever signalling the wrong process, and status.
+
+use std::ffi::OsString;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde::Serialize;
+
+use crate::process::{self, Signalled};
+use crate::runtime::{RecordedProcess, RuntimeDir, RuntimeError, ServiceRecord};
+
+/// Why a service operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Spawning a process failed.
+    #[error("cannot start {}", program.display())]
+    Spawn {
+        /// The program.
+        program: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A start or stop script failed or timed out.
+    #[error("{} {outcome}{}", script.display(), show_output(output))]
+    Script {
+        /// The script.
+        script: PathBuf,
+        /// How it ended.
+        outcome: String,
+        /// The tail of what it printed.
+        output: String,
+    },
+    /// The start script succeeded but left no live process in run/start.pid.
+    #[error("{reason}{}", show_output(console))]
+    NoLiveProcess {
+        /// What was found instead.
+        reason: String,
+        /// The tail of console/ and of the script's output.
+        console: String,
+    },
+    /// The service is already running.
+    #[error("{service} is already running (pid {})", pids_text(pids))]
+    AlreadyRunning {
+        /// The service coordinate.
+        service: String,
+        /// Its live pids.
+        pids: Vec<i32>,
+    },
+    /// The service is not running.
+    #[error("{service} is not running")]
+    NotRunning {
+        /// The service coordinate.
+        service: String,
+    },
+    /// The service outlived the whole stop schedule.
+    #[error(
+        "{service} still runs after the stop schedule {schedule} (pid {})",
+        pids_text(pids)
+    )]
+    StillRunning {
+        /// The service coordinate.
+        service: String,
+        /// The schedule used.
+        schedule: String,
+        /// The pids still alive.
+        pids: Vec<i32>,
+    },
+    /// Signalling a process failed (other than it being gone).
+    #[error("cannot signal pid {pid}")]
+    Signal {
+        /// The pid.
+        pid: i32,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A stop schedule is malformed.
+    #[error("invalid stop schedule `{0}`: expected SIGNAL/SECONDS pairs such as TERM/10/KILL/5")]
+    Schedule(String),
+    /// A runtime-dir operation failed.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+fn show_output(output: &str) -> String {
+    if output.trim().is_empty() {
+        String::new()
+    } else {
+        format!("; its output ends with:\n{}", output.trim_end())
+    }
+}
+
+fn pids_text(pids: &[i32]) -> String {
+    pids.iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What to spawn detached.
+#[derive(Debug, Clone)]
+pub struct SpawnSpec {
+    /// The program.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// Environment variables added to copkg's own.
+    pub env: Vec<(OsString, OsString)>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// File its stdout is appended to.
+    pub stdout: PathBuf,
+    /// File its stderr is appended to.
+    pub stderr: PathBuf,
+}
+
+/// Starts a program fully detached and returns its pid and start time: its
+/// own session and process group, stdin from /dev/null, stdout and stderr
+/// appended to files, no inherited descriptors beyond 0–2, umask 022, the
+/// given cwd, and not a child of copkg (a double fork: the intermediate
+/// process exits at once and is reaped here).
+pub fn spawn_detached(spec: &SpawnSpec) -> Result<RecordedProcess, ServiceError> {
+    let spawn_err = |source| ServiceError::Spawn {
+        program: spec.program.clone(),
+        source,
+    };
+    let open = |path: &Path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o644)
+            .open(path)
+    };
+    let stdout = open(&spec.stdout).map_err(spawn_err)?;
+    let stderr = open(&spec.stderr).map_err(spawn_err)?;
+    let (pid_read, pid_write): (OwnedFd, OwnedFd) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_err(e.into()))?;
+    let pid_write_fd = pid_write.as_raw_fd();
+
+    let mut command = Command::new(&spec.program);
+    command
+        .args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr);
+    // SAFETY: runs in the forked child before exec and calls only
+    // async-signal-safe functions: fork, write, _exit, setsid, umask,
+    // close_range (a raw syscall) and fcntl. It touches no locks or heap.
+    unsafe {
+        command.pre_exec(move || {
+            match nix::libc::fork() {
+                -1 => return Err(io::Error::last_os_error()),
+                0 => {}
+                grandchild => {
+                    let bytes = grandchild.to_ne_bytes();
+                    nix::libc::write(pid_write_fd, bytes.as_ptr().cast(), bytes.len());
+                    nix::libc::_exit(0);
+                }
+            }
+            if nix::libc::setsid() == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            nix::libc::umask(0o022);
+            // Every descriptor above 2 closes at exec, whoever opened it.
+            let marked = nix::libc::syscall(
+                nix::libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                nix::libc::CLOSE_RANGE_CLOEXEC,
+            );
+            if marked != 0 {
+                for fd in 3..4096 {
+                    nix::libc::fcntl(fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC);
+                }
+            }
+            Ok(())
+        });
+    }
+    let mut intermediate = command.spawn().map_err(spawn_err)?;
+    drop(pid_write);
+    intermediate.wait().map_err(spawn_err)?;
+    let mut bytes = [0u8; 4];
+    std::fs::File::from(pid_read)
+        .read_exact(&mut bytes)
+        .map_err(spawn_err)?;
+    let pid = i32::from_ne_bytes(bytes);
+    let stat = process::stat(pid)
+        .ok_or_else(|| spawn_err(io::Error::other(format!("pid {pid} exited at once"))))?;
+    Ok(RecordedProcess {
+        pid,
+        start_time: stat.start_time,
+        pgrp: stat.pgrp,
+    })
+}
+
+/// How to run a start or stop script.
+#[derive(Debug, Clone)]
+pub struct ScriptRun {
+    /// The script.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// Environment variables added to copkg's own.
+    pub env: Vec<(OsString, OsString)>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// How long it may run.
+    pub timeout: Duration,
+    /// How many bytes of its output are kept (the last ones).
+    pub output_limit: usize,
+}
+
+/// What a script printed, keeping only the last bytes.
+#[derive(Default)]
+struct Tail {
+    bytes: Vec<u8>,
+    limit: usize,
+    dropped: u64,
+}
+
+impl Tail {
+    fn push(&mut self, data: &[u8]) {
+        self.bytes.extend_from_slice(data);
+        if self.bytes.len() > self.limit {
+            let excess = self.bytes.len() - self.limit;
+            self.bytes.drain(..excess);
+            self.dropped += excess as u64;
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut text = String::new();
+        if self.dropped > 0 {
+            text.push_str(&format!("[{} earlier bytes not kept]\n", self.dropped));
+        }
+        text.push_str(&String::from_utf8_lossy(&self.bytes));
+        text
+    }
+}
+
+/// Runs a start or stop script to completion: stdin /dev/null, stdout and
+/// stderr captured (the last `output_limit` bytes kept, the rest read and
+/// dropped), killed with its process group when it overruns `timeout`.
+/// Returns its output; a non-zero exit or a timeout is an error carrying it.
+pub fn run_script(run: &ScriptRun) -> Result<String, ServiceError> {
+    let mut child = Command::new(&run.program)
+        .args(&run.args)
+        .envs(run.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&run.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|source| ServiceError::Spawn {
+            program: run.program.clone(),
+            source,
+        })?;
+    let tail = Arc::new(Mutex::new(Tail {
+        limit: run.output_limit,
+        ..Tail::default()
+    }));
+    // Readers are detached: a service the script started may keep the
+    // pipes open long after the script itself is gone.
+    let pipes: Vec<Box<dyn Read + Send>> = vec![
+        Box::new(child.stdout.take().expect("stdout is piped")),
+        Box::new(child.stderr.take().expect("stderr is piped")),
+    ];
+    let readers: Vec<_> = pipes
+        .into_iter()
+        .map(|mut pipe| {
+            let tail = Arc::clone(&tail);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    tail.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(&buf[..n]);
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + run.timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|source| ServiceError::Spawn {
+            program: run.program.clone(),
+            source,
+        })? {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                Signal::SIGKILL,
+            );
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // Give the readers a moment to drain what the script wrote last.
+    let grace = Instant::now() + Duration::from_millis(200);
+    for reader in readers {
+        while !reader.is_finished() && Instant::now() < grace {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let output = tail.lock().unwrap_or_else(|e| e.into_inner()).text();
+    let outcome = match status {
+        None => format!(
+            "did not finish within {} s and was killed",
+            run.timeout.as_secs_f64()
+        ),
+        Some(status) if status.success() => return Ok(output),
+        Some(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => format!("failed with exit code {code}"),
+            (_, Some(signal)) => format!("was killed by signal {signal}"),
+            _ => "failed".to_owned(),
+        },
+    };
+    Err(ServiceError::Script {
+        script: run.program.clone(),
+        outcome,
+        output,
+    })
+}
+
+/// Reads `run/start.pid` after a start and records every pid in it that
+/// names a live process (pid, start time, process group).
+pub fn processes_from_pidfile(
+    runtime: &RuntimeDir,
+    script_output: &str,
+) -> Result<Vec<RecordedProcess>, ServiceError> {
+    let console = || {
+        let mut text = runtime.console_tail(4096);
+        if !script_output.trim().is_empty() {
+            text.push_str(&format!("--- start script output ---\n{script_output}"));
+        }
+        text
+    };
+    let pids = runtime
+        .read_pidfile()?
+        .ok_or_else(|| ServiceError::NoLiveProcess {
+            reason: format!(
+                "the start script exited without writing {}",
+                runtime.path().join(crate::runtime::PIDFILE).display()
+            ),
+            console: console(),
+        })?;
+    let live: Vec<RecordedProcess> = pids
+        .iter()
+        .filter_map(|&pid| {
+            let stat = process::stat(pid).filter(|s| s.is_alive())?;
+            Some(RecordedProcess {
+                pid,
+                start_time: stat.start_time,
+                pgrp: stat.pgrp,
+            })
+        })
+        .collect();
+    if live.is_empty() {
+        return Err(ServiceError::NoLiveProcess {
+            reason: format!(
+                "{} names no live process (pid {})",
+                runtime.path().join(crate::runtime::PIDFILE).display(),
+                pids_text(&pids)
+            ),
+            console: console(),
+        });
+    }
+    Ok(live)
+}
+
+/// The state of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state")]
+pub enum ServiceState {
+    /// Recorded processes are alive.
+    Running {
+        /// Live pids.
+        pids: Vec<i32>,
+    },
+    /// Never started, or stopped by copkg.
+    Stopped,
+    /// Started by copkg and gone without being stopped.
+    Crashed,
+    /// `run/start.pid` names processes that are not what copkg recorded
+    /// (dead, or a reused pid).
+    StalePidfile,
+}
+
+impl ServiceState {
+    /// The state's name as printed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ServiceState::Running { .. } => "running",
+            ServiceState::Stopped => "stopped",
+            ServiceState::Crashed => "crashed",
+            ServiceState::StalePidfile => "stale-pidfile",
+        }
+    }
+}
+
+/// Every live process that belongs to a recorded service: the recorded pids
+/// whose start times still match, and the members of their process groups
+/// started no earlier than the service.
+pub fn live_processes(record: &ServiceRecord) -> Vec<(i32, u64)> {
+    let mut live: Vec<(i32, u64)> = record
+        .processes
+        .iter()
+        .filter(|p| process::is_running(p.pid, p.start_time))
+        .map(|p| (p.pid, p.start_time))
+        .collect();
+    let since = record
+        .processes
+        .iter()
+        .map(|p| p.start_time)
+        .min()
+        .unwrap_or(0);
+    let mut groups: Vec<i32> = record
+        .processes
+        .iter()
+        .map(|p| p.pgrp)
+        .filter(|&g| g > 1)
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    for group in groups {
+        for member in process::group_members(group, since) {
+            if !live.contains(&member) {
+                live.push(member);
+            }
+        }
+    }
+    live.sort_unstable();
+    live
+}
+
+/// The state of the service in `runtime`.
+pub fn status(runtime: &RuntimeDir) -> Result<ServiceState, ServiceError> {
+    if let Some(record) = runtime.read_record()?
+        && record.stopped_at.is_none()
+    {
+        let live = live_processes(&record);
+        return Ok(if live.is_empty() {
+            ServiceState::Crashed
+        } else {
+            ServiceState::Running {
+                pids: live.iter().map(|(pid, _)| *pid).collect(),
+            }
+        });
+    }
+    // Not started by copkg (or stopped by it): a pid file left here, trusted
+    // or not, names nothing copkg will act on.
+    let has_pidfile = !matches!(runtime.read_pidfile(), Ok(None));
+    Ok(if has_pidfile {
+        ServiceState::StalePidfile
+    } else {
+        ServiceState::Stopped
+    })
+}
+
+/// A stop schedule: signals and how long to wait after each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StopSchedule {
+    steps: Vec<(Signal, Duration)>,
+    text: String,
+}
+
+impl StopSchedule {
+    /// Parses `TERM/10/KILL/5` (signal names with or without `SIG`, seconds
+    /// as decimals).
+    pub fn parse(text: &str) -> Result<Self, ServiceError> {
+        let bad = || ServiceError::Schedule(text.to_owned());
+        let parts: Vec<&str> = text.split('/').map(str::trim).collect();
+        if parts.len() < 2 || !parts.len().is_multiple_of(2) {
+            return Err(bad());
+        }
+        let mut steps = Vec::new();
+        for pair in parts.chunks(2) {
+            let name = pair[0].to_ascii_uppercase();
+            let name = if name.starts_with("SIG") {
+                name
+            } else {
+                format!("SIG{name}")
+            };
+            let signal: Signal = name.parse().map_err(|_| bad())?;
+            let seconds: f64 = pair[1].parse().map_err(|_| bad())?;
+            if !seconds.is_finite() || !(0.0..=3600.0).contains(&seconds) {
+                return Err(bad());
+            }
+            steps.push((signal, Duration::from_secs_f64(seconds)));
+        }
+        Ok(StopSchedule {
+            steps,
+            text: text.to_owned(),
+        })
+    }
+}
+
+impl Default for StopSchedule {
+    fn default() -> Self {
+        StopSchedule::parse("TERM/10/KILL/5").expect("the default schedule parses")
+    }
+}
+
+/// Stops the processes of a recorded service by the schedule: each signal
+/// goes only to processes whose start time still matches; between signals
+/// copkg waits until they are gone or the step's time is up.
+pub fn stop_by_signals(
+    record: &ServiceRecord,
+    schedule: &StopSchedule,
+) -> Result<(), ServiceError> {
+    if live_processes(record).is_empty() {
+        return Err(ServiceError::NotRunning {
+            service: record.service.clone(),
+        });
+    }
+    for (signal, wait) in &schedule.steps {
+        for (pid, start_time) in live_processes(record) {
+            match process::signal_exact(pid, start_time, *signal) {
+                Ok(Signalled::Sent | Signalled::Gone) => {}
+                Err(source) => return Err(ServiceError::Signal { pid, source }),
+            }
+        }
+        if wait_until_gone(record, *wait) {
+            return Ok(());
+        }
+    }
+    let pids: Vec<i32> = live_processes(record).iter().map(|(pid, _)| *pid).collect();
+    if pids.is_empty() {
+        return Ok(());
+    }
+    Err(ServiceError::StillRunning {
+        service: record.service.clone(),
+        schedule: schedule.text.clone(),
+        pids,
+    })
+}
+
+/// Waits up to `limit` for every process of the service to be gone.
+pub fn wait_until_gone(record: &ServiceRecord, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if live_processes(record).is_empty() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_parse() {
+        let s = StopSchedule::parse("TERM/10/KILL/5").unwrap();
+        assert_eq!(
+            s.steps,
+            vec![
+                (Signal::SIGTERM, Duration::from_secs(10)),
+                (Signal::SIGKILL, Duration::from_secs(5))
+            ]
+        );
+        let s = StopSchedule::parse("sigint/0.5").unwrap();
+        assert_eq!(s.steps, vec![(Signal::SIGINT, Duration::from_millis(500))]);
+        for bad in [
+            "",
+            "TERM",
+            "TERM/x",
+            "NOPE/1",
+            "TERM/1/KILL",
+            "TERM/-1",
+            "TERM/inf",
+        ] {
+            assert!(StopSchedule::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tail_keeps_the_last_bytes() {
+        let mut tail = Tail {
+            limit: 4,
+            ..Tail::default()
+        };
+        tail.push(b"abc");
+        tail.push(b"defg");
+        assert_eq!(tail.text(), "[3 earlier bytes not kept]\ndefg");
+    }
+}
