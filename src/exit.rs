@@ -72,7 +72,11 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
             match e {
                 ServiceError::AlreadyRunning { .. } => return ExitCode::AlreadyRunning,
                 ServiceError::NotRunning { .. } => return ExitCode::NotRunning,
-                ServiceError::Script { .. } | ServiceError::NoLiveProcess { .. } => {
+                ServiceError::Script { .. }
+                | ServiceError::NoLiveProcess { .. }
+                | ServiceError::Runtime(crate::runtime::RuntimeError::UntrustedPidfile {
+                    ..
+                }) => {
                     return ExitCode::ScriptFailed;
                 }
                 ServiceError::Schedule(_) => return ExitCode::Usage,

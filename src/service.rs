@@ -418,13 +418,16 @@ impl ServiceState {
 }
 
 /// Every live process that belongs to a recorded service: the recorded pids
-/// whose start times still match, and the members of their process groups
-/// started no earlier than the service.
+/// whose start times still match, and, for a recorded process that led its
+/// own process group, the members of that group started no earlier than it
+/// (a group id is not reused while the group has members). copkg itself is
+/// never among them.
 pub fn live_processes(record: &ServiceRecord) -> Vec<(i32, u64)> {
+    let me = std::process::id() as i32;
     let mut live: Vec<(i32, u64)> = record
         .processes
         .iter()
-        .filter(|p| process::is_running(p.pid, p.start_time))
+        .filter(|p| p.pid != me && process::is_running(p.pid, p.start_time))
         .map(|p| (p.pid, p.start_time))
         .collect();
     let since = record
@@ -433,17 +436,18 @@ pub fn live_processes(record: &ServiceRecord) -> Vec<(i32, u64)> {
         .map(|p| p.start_time)
         .min()
         .unwrap_or(0);
+    let own_group = process::stat(me).map_or(0, |s| s.pgrp);
     let mut groups: Vec<i32> = record
         .processes
         .iter()
+        .filter(|p| p.pgrp == p.pid && p.pgrp > 1 && p.pgrp != own_group)
         .map(|p| p.pgrp)
-        .filter(|&g| g > 1)
         .collect();
     groups.sort_unstable();
     groups.dedup();
     for group in groups {
         for member in process::group_members(group, since) {
-            if !live.contains(&member) {
+            if member.0 != me && !live.contains(&member) {
                 live.push(member);
             }
         }

@@ -59,6 +59,7 @@ impl Sandbox {
         }
         cmd.env("HOME", self.path().join("home"))
             .env("COPKG_SOFTWARE_ROOT", self.root())
+            .env("COPKG_RUNTIME_ROOT", self.path().join("runtime"))
             .stdin(Stdio::null());
         cmd
     }

@@ -1,0 +1,817 @@
+//! Services end to end with real processes and signals: the example
+//! packages' full cycle, and every case of shared/SECURITY.md part D, with
+//! B6 (uninstall while running) and B7 (no inherited lock fds).
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const SVC: &str = "1.svc.test.local";
+
+/// Packs and installs a package made of `files` (path, content, mode) as
+/// `com.example:<name>:1.0.0`.
+fn install_package(sandbox: &Sandbox, name: &str, files: &[(&str, &str, u32)]) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = sandbox.path().join("src").join(name);
+    for (path, content, mode) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, content).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)).unwrap();
+    }
+    let coordinate = format!("com.example:{name}:1.0.0");
+    let out = run(sandbox
+        .copkg()
+        .arg("pack")
+        .arg(&dir)
+        .args(["--coordinate", &coordinate, "--out"])
+        .arg(sandbox.repo()));
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = run(sandbox
+        .copkg()
+        .arg("--repo")
+        .arg(sandbox.repo())
+        .args(["install", &coordinate]));
+    assert_eq!(out.code, 0, "{out:?}");
+    coordinate
+}
+
+/// Installs one of packages-example/.
+fn install_example(sandbox: &Sandbox, name: &str) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("packages-example")
+        .join(name);
+    let coordinate = format!("com.example:{name}:1.0.0");
+    let out = run(sandbox
+        .copkg()
+        .arg("pack")
+        .arg(&dir)
+        .args(["--coordinate", &coordinate, "--out"])
+        .arg(sandbox.repo()));
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = run(sandbox
+        .copkg()
+        .arg("--repo")
+        .arg(sandbox.repo())
+        .args(["install", &coordinate]));
+    assert_eq!(out.code, 0, "{out:?}");
+    coordinate
+}
+
+fn runtime_dir(sandbox: &Sandbox, service: &str) -> PathBuf {
+    sandbox.path().join("runtime").join(service)
+}
+
+/// A start.lua that spawns `sh -c SCRIPT` detached.
+fn lua_service(script: &str) -> String {
+    format!(
+        r#"local ctx = ...
+copkg.spawn({{
+  program = "/bin/sh",
+  args = {{ "-c", [==[{script}]==] }},
+  cwd = ctx.runtime_dir,
+  stdout = ctx.runtime_dir .. "/console/stdout.log",
+  stderr = ctx.runtime_dir .. "/console/stderr.log",
+}})
+"#
+    )
+}
+
+fn start(sandbox: &Sandbox, package: &str, service: &str, args: &[&str]) -> Output {
+    run(sandbox
+        .copkg()
+        .args(["start", package, service, "--"])
+        .args(args))
+}
+
+fn pid_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.trim_start().chars().next())
+        })
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done()
+}
+
+fn record(sandbox: &Sandbox, service: &str) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(runtime_dir(sandbox, service).join("run/copkg.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn recorded_pid(sandbox: &Sandbox, service: &str) -> i32 {
+    record(sandbox, service)["processes"][0]["pid"]
+        .as_i64()
+        .unwrap() as i32
+}
+
+fn http_get(port: u16) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    use std::io::Write;
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    text.split("\r\n\r\n").nth(1).map(str::to_owned)
+}
+
+#[test]
+fn full_cycle_of_the_http_example() {
+    let sandbox = Sandbox::new();
+    let package = install_example(&sandbox, "webapp");
+    let port = free_port();
+    let service = "1.web.prod.trd";
+    let out = start(&sandbox, &package, service, &[&format!("--port={port}")]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let pid = recorded_pid(&sandbox, service);
+    let runtime = runtime_dir(&sandbox, service);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "started {service} (pid {pid}) from {package} in {}\n",
+            runtime.display()
+        )
+    );
+    for sub in ["log", "etc", "console", "data", "run"] {
+        assert!(runtime.join(sub).is_dir(), "{sub}");
+    }
+    assert_eq!(
+        http_get(port).as_deref(),
+        Some("hello from 1.web.prod.trd\n")
+    );
+
+    let out = run(sandbox.copkg().args(["status", service]));
+    assert_eq!(
+        (out.code, out.stdout),
+        (0, format!("{service}\trunning\t{pid}\t{package}\n"))
+    );
+    let out = run(sandbox.copkg().args(["--json", "status"]));
+    let status: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(status["state"], "running");
+    assert_eq!(status["pids"][0], pid);
+
+    let out = run(sandbox.copkg().args(["stop", service]));
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, format!("stopped {service}\n").as_str()),
+        "{out:?}"
+    );
+    assert!(!pid_alive(pid));
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "port still open"
+    );
+    let log = std::fs::read_to_string(runtime.join("log/access.log")).unwrap();
+    assert!(log.contains("\"GET / HTTP/1.0\" 200"), "{log}");
+    assert!(
+        log.contains("stopping on signal 15"),
+        "stop.py asked it to finish: {log}"
+    );
+    let out = run(sandbox.copkg().args(["status", service]));
+    assert_eq!(
+        (out.code, out.stdout),
+        (7, format!("{service}\tstopped\t-\t{package}\n"))
+    );
+    assert!(!runtime.join("run/start.pid").exists());
+
+    let out = run(sandbox.copkg().args(["cleanup", service]));
+    assert_eq!(
+        (out.code, out.stdout),
+        (0, format!("removed {}\n", runtime.display()))
+    );
+    assert!(!runtime.exists());
+
+    // Started again, then killed behind copkg's back: crashed.
+    let out = start(&sandbox, &package, service, &[&format!("--port={port}")]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let pid = recorded_pid(&sandbox, service);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)));
+    let out = run(sandbox.copkg().args(["status", service]));
+    assert_eq!(
+        (out.code, out.stdout),
+        (7, format!("{service}\tcrashed\t-\t{package}\n"))
+    );
+}
+
+#[test]
+fn start_lua_picks_the_platform_binary() {
+    let sandbox = Sandbox::new();
+    let package = install_example(&sandbox, "ticker");
+    let service = "1.ticker.dev.local";
+    let out = start(&sandbox, &package, service, &["0.1"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let log = runtime_dir(&sandbox, service).join("log/ticker.log");
+    assert!(wait_until(Duration::from_secs(5), || log.exists()));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let tag = format!("tick ({}-{})", std::env::consts::OS, std::env::consts::ARCH);
+    assert!(text.contains(&tag), "{text}");
+    let out = run(sandbox.copkg().args(["stop", service]));
+    assert_eq!(out.code, 0, "{out:?}");
+}
+
+#[test]
+fn d1_dead_pid_is_crashed_and_stop_sends_nothing_and_clears_it() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "d1",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
+    let pid = recorded_pid(&sandbox, SVC);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)));
+    let out = run(sandbox.copkg().args(["status", SVC]));
+    assert_eq!(out.stdout, format!("{SVC}\tcrashed\t-\t{package}\n"));
+    let out = run(sandbox.copkg().args(["stop", SVC]));
+    assert_eq!(out.code, 7, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        format!("{SVC} was crashed; cleared its pid file\nerror: {SVC} is not running\n")
+    );
+    assert!(!runtime_dir(&sandbox, SVC).join("run/start.pid").exists());
+    let out = run(sandbox.copkg().args(["status", SVC]));
+    assert_eq!(out.stdout, format!("{SVC}\tstopped\t-\t{package}\n"));
+}
+
+#[test]
+fn d2_reused_pid_is_never_signalled() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "d2",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
+    let service_pid = recorded_pid(&sandbox, SVC);
+    // The service dies and its pid "is reused" by an unrelated process: the
+    // record is pointed at a live process with another start time.
+    let mut unrelated = Command::new("sleep").arg("60").spawn().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(service_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let path = runtime_dir(&sandbox, SVC).join("run/copkg.json");
+    let mut rec = record(&sandbox, SVC);
+    let start_time = rec["processes"][0]["start_time"].as_u64().unwrap();
+    rec["processes"][0]["pid"] = (unrelated.id() as i64).into();
+    rec["processes"][0]["pgrp"] = (unrelated.id() as i64).into();
+    rec["processes"][0]["start_time"] = (start_time.saturating_sub(7)).into();
+    std::fs::write(&path, rec.to_string()).unwrap();
+    std::fs::write(
+        runtime_dir(&sandbox, SVC).join("run/start.pid"),
+        format!("{}\n", unrelated.id()),
+    )
+    .unwrap();
+
+    let out = run(sandbox.copkg().args(["status", SVC]));
+    assert_eq!(out.stdout, format!("{SVC}\tcrashed\t-\t{package}\n"));
+    let out = run(sandbox.copkg().args(["stop", SVC]));
+    assert_eq!(out.code, 7, "{out:?}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        unrelated.try_wait().unwrap().is_none(),
+        "an unrelated process was signalled"
+    );
+    unrelated.kill().unwrap();
+    unrelated.wait().unwrap();
+}
+
+#[test]
+fn d3_zombie_is_not_running() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "d3",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
+    let real = recorded_pid(&sandbox, SVC);
+    // A child of this test that exits and is not reaped is a zombie.
+    let zombie = Command::new("true").spawn().unwrap();
+    let zpid = zombie.id() as i32;
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(zpid)));
+    let stat = std::fs::read_to_string(format!("/proc/{zpid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    assert_eq!(fields[0], "Z");
+    let mut rec = record(&sandbox, SVC);
+    rec["processes"][0]["pid"] = zpid.into();
+    rec["processes"][0]["pgrp"] = fields[2].parse::<i64>().unwrap().into();
+    rec["processes"][0]["start_time"] = fields[19].parse::<u64>().unwrap().into();
+    std::fs::write(
+        runtime_dir(&sandbox, SVC).join("run/copkg.json"),
+        rec.to_string(),
+    )
+    .unwrap();
+    let out = run(sandbox.copkg().args(["status", SVC]));
+    assert_eq!(out.stdout, format!("{SVC}\tcrashed\t-\t{package}\n"));
+    drop(zombie);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(real),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+}
+
+#[test]
+fn d4_untrusted_pidfile_is_refused() {
+    let sandbox = Sandbox::new();
+    let start_py = r#"#!/usr/bin/env python3
+import os, subprocess, sys
+runtime = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--runtime-dir=")][0]
+p = subprocess.Popen(["sleep", "60"], start_new_session=True, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+path = os.path.join(runtime, "run", "start.pid")
+with open(path, "w") as f:
+    f.write(f"{p.pid}\n")
+os.chmod(path, 0o666)
+"#;
+    let package = install_package(&sandbox, "d4", &[("script.d/start.py", start_py, 0o755)]);
+    let out = start(&sandbox, &package, SVC, &[]);
+    assert_eq!(out.code, 8, "{out:?}");
+    let pidfile = runtime_dir(&sandbox, SVC).join("run/start.pid");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: {SVC} did not start\n  caused by: {} is not trusted: writable by group or others (mode 0666)\n",
+            pidfile.display()
+        )
+    );
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
+#[test]
+fn d5_service_ignoring_term_is_killed_and_one_surviving_the_schedule_is_an_error() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "d5",
+        &[(
+            "script.d/start.lua",
+            &lua_service("trap '' TERM; while :; do sleep 0.05; done"),
+            0o644,
+        )],
+    );
+    let config = sandbox.path().join("config.json");
+    std::fs::write(&config, r#"{"stopSchedule": "TERM/0.3"}"#).unwrap();
+    assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
+    let pid = recorded_pid(&sandbox, SVC);
+    let out = run(sandbox
+        .copkg()
+        .arg("--config")
+        .arg(&config)
+        .args(["stop", SVC]));
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "error: {SVC} still runs after the stop schedule TERM/0.3 (pid {pid}"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(pid_alive(pid));
+
+    std::fs::write(&config, r#"{"stopSchedule": "TERM/0.3/KILL/5"}"#).unwrap();
+    let out = run(sandbox
+        .copkg()
+        .arg("--config")
+        .arg(&config)
+        .args(["stop", SVC]));
+    assert_eq!((out.code, out.stdout), (0, format!("stopped {SVC}\n")));
+    assert!(!pid_alive(pid));
+}
+
+#[test]
+fn d6_stop_ends_the_whole_process_group() {
+    let sandbox = Sandbox::new();
+    let children = "sleep 300 & sleep 300 & sh -c 'sleep 300' & wait";
+    let package = install_package(
+        &sandbox,
+        "d6",
+        &[("script.d/start.lua", &lua_service(children), 0o644)],
+    );
+    assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
+    let leader = recorded_pid(&sandbox, SVC);
+    let members = || -> Vec<i32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|s| {
+                        s.rsplit_once(')')
+                            .map(|(_, r)| r.split_whitespace().nth(2).map(str::to_owned))
+                    })
+                    .flatten()
+                    .is_some_and(|pgrp| pgrp == leader.to_string())
+            })
+            .filter(|pid| pid_alive(*pid))
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || members().len() >= 4),
+        "{:?}",
+        members()
+    );
+    let out = run(sandbox.copkg().args(["stop", SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        wait_until(Duration::from_secs(2), || members().is_empty()),
+        "left: {:?}",
+        members()
+    );
+}
+
+#[test]
+fn d7_b7_detached_service_is_isolated() {
+    let sandbox = Sandbox::new();
+    // The shell notes what only it can see, then becomes `sleep`, whose
+    // descriptors are then exactly what the service was given.
+    let probe = r#"echo "umask $(umask)" > probe.tmp; echo "cwd $(pwd)" >> probe.tmp; mv probe.tmp probe.txt; exec sleep 60"#;
+    let package = install_package(
+        &sandbox,
+        "d7",
+        &[("script.d/start.lua", &lua_service(probe), 0o644)],
+    );
+    // copkg itself gets an extra inherited descriptor (fd 7) from its parent.
+    let mut copkg = sandbox.copkg();
+    copkg.args(["start", &package, SVC]);
+    let program = copkg.get_program().to_owned();
+    let args: Vec<String> = copkg
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut shell = Command::new("/bin/sh");
+    shell
+        .arg("-c")
+        .arg(r#"exec 7</etc/hostname; exec "$0" "$@""#)
+        .arg(&program)
+        .args(&args);
+    for (key, value) in copkg.get_envs() {
+        match value {
+            Some(value) => shell.env(key, value),
+            None => shell.env_remove(key),
+        };
+    }
+    let child = shell
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let copkg_pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    let runtime = runtime_dir(&sandbox, SVC);
+    let probe_file = runtime.join("probe.txt");
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&probe_file).is_ok_and(|t| t.contains("cwd"))
+    }));
+    let text = std::fs::read_to_string(&probe_file).unwrap();
+    let line = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} ")))
+            .unwrap()
+            .to_owned()
+    };
+    let pid = recorded_pid(&sandbox, SVC);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let (ppid, pgrp, session): (i32, i32, i32) = (
+        fields[1].parse().unwrap(),
+        fields[2].parse().unwrap(),
+        fields[3].parse().unwrap(),
+    );
+    assert_eq!((pgrp, session), (pid, pid), "own session and process group");
+    assert_ne!(ppid as u32, copkg_pid, "not a child of copkg");
+    let mut fds: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .collect();
+    fds.sort();
+    assert_eq!(
+        fds,
+        [0, 1, 2],
+        "no inherited descriptors (copkg's locks and the parent's fd 7 included)"
+    );
+    let link = |fd: u32| std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
+    assert_eq!(link(0), Path::new("/dev/null"));
+    assert_eq!(link(1), runtime.join("console/stdout.log"));
+    assert_eq!(link(2), runtime.join("console/stderr.log"));
+    assert_eq!(line("umask"), "0022");
+    assert_eq!(line("cwd"), runtime.display().to_string());
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+}
+
+#[test]
+fn d8_two_starts_at_once_give_one_instance() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "d8",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            sandbox
+                .copkg()
+                .args(["start", &package, SVC])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut codes: Vec<i32> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
+        .collect();
+    codes.sort();
+    assert_eq!(codes, [0, 6]);
+    let out = run(sandbox.copkg().args(["--json", "status", SVC]));
+    let status: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(status["pids"].as_array().unwrap().len(), 1);
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+}
+
+#[test]
+fn d9_hanging_or_flooding_start_script_is_bounded() {
+    let sandbox = Sandbox::new();
+    let hang = "#!/bin/sh\necho about to hang\nsleep 300\n";
+    let package = install_package(&sandbox, "hang", &[("script.d/start.py", hang, 0o755)]);
+    let config = sandbox.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"scriptTimeoutSecs": 1, "scriptOutputBytes": 1000}"#,
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = run(sandbox
+        .copkg()
+        .arg("--config")
+        .arg(&config)
+        .args(["start", &package, SVC]));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(out.code, 8, "{out:?}");
+    let script = sandbox
+        .root()
+        .join("com/example/hang/1.0.0/script.d/start.py");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: {SVC} did not start\n  caused by: {} did not finish within 1 s and was killed; its output ends with:\nabout to hang\n",
+            script.display()
+        )
+    );
+
+    let flood = "#!/bin/sh\nyes 'flooding the console' | head -c 5000000\nexit 3\n";
+    let package = install_package(&sandbox, "flood", &[("script.d/start.py", flood, 0o755)]);
+    let out = run(sandbox.copkg().arg("--config").arg(&config).args([
+        "start",
+        &package,
+        "2.svc.test.local",
+    ]));
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "failed with exit code 3; its output ends with:\n[4999000 earlier bytes not kept]\n"
+        ),
+        "{}",
+        &out.stderr[..out.stderr.len().min(600)]
+    );
+    assert!(
+        out.stderr.len() < 2000,
+        "output was not bounded: {} bytes",
+        out.stderr.len()
+    );
+}
+
+#[test]
+fn d10_start_without_a_live_pid_fails_with_the_console_tail() {
+    let sandbox = Sandbox::new();
+    let no_pidfile = "#!/bin/sh\necho 'configuring'\necho 'boom: missing config' >&2\n";
+    let package = install_package(
+        &sandbox,
+        "nopid",
+        &[("script.d/start.py", no_pidfile, 0o755)],
+    );
+    let out = start(&sandbox, &package, SVC, &[]);
+    assert_eq!(out.code, 8, "{out:?}");
+    let runtime = runtime_dir(&sandbox, SVC);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "error: {SVC} did not start\n  caused by: the start script exited without writing {}; its output ends with:\n--- start script output ---\n",
+            runtime.join("run/start.pid").display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("configuring") && out.stderr.contains("boom: missing config"),
+        "{}",
+        out.stderr
+    );
+
+    let dead = format!(
+        "{}\nrm -f \"$COPKG_RUNTIME_DIR/console/stdout.log\"\necho 'crashing at startup' > \"$COPKG_RUNTIME_DIR/console/stdout.log\"\n",
+        "#!/bin/sh\nsh -c 'exit 0' & pid=$!; wait $pid\necho $pid > \"$COPKG_RUNTIME_DIR/run/start.pid\""
+    );
+    let package = install_package(&sandbox, "deadpid", &[("script.d/start.py", &dead, 0o755)]);
+    let out = start(&sandbox, &package, "2.svc.test.local", &[]);
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(
+        out.stderr.contains("names no live process"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("crashing at startup"),
+        "console tail missing: {}",
+        out.stderr
+    );
+    let out = run(sandbox.copkg().args(["status", "2.svc.test.local"]));
+    assert_eq!(out.stdout, "2.svc.test.local\tstale-pidfile\t-\t\n");
+}
+
+#[test]
+fn b6_uninstall_refuses_while_a_service_runs() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "b6",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
+    let out = run(sandbox.copkg().args(["uninstall", &package]));
+    assert_eq!(out.code, 6, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: {package} is used by running service {SVC}; stop it first, or use --force\n"
+        )
+    );
+    assert!(sandbox.root().join("com/example/b6/1.0.0").is_dir());
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+    assert_eq!(run(sandbox.copkg().args(["uninstall", &package])).code, 0);
+}
+
+#[test]
+fn hierarchical_runtime_dirs_and_lifecycle_hooks() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "hooks",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    let kept = sandbox.path().join("kept");
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(
+        &site,
+        format!(
+            r#"local default = require("copkg.policy")
+local kept = "{}"
+return {{
+  runtime_path = default.runtime_path_hierarchical,
+  before_start = function(ctx)
+    copkg.write_file(ctx.runtime_dir .. "/etc/instance.conf", "service=" .. ctx.service .. "\ncell=" .. ctx.cell .. "\n")
+  end,
+  after_stop = function(ctx)
+    copkg.write_file(ctx.runtime_dir .. "/log/stopped", ctx.package .. "\n")
+  end,
+  before_cleanup = function(ctx)
+    copkg.write_file(kept .. "-" .. ctx.instance, copkg.read_file(ctx.runtime_dir .. "/log/stopped"))
+  end,
+}}
+"#,
+            kept.display()
+        ),
+    )
+    .unwrap();
+    let copkg = || {
+        let mut cmd = sandbox.copkg();
+        cmd.arg("--site").arg(&site);
+        cmd
+    };
+    let service = "1.idee.prod.trd";
+    let out = run(copkg().args(["start", &package, service]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let runtime = sandbox.path().join("runtime/trd/prod/idee/1");
+    assert_eq!(
+        std::fs::read_to_string(runtime.join("etc/instance.conf")).unwrap(),
+        "service=1.idee.prod.trd\ncell=trd\n"
+    );
+    // Status with no names finds hierarchical dirs too.
+    let out = run(sandbox.copkg().arg("status"));
+    assert!(
+        out.stdout.starts_with(&format!("{service}\trunning\t")),
+        "{out:?}"
+    );
+    assert_eq!(run(copkg().args(["stop", service])).code, 0);
+    assert_eq!(
+        std::fs::read_to_string(runtime.join("log/stopped")).unwrap(),
+        format!("{package}\n")
+    );
+    assert_eq!(run(copkg().args(["cleanup", service])).code, 0);
+    assert!(!runtime.exists());
+    assert_eq!(
+        std::fs::read_to_string(format!("{}-1", kept.display())).unwrap(),
+        format!("{package}\n")
+    );
+}
+
+#[test]
+fn failing_before_start_hook_aborts_the_start() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "abort",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(&site, "return {\n  before_start = function(ctx)\n    error(\"no starts in \" .. ctx.cell)\n  end,\n}\n").unwrap();
+    let out = run(sandbox
+        .copkg()
+        .arg("--site")
+        .arg(&site)
+        .args(["start", &package, SVC]));
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "error: {}:3: no starts in local\n",
+            site.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(!runtime_dir(&sandbox, SVC).join("run/copkg.json").exists());
+}
+
+#[test]
+fn start_refuses_packages_not_installed_or_without_a_start_script() {
+    let sandbox = Sandbox::new();
+    let out = start(&sandbox, "com.example:nope:1", SVC, &[]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "error: com.example:nope:1 is not installed (install it first, or use start --install)\n"
+    );
+    let package = install_package(&sandbox, "noscript", &[("lib/x", "x", 0o644)]);
+    let out = start(&sandbox, &package, SVC, &[]);
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("has neither script.d/start.lua nor script.d/start.py"),
+        "{}",
+        out.stderr
+    );
+    let out = start(&sandbox, &package, "1.Bad.service", &[]);
+    assert_eq!(out.code, 2, "{out:?}");
+}
