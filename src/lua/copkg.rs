@@ -200,5 +200,136 @@ pub(crate) fn register(lua: &Lua) -> mlua::Result<()> {
     lua.set_app_data(Spawned::default());
     let loaded: Table = lua.globals().get::<Table>("package")?.get("loaded")?;
     loaded.set("copkg", module.clone())?;
-    lua.globals().set("copkg", module)
+    lua.globals().set("copkg", module.clone())?;
+    as_plain_errors(lua, &module)
+}
+
+/// Wraps every function of `module` so that its errors reach Lua as plain
+/// strings, `file:line: copkg.fn: what went wrong`, pointing at the caller.
+pub(crate) fn as_plain_errors(lua: &Lua, module: &Table) -> mlua::Result<()> {
+    lua.load(
+        r#"
+        local module = ...
+        for name, f in pairs(module) do
+          if type(f) == "function" then
+            module[name] = function(...)
+              local result = table.pack(pcall(f, ...))
+              if result[1] then
+                return table.unpack(result, 2, result.n)
+              end
+              local message = tostring(result[2])
+                :gsub("^runtime error: ", "")
+                :gsub("\nstack traceback:.*$", "")
+              error(message, 2)
+            end
+          end
+        end
+        "#,
+    )
+    .set_name("=copkg")
+    .call::<()>(module.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::lua::Host;
+
+    /// Evaluates a Lua expression in a fresh host and returns it as a string.
+    fn eval(code: &str) -> String {
+        let host = Host::new(None).unwrap();
+        host.lua.load(code).eval::<String>().unwrap()
+    }
+
+    #[test]
+    fn spawn_validates_its_table() {
+        let cases = [
+            ("{program = '/bin/true'}", "copkg.spawn: `cwd` is required"),
+            (
+                "{program = '/bin/true', cwd = '/', stdout = '/dev/null', stderr = '/dev/null', colour = 1}",
+                "copkg.spawn: unknown field `colour` (known: program, args, env, cwd, stdout, stderr)",
+            ),
+            (
+                "{program = '/bin/true', cwd = '/', stdout = '/dev/null', stderr = '/dev/null', args = {{}}}",
+                "copkg.spawn: `args` items must be strings, found a table",
+            ),
+            (
+                "{program = '/nonexistent/x', cwd = '/', stdout = '/dev/null', stderr = '/dev/null'}",
+                "copkg.spawn: cannot start /nonexistent/x: No such file or directory (os error 2)",
+            ),
+        ];
+        for (spec, want) in cases {
+            let got = eval(&format!(
+                "local ok, err = pcall(copkg.spawn, {spec}); assert(not ok); return tostring(err)"
+            ));
+            assert!(got.starts_with(want), "{spec}: {got}");
+        }
+    }
+
+    #[test]
+    fn spawn_starts_a_detached_process_and_records_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::new(None).unwrap();
+        let code = format!(
+            "local p = copkg.spawn({{program = '/bin/sh', args = {{'-c', 'echo $PPID; exec sleep 30'}}, cwd = '{0}', stdout = '{0}/out', stderr = '{0}/err'}}); return p.pid",
+            dir.path().display()
+        );
+        let pid: i32 = host.lua.load(&code).eval().unwrap();
+        assert_eq!(
+            host.spawned().iter().map(|p| p.pid).collect::<Vec<_>>(),
+            [pid]
+        );
+        let stat = crate::process::stat(pid).unwrap();
+        assert_eq!((stat.pgrp, stat.session), (pid, pid));
+        assert_ne!(stat.ppid, std::process::id() as i32);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn binary_follows_the_platform_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let platform = super::Platform::current();
+        let specific = dir.path().join(format!("bin/{}", platform.tag()));
+        std::fs::create_dir_all(&specific).unwrap();
+        std::fs::write(dir.path().join("bin/tool"), "").unwrap();
+        let lookup = format!("return copkg.binary('{}', 'tool')", dir.path().display());
+        assert_eq!(eval(&lookup), format!("{}/bin/tool", dir.path().display()));
+        std::fs::write(specific.join("tool"), "").unwrap();
+        assert_eq!(
+            eval(&lookup),
+            format!("{}/bin/{}/tool", dir.path().display(), platform.tag())
+        );
+        let missing = format!(
+            "local ok, err = pcall(copkg.binary, '{}', 'nope'); return tostring(err)",
+            dir.path().display()
+        );
+        assert!(eval(&missing).contains(&format!(
+            "copkg.binary: no binary `nope` for {} in",
+            platform.tag()
+        )));
+    }
+
+    #[test]
+    fn files_and_platform() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.txt");
+        let code = format!(
+            "copkg.write_file('{0}', 'abc'); return copkg.read_file('{0}') .. tostring(copkg.is_file('{0}')) .. tostring(copkg.exists('{0}.no'))",
+            path.display()
+        );
+        assert_eq!(eval(&code), "abctruefalse");
+        let err =
+            eval("local ok, err = pcall(copkg.read_file, '/nonexistent/f'); return tostring(err)");
+        assert!(
+            err.starts_with("copkg.read_file: /nonexistent/f: No such file"),
+            "{err}"
+        );
+        assert_eq!(
+            eval("local p = copkg.platform(); return p.os .. '-' .. p.arch"),
+            super::Platform::current().tag()
+        );
+    }
 }

@@ -72,7 +72,7 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
 
 /// One Lua state with the policy loaded.
 pub struct Host {
-    lua: Lua,
+    pub(crate) lua: Lua,
     hooks: Table,
     overridden: Vec<String>,
     site: Option<PathBuf>,

@@ -70,7 +70,12 @@ pub(super) fn register_binary(lua: &Lua, hooks: &Table) -> mlua::Result<()> {
             relative_path("binary_path", "result", found).map_err(|e| fail(e.to_string()))?;
         Ok(format!("{package_dir}/{relative}"))
     })?;
-    lua.globals().get::<Table>("copkg")?.set("binary", binary)
+    let wrapper = lua.create_table()?;
+    wrapper.set("binary", binary)?;
+    super::copkg::as_plain_errors(lua, &wrapper)?;
+    lua.globals()
+        .get::<Table>("copkg")?
+        .set("binary", wrapper.get::<Function>("binary")?)
 }
 
 /// The policy hooks of one Lua state.
@@ -256,6 +261,32 @@ mod tests {
         let mut file = tempfile::Builder::new().suffix(".lua").tempfile().unwrap();
         file.write_all(text.as_bytes()).unwrap();
         file
+    }
+
+    #[test]
+    fn every_registered_function_is_annotated() {
+        let annotations = include_str!("../../lua/copkg.d.lua");
+        let annotated: Vec<String> = annotations
+            .lines()
+            .filter_map(|l| l.strip_prefix("function copkg."))
+            .filter_map(|l| l.split('(').next())
+            .map(str::to_owned)
+            .collect();
+        let host = Host::new(None).unwrap();
+        let registered = host.module_functions().unwrap();
+        assert!(registered.len() >= 8, "{registered:?}");
+        for name in &registered {
+            assert!(
+                annotated.contains(name),
+                "copkg.{name} is registered but not in lua/copkg.d.lua"
+            );
+        }
+        for name in &annotated {
+            assert!(
+                registered.contains(name),
+                "lua/copkg.d.lua annotates copkg.{name}, which is not registered"
+            );
+        }
     }
 
     #[test]
