@@ -54,7 +54,7 @@ function copkg.is_file(path) end
 ---@param message string
 function copkg.log(message) end
 
---- Writes a file atomically (temp file, sync, rename).
+--- Writes a file atomically (temp file, then rename): readers see the old or the new content.
 ---@param path string
 ---@param content string
 function copkg.write_file(path, content) end

@@ -174,7 +174,7 @@ fn log(_: &Lua, message: String) -> mlua::Result<()> {
     Ok(())
 }
 
-/// `copkg.write_file(path, text)`: written to a temp file, synced, renamed.
+/// `copkg.write_file(path, text)`: written to a temp file, then renamed.
 fn write_file(_: &Lua, (path, text): (String, mlua::LuaString)) -> mlua::Result<()> {
     crate::runtime::write_atomically(std::path::Path::new(&path), &text.as_bytes())
         .map_err(|e| fail("write_file", crate::lua::chain(&e)))
