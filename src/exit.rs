@@ -38,7 +38,15 @@ pub struct UsageError(pub String);
 
 /// The exit code for an error: the first cause in the chain that has one.
 pub fn code_for(err: &anyhow::Error) -> ExitCode {
-    for cause in err.chain() {
+    let head: &(dyn std::error::Error + 'static) = err.as_ref();
+    code_for_error(head)
+}
+
+/// [`code_for`] for any error and its `source()` chain.
+pub fn code_for_error(err: &(dyn std::error::Error + 'static)) -> ExitCode {
+    let mut next = Some(err);
+    while let Some(cause) = next {
+        next = cause.source();
         if let Some(e) = cause.downcast_ref::<crate::commands::PartialFailure>() {
             return e.code;
         }
@@ -99,9 +107,16 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
 
 /// Prints an error and its causes on stderr, one line per cause.
 pub fn print_error(err: &anyhow::Error) {
+    eprintln!("{}", describe(err.as_ref()));
+}
+
+/// An error and its causes, one line per cause: `error: …` then `  caused by: …`.
+pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = format!("error: {err}");
-    for cause in err.chain().skip(1) {
+    let mut next = err.source();
+    while let Some(cause) = next {
         text.push_str(&format!("\n  caused by: {cause}"));
+        next = cause.source();
     }
-    eprintln!("{text}");
+    text
 }

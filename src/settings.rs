@@ -240,6 +240,22 @@ fn seconds(value: Option<f64>, default: Duration) -> Duration {
 }
 
 impl Settings {
+    /// What the store needs to install one package under these settings.
+    pub fn install_request<'a>(
+        &'a self,
+        coordinate: &'a crate::coordinate::PackageCoordinate,
+        layout: &'a crate::store::PackageLayout,
+    ) -> crate::store::InstallRequest<'a> {
+        crate::store::InstallRequest {
+            coordinate,
+            layout,
+            repositories: &self.repositories,
+            checksum: self.checksum,
+            max_unpacked_bytes: self.max_unpacked_bytes,
+            max_entries: self.max_entries,
+        }
+    }
+
     /// Resolves flags and environment (`args`) over the config files.
     pub fn resolve(args: &GlobalArgs) -> Result<Settings, SettingsError> {
         let home = std::env::var_os("HOME")

@@ -2,7 +2,6 @@
 
 use std::io::BufRead;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context as _;
 
@@ -11,7 +10,7 @@ use crate::cli::InstallArgs;
 use crate::coordinate::PackageCoordinate;
 use crate::exit::code_for;
 use crate::repo::{Fetcher, ProxySettings};
-use crate::store::{InstallRequest, Installed};
+use crate::store::{InstallRequest, Installed, StoreError};
 
 /// Reads the coordinates: the arguments, with `-` meaning one a line from
 /// stdin (blank lines and `#` comments skipped). Duplicates are dropped.
@@ -50,55 +49,53 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> anyhow::Result<()> {
     let settings = &ctx.settings;
     let fetcher = Fetcher::new(settings.http.clone(), ProxySettings::from_env())
         .context("invalid proxy setting in the environment")?;
-    let store = ctx.store();
-
-    let next = AtomicUsize::new(0);
-    let failures = Mutex::new(Vec::new());
+    let requests: Vec<InstallRequest<'_>> = coordinates
+        .iter()
+        .zip(&layouts)
+        .map(|(coordinate, layout)| settings.install_request(coordinate, layout))
+        .collect();
     let single = coordinates.len() == 1;
-    let jobs = usize::from(args.jobs).min(coordinates.len());
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(|| {
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let (Some(coordinate), Some(layout)) =
-                        (coordinates.get(index), layouts.get(index))
-                    else {
-                        break;
-                    };
-                    let request = InstallRequest {
-                        coordinate,
-                        layout,
-                        repositories: &settings.repositories,
-                        checksum: settings.checksum,
-                        max_unpacked_bytes: settings.max_unpacked_bytes,
-                        max_entries: settings.max_entries,
-                    };
-                    let what = coordinate.id();
-                    ctx.detail(&format!("installing {what}"));
-                    let mut notice = ctx.lock_wait_notice(&what);
-                    let result = store
-                        .install(&fetcher, &request, &mut notice)
-                        .with_context(|| format!("cannot install {what}"));
-                    let printed = report(ctx, coordinate, &result);
-                    match result {
-                        Ok(_) if printed.is_ok() => {}
-                        Ok(_) => failures
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push(anyhow::Error::from(printed.unwrap_err())),
-                        Err(err) => {
-                            if !single {
-                                crate::exit::print_error(&err);
-                            }
-                            failures.lock().unwrap_or_else(|e| e.into_inner()).push(err);
-                        }
-                    }
-                }
-            });
-        }
-    });
-    let mut failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
+    let report_failures = Mutex::new(Vec::new());
+    let results = ctx.store().install_parallel(
+        &fetcher,
+        &requests,
+        usize::from(args.jobs),
+        &|coordinate, lock| ctx.lock_wait_notice(&coordinate.id())(lock),
+        &|index, result| {
+            let coordinate = &coordinates[index];
+            if let Err(err) = result
+                && !single
+            {
+                eprintln!(
+                    "error: cannot install {}\n  caused by: {}",
+                    coordinate.id(),
+                    crate::exit::describe(err).trim_start_matches("error: ")
+                );
+            }
+            if let Err(err) = report(ctx, coordinate, result) {
+                report_failures
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(err);
+            }
+        },
+    );
+    if let Some(err) = report_failures
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .pop()
+    {
+        return Err(err.into());
+    }
+    let mut failures: Vec<anyhow::Error> = results
+        .into_iter()
+        .zip(&coordinates)
+        .filter_map(|(result, coordinate)| {
+            result.err().map(|e| {
+                anyhow::Error::from(e).context(format!("cannot install {}", coordinate.id()))
+            })
+        })
+        .collect();
     match failures.len() {
         0 => Ok(()),
         _ if single => Err(failures.remove(0)),
@@ -115,7 +112,7 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> anyhow::Result<()> {
 fn report(
     ctx: &Context,
     coordinate: &PackageCoordinate,
-    result: &anyhow::Result<Installed>,
+    result: &Result<Installed, StoreError>,
 ) -> std::io::Result<()> {
     let id = coordinate.id();
     if ctx.settings.json {
@@ -128,8 +125,9 @@ fn report(
                 "coordinate": id, "status": "already-installed", "dir": dir,
             }),
             Err(err) => serde_json::json!({
-                "coordinate": id, "status": "failed", "error": format!("{err:#}"),
-                "exit_code": code_for(err) as u8,
+                "coordinate": id, "status": "failed",
+                "error": crate::exit::describe(err).trim_start_matches("error: ").replace("\n  caused by: ", ": "),
+                "exit_code": crate::exit::code_for_error(err) as u8,
             }),
         };
         return out(&value.to_string());

@@ -14,7 +14,7 @@ use crate::lua::{Platform, ServiceContext};
 use crate::repo::{Fetcher, ProxySettings};
 use crate::runtime::{RuntimeDir, ServiceRecord};
 use crate::service::{self, ScriptRun, ServiceError, ServiceState};
-use crate::store::{InstallRequest, PackageState};
+use crate::store::PackageState;
 
 /// Why a package cannot be started.
 #[derive(Debug, thiserror::Error)]
@@ -77,14 +77,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     if args.install {
         let fetcher = Fetcher::new(ctx.settings.http.clone(), ProxySettings::from_env())
             .context("invalid proxy setting in the environment")?;
-        let request = InstallRequest {
-            coordinate: &package,
-            layout: &layout,
-            repositories: &ctx.settings.repositories,
-            checksum: ctx.settings.checksum,
-            max_unpacked_bytes: ctx.settings.max_unpacked_bytes,
-            max_entries: ctx.settings.max_entries,
-        };
+        let request = ctx.settings.install_request(&package, &layout);
         let mut notice = ctx.lock_wait_notice(&args.package);
         store
             .install(&fetcher, &request, &mut notice)
