@@ -6,6 +6,7 @@
 
 ---@class copkg
 ---@field version string  copkg's version
+---@field args string[]   arguments after the script in `copkg run SCRIPT [ARGS…]`
 copkg = {}
 
 ---@class copkg.SpawnSpec
@@ -40,7 +41,7 @@ function copkg.platform() end
 ---@return string
 function copkg.binary(package_dir, name) end
 
---- Whether a path exists.
+--- Whether a path exists (a dangling symlink exists).
 ---@param path string
 ---@return boolean
 function copkg.exists(path) end
@@ -63,3 +64,142 @@ function copkg.write_file(path, content) end
 ---@param path string
 ---@return string
 function copkg.read_file(path) end
+
+---@class copkg.Entry
+---@field name string
+---@field path string
+---@field size integer
+---@field mtime integer   seconds since the Unix epoch
+---@field type "file"|"dir"|"symlink"|"other"
+
+--- The entries of a directory, sorted by name.
+---@param dir string
+---@return copkg.Entry[]
+function copkg.list(dir) end
+
+--- One path's entry, or nil when it does not exist.
+---@param path string
+---@return copkg.Entry|nil
+function copkg.stat(path) end
+
+--- Paths matching a pattern with `*` and `?` in any component, sorted;
+--- hidden names match only patterns that start with a dot.
+---@param pattern string
+---@return string[]
+function copkg.glob(pattern) end
+
+--- Creates a directory and its parents.
+---@param path string
+function copkg.mkdir_p(path) end
+
+--- Removes a file, a symlink, or a directory with everything in it.
+--- Returns false when there was nothing to remove.
+---@param path string
+---@return boolean
+function copkg.remove(path) end
+
+--- Renames a path.
+---@param from string
+---@param to string
+function copkg.rename(from, to) end
+
+--- Compresses `path` into `path.gz` (keeping its mtime) and removes `path`.
+---@param path string
+---@return string  the new path
+function copkg.gzip(path) end
+
+--- The lowercase hex sha256 of a file.
+---@param path string
+---@return string
+function copkg.sha256(path) end
+
+--- Encodes a Lua value as JSON.
+---@param value any
+---@return string
+function copkg.json_encode(value) end
+
+--- Decodes JSON; null becomes nil.
+---@param text string
+---@return any
+function copkg.json_decode(text) end
+
+---@class copkg.InstallResult
+---@field coordinate string
+---@field status "installed"|"already-installed"|"failed"
+---@field dir? string
+---@field sha256? string
+---@field error? string      why it failed
+---@field exit_code? integer the exit code copkg would give
+
+--- Installs a package (verified, atomic); a no-op when installed. Raises on failure.
+---@param coordinate string  group:artifact:version[@sha256:HEX]
+---@return copkg.InstallResult
+function copkg.install(coordinate) end
+
+--- Installs many packages, `jobs` at a time (default 4); never raises for
+--- one package's failure: each result says how it went.
+---@param coordinates string[]
+---@param options? {jobs?: integer}
+---@return copkg.InstallResult[]
+function copkg.install_many(coordinates, options) end
+
+--- Uninstalls a package; false when it was not installed. Raises while a
+--- running service uses it.
+---@param coordinate string
+---@return boolean
+function copkg.uninstall(coordinate) end
+
+--- Every installed package, sorted by coordinate.
+---@return {coordinate: string, dir: string, sha256: string, verified: boolean, source: string, installed_at: integer}[]
+function copkg.installed() end
+
+--- Where a package installs and is fetched from, and its state.
+---@param coordinate string
+---@return {coordinate: string, dir: string, state: "installed"|"absent"|"foreign", archives: string[], sidecars: string[]}
+function copkg.resolve(coordinate) end
+
+--- The runtime dir of a service, by the `runtime_path` policy.
+---@param service string  instance.service.user.cell
+---@return string
+function copkg.runtime_dir(service) end
+
+--- Creates a service's runtime dir with log/ etc/ console/ data/ run/.
+---@param service string
+---@return string  the runtime dir
+function copkg.prepare_runtime(service) end
+
+--- Whether a service runs.
+---@param service string
+---@return {state: "running"|"stopped"|"crashed"|"stale-pidfile", pids: integer[], package?: string, runtime_dir: string}
+function copkg.status(service) end
+
+--- Whether a process lives (not a zombie), and started at `start_time` when given.
+---@param pid integer
+---@param start_time? integer
+---@return boolean
+function copkg.alive(pid, start_time) end
+
+--- Signals a process only if it started at `start_time` (never a reused pid).
+---@param pid integer
+---@param start_time integer
+---@param signal? string  "TERM" (default), "KILL", "HUP", …
+---@return boolean  whether it was signalled
+function copkg.kill(pid, start_time, signal) end
+
+-- `try_` variants return the result, or nil and the error message where the
+-- plain function would raise.
+
+---@return copkg.InstallResult|nil, string?
+function copkg.try_install(coordinate) end
+---@return boolean|nil, string?
+function copkg.try_uninstall(coordinate) end
+---@return table|nil, string?
+function copkg.try_resolve(coordinate) end
+---@return string|nil, string?
+function copkg.try_read_file(path) end
+---@return any, string?
+function copkg.try_json_decode(text) end
+---@return copkg.Process|nil, string?
+function copkg.try_spawn(spec) end
+---@return table|nil, string?
+function copkg.try_status(service) end

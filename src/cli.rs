@@ -74,6 +74,25 @@ pub enum Command {
     Status(StatusArgs),
     /// Remove a stopped service's runtime dir.
     Cleanup(ServiceArgs),
+    /// Run a Lua script with the copkg module (bulk installs, rollouts).
+    Run(RunArgs),
+    /// Load the site script and show which hooks it overrides.
+    Site,
+}
+
+/// `copkg run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The Lua script.
+    #[arg(value_name = "SCRIPT")]
+    pub script: PathBuf,
+    /// Arguments, as `copkg.args` in the script.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub args: Vec<String>,
 }
 
 /// `copkg start`.

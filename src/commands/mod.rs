@@ -6,6 +6,8 @@ pub mod install;
 pub mod list;
 pub mod pack;
 pub mod resolve;
+pub mod run;
+pub mod site;
 pub mod start;
 pub mod status;
 pub mod stop;
@@ -62,6 +64,7 @@ impl Context {
     /// The Lua state with the default policy and the site script.
     pub fn host(&self) -> anyhow::Result<Host> {
         let host = Host::new(self.settings.site.as_deref())?;
+        host.attach_settings(self.settings.clone());
         if let Some(site) = host.site() {
             self.detail(&format!(
                 "site script {} overrides: {}",
@@ -137,6 +140,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stop(args) => stop::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Cleanup(args) => cleanup::run(&ctx, args),
+        Command::Run(args) => run::run(&ctx, args),
+        Command::Site => site::run(&ctx),
     }
 }
 

@@ -158,50 +158,64 @@ fn platform(lua: &Lua, (): ()) -> mlua::Result<Table> {
     Ok(table)
 }
 
-/// `copkg.exists(path)`
-fn exists(_: &Lua, path: String) -> mlua::Result<bool> {
-    Ok(std::path::Path::new(&path).exists())
-}
-
-/// `copkg.is_file(path)`
-fn is_file(_: &Lua, path: String) -> mlua::Result<bool> {
-    Ok(std::path::Path::new(&path).is_file())
-}
-
 /// `copkg.log(message)`: a line on stderr.
 fn log(_: &Lua, message: String) -> mlua::Result<()> {
     eprintln!("{message}");
     Ok(())
 }
 
-/// `copkg.write_file(path, text)`: written to a temp file, then renamed.
-fn write_file(_: &Lua, (path, text): (String, mlua::LuaString)) -> mlua::Result<()> {
-    crate::runtime::write_atomically(std::path::Path::new(&path), &text.as_bytes())
-        .map_err(|e| fail("write_file", crate::lua::chain(&e)))
-}
-
-/// `copkg.read_file(path)`
-fn read_file(lua: &Lua, path: String) -> mlua::Result<mlua::LuaString> {
-    let bytes = std::fs::read(&path).map_err(|e| fail("read_file", format!("{path}: {e}")))?;
-    lua.create_string(bytes)
-}
-
-/// Registers the `copkg` module as a global and as `require("copkg")`.
+/// Registers the `copkg` module, with every function of every Lua module
+/// file, as a global and as `require("copkg")`.
 pub(crate) fn register(lua: &Lua) -> mlua::Result<()> {
     let module = lua.create_table()?;
     module.set("version", env!("CARGO_PKG_VERSION"))?;
+    module.set("args", lua.create_table()?)?;
     module.set("spawn", lua.create_function(spawn)?)?;
     module.set("platform", lua.create_function(platform)?)?;
-    module.set("exists", lua.create_function(exists)?)?;
-    module.set("is_file", lua.create_function(is_file)?)?;
     module.set("log", lua.create_function(log)?)?;
-    module.set("write_file", lua.create_function(write_file)?)?;
-    module.set("read_file", lua.create_function(read_file)?)?;
+    super::fs::register(lua, &module)?;
+    super::store::register(lua, &module)?;
+    super::service::register(lua, &module)?;
     lua.set_app_data(Spawned::default());
     let loaded: Table = lua.globals().get::<Table>("package")?.get("loaded")?;
     loaded.set("copkg", module.clone())?;
     lua.globals().set("copkg", module.clone())?;
-    as_plain_errors(lua, &module)
+    as_plain_errors(lua, &module)?;
+    add_try_variants(lua, &module)
+}
+
+/// Functions whose failure a script may want to handle as a value.
+const TRY_VARIANTS: &[&str] = &[
+    "install",
+    "uninstall",
+    "resolve",
+    "read_file",
+    "json_decode",
+    "spawn",
+    "status",
+];
+
+/// `copkg.try_NAME(...)` returns the result of `copkg.NAME(...)`, or `nil,
+/// message` where `copkg.NAME` would raise.
+fn add_try_variants(lua: &Lua, module: &Table) -> mlua::Result<()> {
+    let names = lua.create_sequence_from(TRY_VARIANTS.iter().copied())?;
+    lua.load(
+        r#"
+        local module, names = ...
+        for _, name in ipairs(names) do
+          local f = module[name]
+          module["try_" .. name] = function(...)
+            local ok, result = pcall(f, ...)
+            if ok then
+              return result
+            end
+            return nil, (tostring(result):gsub("^[^:]*:%d+: ", ""))
+          end
+        end
+        "#,
+    )
+    .set_name("=copkg")
+    .call::<()>((module.clone(), names))
 }
 
 /// Wraps every function of `module` so that its errors reach Lua as plain

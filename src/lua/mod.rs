@@ -2,7 +2,10 @@
 //! policy from `lua/`, and the optional site script that overrides its hooks.
 
 mod copkg;
+mod fs;
 mod policy;
+mod service;
+mod store;
 
 pub use copkg::{Platform, Spawned};
 pub use policy::{HOOKS, Policy, ServiceContext};
@@ -148,12 +151,45 @@ impl Host {
             overridden.sort();
         }
         policy::register_binary(&lua, &hooks)?;
+        lua.set_app_data(store::Hooks(hooks.clone()));
         Ok(Host {
             lua,
             hooks,
             overridden,
             site: site.map(Path::to_owned),
         })
+    }
+
+    /// Gives the `copkg` store and service functions the settings they act on.
+    pub fn attach_settings(&self, settings: crate::settings::Settings) {
+        self.lua.set_app_data(settings);
+    }
+
+    /// Runs a script file with `copkg.args` set to `args`.
+    pub fn run_script(&self, path: &Path, args: &[String]) -> Result<(), LuaError> {
+        let source = std::fs::read(path).map_err(|source| LuaError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let module: Table = self.lua.globals().get("copkg")?;
+        module.set(
+            "args",
+            self.lua
+                .create_sequence_from(args.iter().map(String::as_str))?,
+        )?;
+        self.lua
+            .load(source)
+            .set_name(format!("@{}", path.display()))
+            .exec()?;
+        Ok(())
+    }
+
+    /// Every hook name with whether the site script overrides it, in hook order.
+    pub fn hook_sources(&self) -> Vec<(&'static str, bool)> {
+        HOOKS
+            .iter()
+            .map(|&hook| (hook, self.overridden.iter().any(|o| o == hook)))
+            .collect()
     }
 
     /// The hooks the site script overrides, sorted.

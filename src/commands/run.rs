@@ -1,0 +1,11 @@
+//! `copkg run SCRIPT.lua [ARGS…]`
+
+use super::Context;
+use crate::cli::RunArgs;
+
+/// Runs a Lua script with the copkg module and `copkg.args`.
+pub fn run(ctx: &Context, args: &RunArgs) -> anyhow::Result<()> {
+    let host = ctx.host()?;
+    host.run_script(&args.script, &args.args)?;
+    Ok(())
+}

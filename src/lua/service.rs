@@ -1,0 +1,111 @@
+//! `copkg` service functions for scripts: runtime_dir, status, alive, kill.
+
+use mlua::{Lua, Table};
+
+use super::policy::Policy;
+use super::store::Hooks;
+use crate::coordinate::ServiceCoordinate;
+use crate::process::{self, Signalled};
+use crate::runtime::RuntimeDir;
+use crate::service::ServiceState;
+use crate::settings::Settings;
+
+fn fail(function: &str, message: impl std::fmt::Display) -> mlua::Error {
+    mlua::Error::RuntimeError(format!("copkg.{function}: {message}"))
+}
+
+fn runtime(lua: &Lua, function: &str, text: &str) -> mlua::Result<RuntimeDir> {
+    let service: ServiceCoordinate = text.parse().map_err(|e| fail(function, e))?;
+    let root = lua
+        .app_data_ref::<Settings>()
+        .map(|s| s.runtime_root.clone())
+        .ok_or_else(|| {
+            fail(
+                function,
+                "not available here (no settings in this Lua state)",
+            )
+        })?;
+    let hooks = lua
+        .app_data_ref::<Hooks>()
+        .map(|h| h.0.clone())
+        .ok_or_else(|| fail(function, "no policy in this Lua state"))?;
+    let relative = Policy::new(lua, &hooks)
+        .runtime_path(&service)
+        .map_err(|e| fail(function, e))?;
+    Ok(RuntimeDir::new(root.join(relative)))
+}
+
+/// `copkg.runtime_dir(service)`: the runtime dir path the policy gives.
+fn runtime_dir(lua: &Lua, service: String) -> mlua::Result<String> {
+    Ok(runtime(lua, "runtime_dir", &service)?
+        .path()
+        .display()
+        .to_string())
+}
+
+/// `copkg.prepare_runtime(service)`: creates the runtime dir and its subdirectories.
+fn prepare_runtime(lua: &Lua, service: String) -> mlua::Result<String> {
+    let dir = runtime(lua, "prepare_runtime", &service)?;
+    dir.prepare()
+        .map_err(|e| fail("prepare_runtime", super::chain(&e)))?;
+    Ok(dir.path().display().to_string())
+}
+
+/// `copkg.status(service)`: {state, pids, package, runtime_dir}.
+fn status(lua: &Lua, service: String) -> mlua::Result<Table> {
+    const F: &str = "status";
+    let dir = runtime(lua, F, &service)?;
+    let state = crate::service::status(&dir).map_err(|e| fail(F, super::chain(&e)))?;
+    let table = lua.create_table()?;
+    table.set("state", state.name())?;
+    let pids = match &state {
+        ServiceState::Running { pids } => pids.clone(),
+        _ => Vec::new(),
+    };
+    table.set("pids", lua.create_sequence_from(pids)?)?;
+    let package = dir.read_record().ok().flatten().map(|r| r.package);
+    table.set("package", package)?;
+    table.set("runtime_dir", dir.path().display().to_string())?;
+    Ok(table)
+}
+
+/// `copkg.alive(pid, start_time?)`: whether the process lives (and, when
+/// given, started at `start_time`); zombies are not alive.
+fn alive(_: &Lua, (pid, start_time): (i32, Option<u64>)) -> mlua::Result<bool> {
+    Ok(match start_time {
+        Some(start_time) => process::is_running(pid, start_time),
+        None => process::stat(pid).is_some_and(|s| s.is_alive()),
+    })
+}
+
+/// `copkg.kill(pid, start_time, signal)`: signals the process only if it
+/// started at `start_time`; returns whether it was signalled.
+fn kill(_: &Lua, (pid, start_time, signal): (i32, u64, Option<String>)) -> mlua::Result<bool> {
+    const F: &str = "kill";
+    let name = signal
+        .unwrap_or_else(|| "TERM".to_owned())
+        .to_ascii_uppercase();
+    let name = if name.starts_with("SIG") {
+        name
+    } else {
+        format!("SIG{name}")
+    };
+    let signal: nix::sys::signal::Signal = name
+        .parse()
+        .map_err(|_| fail(F, format!("unknown signal `{name}`")))?;
+    match process::signal_exact(pid, start_time, signal) {
+        Ok(Signalled::Sent) => Ok(true),
+        Ok(Signalled::Gone) => Ok(false),
+        Err(e) => Err(fail(F, format!("pid {pid}: {e}"))),
+    }
+}
+
+/// Adds these functions to the `copkg` table.
+pub(crate) fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
+    module.set("runtime_dir", lua.create_function(runtime_dir)?)?;
+    module.set("prepare_runtime", lua.create_function(prepare_runtime)?)?;
+    module.set("status", lua.create_function(status)?)?;
+    module.set("alive", lua.create_function(alive)?)?;
+    module.set("kill", lua.create_function(kill)?)?;
+    Ok(())
+}

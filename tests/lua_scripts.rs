@@ -1,0 +1,202 @@
+//! `copkg run` and `copkg site` through the binary: scripted bulk installs
+//! against a real HTTP server, the filesystem, JSON and service helpers, and
+//! errors with file and line.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn script(sandbox: &Sandbox, text: &str) -> std::path::PathBuf {
+    let path = sandbox.path().join("script.lua");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn bulk_install_script_reports_each_result() {
+    let sandbox = Sandbox::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example/hello");
+    for version in ["1.0.0", "2.0.0"] {
+        let coordinate = format!("com.example:hello:{version}");
+        let out = run(sandbox
+            .copkg()
+            .arg("pack")
+            .arg(&dir)
+            .args(["--coordinate", &coordinate, "--out"])
+            .arg(sandbox.repo()));
+        assert_eq!(out.code, 0);
+    }
+    let server = StaticServer::start(&sandbox.repo());
+    let path = script(
+        &sandbox,
+        r#"local results = copkg.install_many(copkg.args, { jobs = 2 })
+for _, r in ipairs(results) do
+  print(r.coordinate, r.status, r.exit_code or 0)
+end
+local again = copkg.install(copkg.args[1])
+print(again.status)
+local listed = {}
+for _, p in ipairs(copkg.installed()) do listed[#listed + 1] = p.coordinate end
+print(table.concat(listed, " "))
+print(copkg.resolve("com.example:hello:2.0.0").state)
+print(copkg.uninstall("com.example:hello:2.0.0"), copkg.uninstall("com.example:hello:2.0.0"))
+"#,
+    );
+    let out = run(sandbox
+        .copkg()
+        .args(["--repo", &server.url, "run"])
+        .arg(&path)
+        .args([
+            "com.example:hello:1.0.0",
+            "com.example:hello:2.0.0",
+            "com.example:hello:3.0.0",
+        ]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "com.example:hello:1.0.0\tinstalled\t0\ncom.example:hello:2.0.0\tinstalled\t0\ncom.example:hello:3.0.0\tfailed\t3\n\
+         already-installed\ncom.example:hello:1.0.0 com.example:hello:2.0.0\ninstalled\ntrue\tfalse\n"
+    );
+}
+
+#[test]
+fn script_errors_show_file_and_line_and_exit_8() {
+    let sandbox = Sandbox::new();
+    let path = script(&sandbox, "local x = 1\ncopkg.install('not a coordinate')\n");
+    let out = run(sandbox
+        .copkg()
+        .args(["--repo", "/nonexistent", "run"])
+        .arg(&path));
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "error: {}:2: copkg.install: invalid package coordinate `not a coordinate`",
+            path.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    let path = script(&sandbox, "local x = = 1\n");
+    let out = run(sandbox.copkg().arg("run").arg(&path));
+    assert_eq!(out.code, 8);
+    assert!(
+        out.stderr
+            .starts_with(&format!("error: {}:1:", path.display())),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn try_variants_return_nil_and_the_message() {
+    let sandbox = Sandbox::new();
+    let path = script(
+        &sandbox,
+        r#"local r, err = copkg.try_read_file("/nonexistent/file")
+print(r, err)
+local v, err2 = copkg.try_json_decode("{bad")
+print(v, err2 ~= nil)
+local ok = copkg.try_json_decode('{"a": 1}')
+print(ok.a)
+"#,
+    );
+    let out = run(sandbox.copkg().arg("run").arg(&path));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "nil\tcopkg.read_file: /nonexistent/file: No such file or directory (os error 2)\nnil\ttrue\n1\n"
+    );
+}
+
+#[test]
+fn filesystem_and_json_helpers() {
+    let sandbox = Sandbox::new();
+    let work = sandbox.path().join("work");
+    let path = script(
+        &sandbox,
+        &format!(
+            r#"local dir = "{}"
+copkg.mkdir_p(dir .. "/logs/old")
+copkg.write_file(dir .. "/logs/a.log", string.rep("x", 1000))
+copkg.write_file(dir .. "/logs/b.log", "b")
+copkg.write_file(dir .. "/logs/c.txt", "c")
+for _, p in ipairs(copkg.glob(dir .. "/logs/*.log")) do print((p:gsub(dir, ""))) end
+for _, e in ipairs(copkg.list(dir .. "/logs")) do print(e.name, e.type, e.size, e.mtime > 0) end
+local gz = copkg.gzip(dir .. "/logs/a.log")
+print((gz:gsub(dir, "")), copkg.exists(dir .. "/logs/a.log"), copkg.stat(gz).size < 1000)
+print(#copkg.sha256(dir .. "/logs/b.log"))
+copkg.rename(dir .. "/logs/b.log", dir .. "/logs/old/b.log")
+print(copkg.remove(dir .. "/logs/old"), copkg.remove(dir .. "/logs/old"))
+print(copkg.json_encode(copkg.json_decode('{{"list":[1,2],"n":null,"s":"t"}}')))
+"#,
+            work.display()
+        ),
+    );
+    let out = run(sandbox.copkg().arg("run").arg(&path));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "/logs/a.log\n/logs/b.log\n\
+         a.log\tfile\t1000\ttrue\nb.log\tfile\t1\ttrue\nc.txt\tfile\t1\ttrue\nold\tdir\t4096\ttrue\n\
+         /logs/a.log.gz\tfalse\ttrue\n64\ntrue\tfalse\n{\"list\":[1,2],\"s\":\"t\"}\n"
+    );
+    let mut decoder =
+        flate2::read::GzDecoder::new(std::fs::File::open(work.join("logs/a.log.gz")).unwrap());
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut decoder, &mut text).unwrap();
+    assert_eq!(text, "x".repeat(1000));
+}
+
+#[test]
+fn site_command_reports_overrides_or_the_error() {
+    let sandbox = Sandbox::new();
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(&site, "return {\n  runtime_path = require('copkg.policy').runtime_path_hierarchical,\n  before_start = function(ctx) end,\n}\n").unwrap();
+    let out = run(sandbox.copkg().arg("--site").arg(&site).arg("site"));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "site script: {}\ninstall_path\tdefault\nrepository_paths\tdefault\nruntime_path\tsite\nbinary_path\tdefault\n\
+             before_start\tsite\nafter_start\tdefault\nbefore_stop\tdefault\nafter_stop\tdefault\nbefore_cleanup\tdefault\n",
+            site.display()
+        )
+    );
+    std::fs::write(
+        &site,
+        "return {\n  runtime_path = function(svc)\n    return svc..\n  end\n}\n",
+    )
+    .unwrap();
+    let out = run(sandbox.copkg().arg("--site").arg(&site).arg("site"));
+    assert_eq!(out.code, 8);
+    assert!(
+        out.stderr
+            .starts_with(&format!("error: {}:4:", site.display())),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn service_helpers_from_a_script() {
+    let sandbox = Sandbox::new();
+    let path = script(
+        &sandbox,
+        r#"local dir = copkg.prepare_runtime("1.helper.test.local")
+print(dir == copkg.runtime_dir("1.helper.test.local"), copkg.is_file(dir .. "/run") , copkg.exists(dir .. "/log"))
+local p = copkg.spawn({ program = "/bin/sleep", args = { "30" }, cwd = dir, stdout = dir .. "/console/out", stderr = dir .. "/console/err" })
+print(copkg.alive(p.pid), copkg.alive(p.pid, p.start_time), copkg.alive(p.pid, p.start_time + 1))
+print(copkg.kill(p.pid, p.start_time + 1, "KILL"), copkg.alive(p.pid))
+print(copkg.kill(p.pid, p.start_time, "KILL"))
+print(copkg.status("1.helper.test.local").state)
+"#,
+    );
+    let out = run(sandbox.copkg().arg("run").arg(&path));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "true\tfalse\ttrue\ntrue\ttrue\tfalse\nfalse\ttrue\ntrue\nstopped\n"
+    );
+}
