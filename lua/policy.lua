@@ -109,4 +109,87 @@ function policy.after_stop(ctx) end ---@diagnostic disable-line: unused-local
 ---@param ctx copkg.ServiceContext
 function policy.before_cleanup(ctx) end ---@diagnostic disable-line: unused-local
 
+---@class copkg.LogCleanupOptions
+---@field compress_after_days number  gzip plain log files older than this
+---@field delete_after_days number    delete compressed logs older than this
+---@field max_bytes integer           then delete oldest files until log/ is under this
+
+---@class copkg.LogCleanupResult
+---@field compressed integer
+---@field deleted integer
+---@field bytes integer  bytes left in log/
+
+--- Cleans a service's log/ dir. Default: gzip plain files older than
+--- `compress_after_days`, delete `.gz` files older than `delete_after_days`,
+--- then delete the oldest files (compressed first) until log/ holds less
+--- than `max_bytes`. Never touches a file a running process of the service
+--- holds open (`ctx.open_files`).
+---@param ctx copkg.ServiceContext
+---@param options copkg.LogCleanupOptions
+---@return copkg.LogCleanupResult
+function policy.clean_logs(ctx, options)
+  local now = os.time()
+  local day = 24 * 60 * 60
+  local result = { compressed = 0, deleted = 0, bytes = 0 }
+  local files = {}
+  local function walk(dir)
+    for _, entry in ipairs(copkg.list(dir)) do
+      if entry.type == "dir" then
+        walk(entry.path)
+      elseif entry.type == "file" and not ctx.open_files[entry.path] then
+        files[#files + 1] = entry
+      end
+    end
+  end
+  local log_dir = ctx.runtime_dir .. "/log"
+  if not copkg.exists(log_dir) then
+    return result
+  end
+  walk(log_dir)
+
+  local kept = {}
+  for _, file in ipairs(files) do
+    local age = now - file.mtime
+    local compressed = file.name:sub(-3) == ".gz"
+    if compressed and age > options.delete_after_days * day then
+      copkg.remove(file.path)
+      result.deleted = result.deleted + 1
+    elseif not compressed and age > options.compress_after_days * day then
+      local path = copkg.gzip(file.path)
+      result.compressed = result.compressed + 1
+      kept[#kept + 1] = copkg.stat(path)
+    else
+      kept[#kept + 1] = file
+    end
+  end
+
+  -- Over the size budget: oldest compressed files go first, then oldest plain ones.
+  table.sort(kept, function(a, b)
+    local a_gz, b_gz = a.name:sub(-3) == ".gz", b.name:sub(-3) == ".gz"
+    if a_gz ~= b_gz then
+      return a_gz
+    end
+    return a.mtime < b.mtime
+  end)
+  local total = 0
+  for _, file in ipairs(kept) do
+    total = total + file.size
+  end
+  for _, file in ipairs(ctx.open_list) do
+    local entry = copkg.stat(file)
+    if entry and entry.path:sub(1, #log_dir + 1) == log_dir .. "/" then
+      total = total + entry.size
+    end
+  end
+  local i = 1
+  while total > options.max_bytes and i <= #kept do
+    copkg.remove(kept[i].path)
+    total = total - kept[i].size
+    result.deleted = result.deleted + 1
+    i = i + 1
+  end
+  result.bytes = total
+  return result
+end
+
 return policy

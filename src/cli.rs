@@ -74,6 +74,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Remove a stopped service's runtime dir.
     Cleanup(ServiceArgs),
+    /// Run the log-cleanup policy over services' log dirs (all when none named).
+    CleanLogs(StatusArgs),
     /// Run a Lua script with the copkg module (bulk installs, rollouts).
     Run(RunArgs),
     /// Load the site script and show which hooks it overrides.

@@ -456,6 +456,23 @@ pub fn live_processes(record: &ServiceRecord) -> Vec<(i32, u64)> {
     live
 }
 
+/// The files the live processes of a service hold open (from /proc/PID/fd).
+pub fn open_files(record: &ServiceRecord) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = live_processes(record)
+        .into_iter()
+        .filter_map(|(pid, _)| std::fs::read_dir(format!("/proc/{pid}/fd")).ok())
+        .flat_map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+        })
+        .filter(|p| p.is_absolute())
+        .collect();
+    files.sort();
+    files.dedup();
+    files
+}
+
 /// The state of the service in `runtime`.
 pub fn status(runtime: &RuntimeDir) -> Result<ServiceState, ServiceError> {
     if let Some(record) = runtime.read_record()?

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cli::GlobalArgs;
+use crate::lua::LogCleanupOptions;
 use crate::repo::{Credentials, HttpOptions, Repository, RepositoryError};
 use crate::service::{ServiceError, StopSchedule};
 use crate::store::ChecksumPolicy;
@@ -97,6 +98,17 @@ struct ConfigFile {
     script_timeout_secs: Option<f64>,
     /// How much of a script's output is kept for reports, in bytes.
     script_output_bytes: Option<usize>,
+    /// Options for the `clean_logs` hook.
+    log_cleanup: Option<LogCleanupConfig>,
+}
+
+/// `logCleanup` in a config file.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LogCleanupConfig {
+    compress_after_days: Option<f64>,
+    delete_after_days: Option<f64>,
+    max_bytes: Option<u64>,
 }
 
 impl ConfigFile {
@@ -141,6 +153,7 @@ impl ConfigFile {
             stop_schedule: self.stop_schedule.or(lower.stop_schedule),
             script_timeout_secs: self.script_timeout_secs.or(lower.script_timeout_secs),
             script_output_bytes: self.script_output_bytes.or(lower.script_output_bytes),
+            log_cleanup: self.log_cleanup.or(lower.log_cleanup),
         }
     }
 
@@ -227,6 +240,8 @@ pub struct Settings {
     pub script_timeout: Duration,
     /// How much of a script's output is kept.
     pub script_output_bytes: usize,
+    /// Options for the `clean_logs` hook.
+    pub log_cleanup: LogCleanupOptions,
     /// Print results as JSON.
     pub json: bool,
     /// How much to say on stderr.
@@ -344,6 +359,19 @@ impl Settings {
             },
             script_timeout: seconds(config.script_timeout_secs, Duration::from_secs(180)),
             script_output_bytes: config.script_output_bytes.unwrap_or(64 * 1024),
+            log_cleanup: {
+                let defaults = LogCleanupOptions::default();
+                let given = config.log_cleanup.unwrap_or_default();
+                LogCleanupOptions {
+                    compress_after_days: given
+                        .compress_after_days
+                        .unwrap_or(defaults.compress_after_days),
+                    delete_after_days: given
+                        .delete_after_days
+                        .unwrap_or(defaults.delete_after_days),
+                    max_bytes: given.max_bytes.unwrap_or(defaults.max_bytes),
+                }
+            },
             json: args.json,
             verbosity: if args.quiet {
                 Verbosity::Quiet

@@ -815,3 +815,105 @@ fn start_refuses_packages_not_installed_or_without_a_start_script() {
     let out = start(&sandbox, &package, "1.Bad.service", &[]);
     assert_eq!(out.code, 2, "{out:?}");
 }
+
+#[test]
+fn clean_logs_compresses_deletes_and_never_touches_open_files() {
+    let sandbox = Sandbox::new();
+    let holder = "exec 3>>log/current.log; echo started >&3; exec sleep 60";
+    let package = install_package(
+        &sandbox,
+        "logs",
+        &[("script.d/start.lua", &lua_service(holder), 0o644)],
+    );
+    assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
+    let log = runtime_dir(&sandbox, SVC).join("log");
+    assert!(wait_until(Duration::from_secs(5), || log
+        .join("current.log")
+        .exists()));
+    let age = |path: &Path, days: u64| {
+        let when = std::time::SystemTime::now() - Duration::from_secs(days * 86_400);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    };
+    std::fs::write(log.join("old.log"), "x".repeat(10_000)).unwrap();
+    age(&log.join("old.log"), 3);
+    std::fs::write(log.join("fresh.log"), "fresh").unwrap();
+    std::fs::create_dir_all(log.join("archive")).unwrap();
+    std::fs::write(log.join("archive/ancient.log.gz"), "gz").unwrap();
+    age(&log.join("archive/ancient.log.gz"), 40);
+    age(&log.join("current.log"), 10);
+
+    let out = run(sandbox.copkg().arg("clean-logs"));
+    assert_eq!(out.code, 0, "{out:?}");
+    let left: u64 = ["current.log", "old.log.gz", "fresh.log"]
+        .iter()
+        .map(|f| std::fs::metadata(log.join(f)).unwrap().len())
+        .sum();
+    assert_eq!(
+        out.stdout,
+        format!(
+            "{SVC}: compressed 1, deleted 1, {left} bytes left in {}\n",
+            log.display()
+        )
+    );
+    assert!(!log.join("old.log").exists());
+    assert!(!log.join("archive/ancient.log.gz").exists());
+    assert!(
+        log.join("current.log").exists(),
+        "the file the service writes was touched"
+    );
+    assert_eq!(
+        std::fs::read_to_string(log.join("current.log")).unwrap(),
+        "started\n"
+    );
+
+    // Over a tiny size budget: everything not held open goes, compressed first.
+    let config = sandbox.path().join("config.json");
+    std::fs::write(&config, r#"{"logCleanup": {"maxBytes": 1}}"#).unwrap();
+    let out = run(sandbox
+        .copkg()
+        .arg("--config")
+        .arg(&config)
+        .args(["clean-logs", SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "{SVC}: compressed 0, deleted 2, 8 bytes left in {}\n",
+            log.display()
+        )
+    );
+    assert!(log.join("current.log").exists());
+    assert!(!log.join("fresh.log").exists() && !log.join("old.log.gz").exists());
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+}
+
+#[test]
+fn clean_logs_hook_results_are_validated() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "badlogs",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(
+        &site,
+        "return { clean_logs = function(ctx, opts) return { compressed = 1, removed = 2 } end }\n",
+    )
+    .unwrap();
+    let out = run(sandbox.copkg().arg("--site").arg(&site).arg("clean-logs"));
+    assert_eq!(out.code, 8, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: cannot clean the logs of {SVC}\n  caused by: hook `clean_logs` returned an invalid result: unknown field `removed`\n"
+        )
+    );
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+}

@@ -33,6 +33,7 @@ pub fn run(ctx: &Context, args: &ServiceArgs) -> anyhow::Result<()> {
             runtime_dir: runtime.path().to_owned(),
             args: record.map(|r| r.args).unwrap_or_default(),
             platform: Platform::current(),
+            open_files: Vec::new(),
         };
         host.policy().lifecycle("before_cleanup", &context)?;
     }

@@ -1,6 +1,7 @@
 //! One module per subcommand, each thin: parse what the user gave, call the
 //! core, print results on stdout and progress on stderr.
 
+pub mod clean_logs;
 pub mod cleanup;
 pub mod install;
 pub mod list;
@@ -141,6 +142,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::run(&ctx, args),
         Command::Cleanup(args) => cleanup::run(&ctx, args),
         Command::Run(args) => run::run(&ctx, args),
+        Command::CleanLogs(args) => clean_logs::run(&ctx, args),
         Command::Site => site::run(&ctx),
     }
 }

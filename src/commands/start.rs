@@ -106,6 +106,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
         runtime_dir: runtime.path().to_owned(),
         args: args.args.clone(),
         platform: Platform::current(),
+        open_files: Vec::new(),
     };
     let policy = host.policy();
     policy.lifecycle("before_start", &context)?;

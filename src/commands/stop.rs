@@ -55,6 +55,7 @@ pub fn run(ctx: &Context, args: &ServiceArgs) -> anyhow::Result<()> {
         runtime_dir: runtime.path().to_owned(),
         args: record.args.clone(),
         platform: Platform::current(),
+        open_files: Vec::new(),
     };
     let policy = host.policy();
     policy.lifecycle("before_stop", &context)?;

@@ -8,7 +8,7 @@ mod service;
 mod store;
 
 pub use copkg::{Platform, Spawned};
-pub use policy::{HOOKS, Policy, ServiceContext};
+pub use policy::{HOOKS, LogCleanup, LogCleanupOptions, Policy, ServiceContext};
 
 use std::path::{Path, PathBuf};
 

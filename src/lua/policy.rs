@@ -19,6 +19,7 @@ pub const HOOKS: &[&str] = &[
     "before_stop",
     "after_stop",
     "before_cleanup",
+    "clean_logs",
 ];
 
 /// The lifecycle hooks, called with the service context.
@@ -28,6 +29,7 @@ pub const LIFECYCLE_HOOKS: &[&str] = &[
     "before_stop",
     "after_stop",
     "before_cleanup",
+    "clean_logs",
 ];
 
 /// What lifecycle hooks and package scripts are told about a service.
@@ -45,6 +47,40 @@ pub struct ServiceContext {
     pub args: Vec<String>,
     /// The platform.
     pub platform: Platform,
+    /// Files the service's live processes hold open.
+    pub open_files: Vec<PathBuf>,
+}
+
+/// What the `clean_logs` hook did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogCleanup {
+    /// Files compressed.
+    pub compressed: u64,
+    /// Files deleted.
+    pub deleted: u64,
+    /// Bytes left in log/.
+    pub bytes: u64,
+}
+
+/// The options of the `clean_logs` hook.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogCleanupOptions {
+    /// Compress plain logs older than this many days.
+    pub compress_after_days: f64,
+    /// Delete compressed logs older than this many days.
+    pub delete_after_days: f64,
+    /// Keep log/ under this many bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for LogCleanupOptions {
+    fn default() -> Self {
+        LogCleanupOptions {
+            compress_after_days: 1.0,
+            delete_after_days: 30.0,
+            max_bytes: 1 << 30,
+        }
+    }
 }
 
 /// Registers `copkg.binary(package_dir, name)`, which asks the `binary_path`
@@ -133,7 +169,70 @@ impl<'a> Policy<'a> {
         platform.set("arch", context.platform.arch.as_str())?;
         platform.set("libc", context.platform.libc.as_str())?;
         ctx.set("platform", platform)?;
+        let open = lua.create_table()?;
+        for path in &context.open_files {
+            open.set(path.display().to_string(), true)?;
+        }
+        ctx.set("open_files", open)?;
+        ctx.set(
+            "open_list",
+            lua.create_sequence_from(context.open_files.iter().map(|p| p.display().to_string()))?,
+        )?;
         Ok(ctx)
+    }
+
+    /// Calls `clean_logs` and validates what it returns.
+    pub fn clean_logs(
+        &self,
+        context: &ServiceContext,
+        options: &LogCleanupOptions,
+    ) -> Result<LogCleanup, LuaError> {
+        const HOOK: &str = "clean_logs";
+        let ctx = self.context_table(context)?;
+        let opts = self.lua.create_table()?;
+        opts.set("compress_after_days", options.compress_after_days)?;
+        opts.set("delete_after_days", options.delete_after_days)?;
+        opts.set("max_bytes", options.max_bytes)?;
+        let returned: Value = self.hook(HOOK)?.call((ctx, opts))?;
+        let bad = |problem: String| LuaError::BadResult {
+            hook: HOOK,
+            problem,
+        };
+        let Value::Table(table) = returned else {
+            return Err(bad(format!(
+                "expected a table {{compressed=, deleted=, bytes=}}, got a {}",
+                returned.type_name()
+            )));
+        };
+        let mut result = LogCleanup {
+            compressed: 0,
+            deleted: 0,
+            bytes: 0,
+        };
+        for pair in table.pairs::<Value, Value>() {
+            let (key, value) = pair?;
+            let key = match &key {
+                Value::String(s) => s.to_str()?.to_owned(),
+                other => other.type_name().to_owned(),
+            };
+            let number = match value {
+                Value::Integer(n) if n >= 0 => n as u64,
+                Value::Number(n) if n >= 0.0 && n.fract() == 0.0 => n as u64,
+                other => {
+                    return Err(bad(format!(
+                        "`{key}` must be a non-negative integer, got a {}",
+                        other.type_name()
+                    )));
+                }
+            };
+            match key.as_str() {
+                "compressed" => result.compressed = number,
+                "deleted" => result.deleted = number,
+                "bytes" => result.bytes = number,
+                _ => return Err(bad(format!("unknown field `{key}`"))),
+            }
+        }
+        Ok(result)
     }
 
     /// Calls a lifecycle hook (`before_start`, …) with the service context.
