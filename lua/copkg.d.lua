@@ -155,8 +155,15 @@ function copkg.installed() end
 
 --- Where a package installs and is fetched from, and its state.
 ---@param coordinate string
----@return {coordinate: string, dir: string, state: "installed"|"absent"|"foreign", archives: string[], sidecars: string[]}
+---@return copkg.Resolved
 function copkg.resolve(coordinate) end
+
+---@class copkg.Resolved
+---@field coordinate string
+---@field dir string
+---@field state "installed"|"absent"|"foreign"
+---@field archives string[]  archive URL in each repository, in order
+---@field sidecars string[]  checksum sidecar URL in each repository
 
 --- The runtime dir of a service, by the `runtime_path` policy.
 ---@param service string  instance.service.user.cell
@@ -170,8 +177,14 @@ function copkg.prepare_runtime(service) end
 
 --- Whether a service runs.
 ---@param service string
----@return {state: "running"|"stopped"|"crashed"|"stale-pidfile", pids: integer[], package?: string, runtime_dir: string}
+---@return copkg.Status
 function copkg.status(service) end
+
+---@class copkg.Status
+---@field state "running"|"stopped"|"crashed"|"stale-pidfile"
+---@field pids integer[]
+---@field package? string
+---@field runtime_dir string
 
 --- Whether a process lives (not a zombie), and started at `start_time` when given.
 ---@param pid integer

@@ -99,15 +99,15 @@ end
 --- Lifecycle hooks: called around start, stop and cleanup with the service
 --- context. Raise an error to abort the operation. Defaults do nothing.
 ---@param ctx copkg.ServiceContext
-function policy.before_start(ctx) end ---@diagnostic disable-line: unused-local
+function policy.before_start(ctx) end
 ---@param ctx copkg.ServiceContext
-function policy.after_start(ctx) end ---@diagnostic disable-line: unused-local
+function policy.after_start(ctx) end
 ---@param ctx copkg.ServiceContext
-function policy.before_stop(ctx) end ---@diagnostic disable-line: unused-local
+function policy.before_stop(ctx) end
 ---@param ctx copkg.ServiceContext
-function policy.after_stop(ctx) end ---@diagnostic disable-line: unused-local
+function policy.after_stop(ctx) end
 ---@param ctx copkg.ServiceContext
-function policy.before_cleanup(ctx) end ---@diagnostic disable-line: unused-local
+function policy.before_cleanup(ctx) end
 
 ---@class copkg.LogCleanupOptions
 ---@field compress_after_days number  gzip plain log files older than this
