@@ -917,3 +917,105 @@ fn clean_logs_hook_results_are_validated() {
     );
     assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
 }
+
+fn example_site(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("packages-example/sites")
+        .join(name)
+}
+
+#[test]
+fn example_site_comoyo_renders_config_into_hierarchical_dirs() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "app",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    let site = example_site("comoyo.lua");
+    let out =
+        run(sandbox
+            .copkg()
+            .arg("--site")
+            .arg(&site)
+            .args(["start", &package, "2.idee.prod.trd"]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let runtime = sandbox.path().join("runtime/trd/prod/idee/2");
+    assert_eq!(
+        std::fs::read_to_string(runtime.join("etc/instance.properties")).unwrap(),
+        format!("service=idee\ninstance=2\nuser=prod\ncell=trd\npackage={package}\n")
+    );
+    assert_eq!(
+        run(sandbox
+            .copkg()
+            .arg("--site")
+            .arg(&site)
+            .args(["stop", "2.idee.prod.trd"]))
+        .code,
+        0
+    );
+}
+
+#[test]
+fn example_site_nexus_raw_changes_repository_and_install_layout() {
+    let sandbox = Sandbox::new();
+    let site = example_site("nexus-raw.lua");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example/hello");
+    let out = run(sandbox
+        .copkg()
+        .arg("--site")
+        .arg(&site)
+        .arg("pack")
+        .arg(&dir)
+        .args(["--coordinate", COORD, "--out"])
+        .arg(sandbox.repo()));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(sandbox.repo().join("hello/1.0.0/hello-1.0.0.tgz").is_file());
+    let server = StaticServer::start(&sandbox.repo());
+    let out = run(sandbox.copkg().arg("--site").arg(&site).args([
+        "--repo",
+        &server.url,
+        "install",
+        COORD,
+    ]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(sandbox.root().join("hello/1.0.0/bin/hello").is_file());
+}
+
+#[test]
+fn example_site_keep_logs_archives_logs_before_cleanup() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "chatty",
+        &[(
+            "script.d/start.lua",
+            &lua_service("echo hi >> log/app.log; exec sleep 60"),
+            0o644,
+        )],
+    );
+    let site = example_site("keep-logs.lua");
+    let archive = sandbox.path().join("archive");
+    let copkg = || {
+        let mut cmd = sandbox.copkg();
+        cmd.env("COPKG_LOG_ARCHIVE", &archive)
+            .arg("--site")
+            .arg(&site);
+        cmd
+    };
+    assert_eq!(run(copkg().args(["start", &package, SVC])).code, 0);
+    let log = runtime_dir(&sandbox, SVC).join("log/app.log");
+    assert!(wait_until(Duration::from_secs(5), || log.exists()));
+    assert_eq!(run(copkg().args(["stop", SVC])).code, 0);
+    assert_eq!(run(copkg().args(["cleanup", SVC])).code, 0);
+    let kept: Vec<PathBuf> = std::fs::read_dir(archive.join(SVC))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(kept[0].join("app.log")).unwrap(),
+        "hi\n"
+    );
+    assert!(kept[0].join("stopped-at").is_file());
+}
