@@ -386,6 +386,21 @@ mod tests {
                 "lua/copkg.d.lua annotates copkg.{name}, which is not registered"
             );
         }
+        let docs = include_str!("../../docs/lua-api.md");
+        for name in registered.iter().filter(|n| !n.starts_with("try_")) {
+            let documented = docs.contains(&format!("`copkg.{name}("))
+                || docs.contains(&format!("`copkg.{name}{{"));
+            assert!(documented, "docs/lua-api.md does not document copkg.{name}");
+        }
+        let site_docs = include_str!("../../docs/site-policy.md");
+        for hook in super::HOOKS {
+            assert!(
+                site_docs
+                    .lines()
+                    .any(|l| l.starts_with("### ") && l.contains(&format!("`{hook}("))),
+                "docs/site-policy.md does not document the {hook} hook"
+            );
+        }
     }
 
     #[test]
