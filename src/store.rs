@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::coordinate::{PackageCoordinate, parse_sha256_hex};
 use crate::extract::{self, ExtractError, Limits};
 use crate::lock::{FileLock, LockError, lock_exclusive};
-use crate::repo::{FetchError, Fetcher, Repository, is_restart_needed};
+use crate::repo::{Download, FetchError, Fetcher, Repository, is_restart_needed};
 
 /// The completion marker at the top of every install dir, written last.
 pub const MARKER_FILE: &str = ".copkg-install.json";
@@ -390,11 +390,14 @@ impl Store {
         Ok(())
     }
 
-    fn fetch_and_unpack(
+    /// Opens a package's archive from the first repository that has it
+    /// (with its checksum sidecar, unless a pin or the policy makes that
+    /// unnecessary), and returns the stream with the digest it must have.
+    pub fn open_archive(
         &self,
         fetcher: &Fetcher,
         request: &InstallRequest<'_>,
-    ) -> Result<(tempfile::TempDir, InstallRecord), StoreError> {
+    ) -> Result<(Download, Option<String>), StoreError> {
         let coordinate = request.coordinate.id();
         let fetch_err = |source| StoreError::Fetch {
             coordinate: coordinate.clone(),
@@ -435,57 +438,66 @@ impl Store {
                 }
                 Err(e) => return Err(fetch_err(e)),
             }
-            let download = match fetcher.open(repo, &request.layout.archive) {
-                Ok(download) => download,
-                Err(e) if e.try_next_repository() => {
-                    tried.push(e.to_string());
-                    continue;
-                }
+            match fetcher.open(repo, &request.layout.archive) {
+                Ok(download) => return Ok((download, expected)),
+                Err(e) if e.try_next_repository() => tried.push(e.to_string()),
                 Err(e) => return Err(fetch_err(e)),
-            };
-            let url = download.url.clone();
-            let tmp = self.state_dir("tmp")?;
-            let temp = tempfile::Builder::new()
-                .prefix(&format!("{coordinate}."))
-                .tempdir_in(&tmp)
-                .map_err(io_err("cannot create a temp dir in", &tmp))?;
-            let mut limits = Limits::default_for(download.len);
-            if let Some(max) = request.max_unpacked_bytes {
-                limits.max_unpacked_bytes = max;
             }
-            limits.max_entries = request.max_entries;
-            let unpacked =
-                extract::unpack_tar_gz(download, temp.path(), &limits).map_err(|source| {
-                    StoreError::Extract {
-                        coordinate: coordinate.clone(),
-                        url: url.clone(),
-                        source,
-                    }
-                })?;
-            if let Some(expected) = &expected
-                && *expected != unpacked.sha256
-            {
-                return Err(StoreError::ChecksumMismatch {
-                    coordinate,
-                    url,
-                    expected: expected.clone(),
-                    actual: unpacked.sha256,
-                });
-            }
-            let record = InstallRecord {
-                coordinate,
-                sha256: unpacked.sha256,
-                verified: expected.is_some(),
-                source: url,
-                installed_at: SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs()),
-                unpacked_bytes: unpacked.unpacked_bytes,
-                entries: unpacked.entries,
-            };
-            return Ok((temp, record));
+        }
+        if request.repositories.is_empty() {
+            return Err(StoreError::NoRepository);
         }
         Err(StoreError::NotFound { coordinate, tried })
+    }
+
+    fn fetch_and_unpack(
+        &self,
+        fetcher: &Fetcher,
+        request: &InstallRequest<'_>,
+    ) -> Result<(tempfile::TempDir, InstallRecord), StoreError> {
+        let coordinate = request.coordinate.id();
+        let (download, expected) = self.open_archive(fetcher, request)?;
+        let url = download.url.clone();
+        let tmp = self.state_dir("tmp")?;
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("{coordinate}."))
+            .tempdir_in(&tmp)
+            .map_err(io_err("cannot create a temp dir in", &tmp))?;
+        let mut limits = Limits::default_for(download.len);
+        if let Some(max) = request.max_unpacked_bytes {
+            limits.max_unpacked_bytes = max;
+        }
+        limits.max_entries = request.max_entries;
+        let unpacked =
+            extract::unpack_tar_gz(download, temp.path(), &limits).map_err(|source| {
+                StoreError::Extract {
+                    coordinate: coordinate.clone(),
+                    url: url.clone(),
+                    source,
+                }
+            })?;
+        if let Some(expected) = &expected
+            && *expected != unpacked.sha256
+        {
+            return Err(StoreError::ChecksumMismatch {
+                coordinate,
+                url,
+                expected: expected.clone(),
+                actual: unpacked.sha256,
+            });
+        }
+        let record = InstallRecord {
+            coordinate,
+            sha256: unpacked.sha256,
+            verified: expected.is_some(),
+            source: url,
+            installed_at: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            unpacked_bytes: unpacked.unpacked_bytes,
+            entries: unpacked.entries,
+        };
+        Ok((temp, record))
     }
 
     /// Writes the marker, makes everything durable, and renames the temp dir

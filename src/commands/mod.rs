@@ -153,11 +153,19 @@ pub fn runtime_dir_for(
     host: &Host,
     service: &ServiceCoordinate,
 ) -> anyhow::Result<RuntimeDir> {
-    let relative = host
-        .policy()
+    runtime_dir_with(&ctx.settings, &host.policy(), service)
+}
+
+/// [`runtime_dir_for`] from settings and a policy.
+pub fn runtime_dir_with(
+    settings: &Settings,
+    policy: &crate::lua::Policy<'_>,
+    service: &ServiceCoordinate,
+) -> anyhow::Result<RuntimeDir> {
+    let relative = policy
         .runtime_path(service)
         .with_context(|| format!("site policy failed for {service}"))?;
-    Ok(RuntimeDir::new(ctx.settings.runtime_root.join(relative)))
+    Ok(RuntimeDir::new(settings.runtime_root.join(relative)))
 }
 
 /// A usage error as an `anyhow::Error`.

@@ -7,14 +7,15 @@ use std::time::SystemTime;
 
 use anyhow::Context as _;
 
-use super::{Context, layouts, out, runtime_dir_for};
+use super::{Context, out, runtime_dir_with};
 use crate::cli::StartArgs;
 use crate::coordinate::{PackageCoordinate, ServiceCoordinate};
-use crate::lua::{Platform, ServiceContext};
+use crate::lua::{Platform, Policy, ServiceContext};
 use crate::repo::{Fetcher, ProxySettings};
 use crate::runtime::{RuntimeDir, ServiceRecord};
 use crate::service::{self, ScriptRun, ServiceError, ServiceState};
-use crate::store::PackageState;
+use crate::settings::Settings;
+use crate::store::{PackageState, Store};
 
 /// Why a package cannot be started.
 #[derive(Debug, thiserror::Error)]
@@ -67,30 +68,58 @@ pub fn script_command(script: &Path, args: Vec<OsString>) -> (PathBuf, Vec<OsStr
     }
 }
 
-/// Starts a service.
-pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
-    let package: PackageCoordinate = args.package.parse()?;
-    let service: ServiceCoordinate = args.service.parse()?;
-    let host = ctx.host()?;
-    let layout = layouts(&host, std::slice::from_ref(&package))?.remove(0);
-    let store = ctx.store();
-    if args.install {
-        let fetcher = Fetcher::new(ctx.settings.http.clone(), ProxySettings::from_env())
+/// What [`start_service`] started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    /// The service coordinate.
+    pub service: String,
+    /// The package coordinate.
+    pub package: String,
+    /// The recorded pids.
+    pub pids: Vec<i32>,
+    /// The runtime dir.
+    pub runtime_dir: PathBuf,
+}
+
+/// Starts a service: all of `copkg start` except printing, for the command
+/// and for `copkg.start` in Lua. `notify` gets lock-wait notices.
+pub fn start_service(
+    settings: &Settings,
+    policy: &Policy<'_>,
+    package: &PackageCoordinate,
+    service: &ServiceCoordinate,
+    args: &[String],
+    install: bool,
+    notify: &dyn Fn(&str),
+) -> anyhow::Result<Started> {
+    let layout = policy
+        .layout(package)
+        .with_context(|| format!("site policy failed for {package}"))?;
+    let store = Store::new(&settings.software_root);
+    let wait_notice = |what: String| {
+        move |lock: &Path| {
+            notify(&format!(
+                "waiting for another copkg working on {what} (lock {})",
+                lock.display()
+            ))
+        }
+    };
+    if install {
+        let fetcher = Fetcher::new(settings.http.clone(), ProxySettings::from_env())
             .context("invalid proxy setting in the environment")?;
-        let request = ctx.settings.install_request(&package, &layout);
-        let mut notice = ctx.lock_wait_notice(&args.package);
+        let request = settings.install_request(package, &layout);
         store
-            .install(&fetcher, &request, &mut notice)
+            .install(&fetcher, &request, &mut wait_notice(package.id()))
             .with_context(|| format!("cannot install {}", package.id()))?;
     }
     if !matches!(store.state(&layout)?, PackageState::Installed(_)) {
         return Err(StartError::NotInstalled(package.id()).into());
     }
     let package_dir = store.install_dir(&layout);
-    let runtime = runtime_dir_for(ctx, &host, &service)?;
+    let runtime = runtime_dir_with(settings, policy, service)?;
 
     let what = service.to_string();
-    let _lock = runtime.lock(&mut ctx.lock_wait_notice(&what))?;
+    let _lock = runtime.lock(&mut wait_notice(what.clone()))?;
     if let ServiceState::Running { pids } = service::status(&runtime)? {
         return Err(ServiceError::AlreadyRunning {
             service: what,
@@ -104,22 +133,21 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
         package_dir: Some(package_dir.clone()),
         service: service.clone(),
         runtime_dir: runtime.path().to_owned(),
-        args: args.args.clone(),
+        args: args.to_vec(),
         platform: Platform::current(),
         open_files: Vec::new(),
     };
-    let policy = host.policy();
     policy.lifecycle("before_start", &context)?;
     runtime.clear_pidfile()?;
 
-    let script_output = run_start_script(ctx, &host, &runtime, &context)?;
+    let script_output = run_start_script(settings, policy, &runtime, &context)?;
     let processes = service::processes_from_pidfile(&runtime, &script_output)
         .with_context(|| format!("{what} did not start"))?;
     let record = ServiceRecord {
         package: package.id(),
         package_dir,
         service: what.clone(),
-        args: args.args.clone(),
+        args: args.to_vec(),
         started_at: SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
@@ -128,21 +156,42 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
     };
     runtime.write_record(&record)?;
     policy.lifecycle("after_start", &context)?;
+    Ok(Started {
+        service: what,
+        package: package.id(),
+        pids: processes.iter().map(|p| p.pid).collect(),
+        runtime_dir: runtime.path().to_owned(),
+    })
+}
 
-    let pids: Vec<i32> = processes.iter().map(|p| p.pid).collect();
+/// Starts a service.
+pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
+    let package: PackageCoordinate = args.package.parse()?;
+    let service: ServiceCoordinate = args.service.parse()?;
+    let host = ctx.host()?;
+    let started = start_service(
+        &ctx.settings,
+        &host.policy(),
+        &package,
+        &service,
+        &args.args,
+        args.install,
+        &|message| ctx.progress(message),
+    )?;
     if ctx.settings.json {
         out(&serde_json::json!({
-            "service": what, "status": "started", "pids": pids,
-            "package": package.id(), "runtime_dir": runtime.path(),
+            "service": started.service, "status": "started", "pids": started.pids,
+            "package": started.package, "runtime_dir": started.runtime_dir,
         })
         .to_string())?;
     } else {
-        let pids: Vec<String> = pids.iter().map(i32::to_string).collect();
+        let pids: Vec<String> = started.pids.iter().map(i32::to_string).collect();
         out(&format!(
-            "started {what} (pid {}) from {} in {}",
+            "started {} (pid {}) from {} in {}",
+            started.service,
             pids.join(", "),
-            package.id(),
-            runtime.path().display()
+            started.package,
+            started.runtime_dir.display()
         ))?;
     }
     Ok(())
@@ -151,8 +200,8 @@ pub fn run(ctx: &Context, args: &StartArgs) -> anyhow::Result<()> {
 /// Runs `start.lua` in-process, or `start.py` by the contract; returns the
 /// script's captured output.
 fn run_start_script(
-    ctx: &Context,
-    host: &crate::lua::Host,
+    settings: &Settings,
+    policy: &Policy<'_>,
     runtime: &RuntimeDir,
     context: &ServiceContext,
 ) -> anyhow::Result<String> {
@@ -160,11 +209,11 @@ fn run_start_script(
     let start_lua = package_dir.join("script.d/start.lua");
     let start_py = package_dir.join("script.d/start.py");
     if start_lua.is_file() {
-        host.run_package_script(&start_lua, context)?;
+        let before = policy.spawned().len();
+        policy.run_package_script(&start_lua, context)?;
         // A start.lua that spawned through copkg.spawn need not write the pid file.
         if runtime.read_pidfile()?.is_none() {
-            let pids: String = host
-                .spawned()
+            let pids: String = policy.spawned()[before..]
                 .iter()
                 .map(|p| format!("{}\n", p.pid))
                 .collect();
@@ -189,8 +238,8 @@ fn run_start_script(
             args,
             env: script_env(context),
             cwd: runtime.path().to_owned(),
-            timeout: ctx.settings.script_timeout,
-            output_limit: ctx.settings.script_output_bytes,
+            timeout: settings.script_timeout,
+            output_limit: settings.script_output_bytes,
         })
         .with_context(|| format!("{} did not start", context.service))?;
         return Ok(output);

@@ -6,20 +6,25 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 
 use super::start::{script_command, script_env};
-use super::{Context, out, runtime_dir_for};
+use super::{Context, out, runtime_dir_with};
 use crate::cli::ServiceArgs;
 use crate::coordinate::ServiceCoordinate;
-use crate::lua::{Platform, ServiceContext};
+use crate::lua::{Platform, Policy, ServiceContext};
 use crate::service::{self, ScriptRun, ServiceError, ServiceState};
+use crate::settings::Settings;
 
 /// How long a stop script's processes get to go away before the signal schedule.
 const AFTER_STOP_SCRIPT: Duration = Duration::from_secs(5);
 
-/// Stops a service.
-pub fn run(ctx: &Context, args: &ServiceArgs) -> anyhow::Result<()> {
-    let service: ServiceCoordinate = args.service.parse()?;
-    let host = ctx.host()?;
-    let runtime = runtime_dir_for(ctx, &host, &service)?;
+/// Stops a service: all of `copkg stop` except printing, for the command and
+/// for `copkg.stop` in Lua. `notify` gets lock-wait and progress notices.
+pub fn stop_service(
+    settings: &Settings,
+    policy: &Policy<'_>,
+    service: &ServiceCoordinate,
+    notify: &dyn Fn(&str),
+) -> anyhow::Result<()> {
+    let runtime = runtime_dir_with(settings, policy, service)?;
     let what = service.to_string();
     let not_running = || ServiceError::NotRunning {
         service: what.clone(),
@@ -27,7 +32,12 @@ pub fn run(ctx: &Context, args: &ServiceArgs) -> anyhow::Result<()> {
     if !runtime.exists() {
         return Err(not_running().into());
     }
-    let _lock = runtime.lock(&mut ctx.lock_wait_notice(&what))?;
+    let _lock = runtime.lock(&mut |lock| {
+        notify(&format!(
+            "waiting for another copkg working on {what} (lock {})",
+            lock.display()
+        ))
+    })?;
     let state = service::status(&runtime)?;
     let mut record = runtime.read_record()?;
     let ServiceState::Running { .. } = state else {
@@ -38,7 +48,7 @@ pub fn run(ctx: &Context, args: &ServiceArgs) -> anyhow::Result<()> {
                 record.stopped_at.get_or_insert(now());
                 runtime.write_record(record)?;
             }
-            ctx.progress(&format!(
+            notify(&format!(
                 "{what} was {}; cleared its pid file",
                 state.name()
             ));
@@ -57,13 +67,12 @@ pub fn run(ctx: &Context, args: &ServiceArgs) -> anyhow::Result<()> {
         platform: Platform::current(),
         open_files: Vec::new(),
     };
-    let policy = host.policy();
     policy.lifecycle("before_stop", &context)?;
 
     let stop_lua = record.package_dir.join("script.d/stop.lua");
     let stop_py = record.package_dir.join("script.d/stop.py");
     let scripted = if stop_lua.is_file() {
-        host.run_package_script(&stop_lua, &context)?;
+        policy.run_package_script(&stop_lua, &context)?;
         true
     } else if stop_py.is_file() {
         let (program, args) = script_command(
@@ -78,8 +87,8 @@ pub fn run(ctx: &Context, args: &ServiceArgs) -> anyhow::Result<()> {
             args,
             env: script_env(&context),
             cwd: runtime.path().to_owned(),
-            timeout: ctx.settings.script_timeout,
-            output_limit: ctx.settings.script_output_bytes,
+            timeout: settings.script_timeout,
+            output_limit: settings.script_output_bytes,
         })
         .with_context(|| format!("cannot stop {what}"))?;
         true
@@ -89,11 +98,11 @@ pub fn run(ctx: &Context, args: &ServiceArgs) -> anyhow::Result<()> {
     let gone = scripted && service::wait_until_gone(&record, AFTER_STOP_SCRIPT);
     if !gone {
         if scripted {
-            ctx.progress(&format!(
+            notify(&format!(
                 "{what} still runs after its stop script; signalling it"
             ));
         }
-        match service::stop_by_signals(&record, &ctx.settings.stop_schedule) {
+        match service::stop_by_signals(&record, &settings.stop_schedule) {
             Ok(()) | Err(ServiceError::NotRunning { .. }) => {}
             Err(err) => return Err(err.into()),
         }
@@ -102,10 +111,20 @@ pub fn run(ctx: &Context, args: &ServiceArgs) -> anyhow::Result<()> {
     runtime.write_record(&record)?;
     runtime.clear_pidfile()?;
     policy.lifecycle("after_stop", &context)?;
+    Ok(())
+}
+
+/// Stops a service.
+pub fn run(ctx: &Context, args: &ServiceArgs) -> anyhow::Result<()> {
+    let service: ServiceCoordinate = args.service.parse()?;
+    let host = ctx.host()?;
+    stop_service(&ctx.settings, &host.policy(), &service, &|message| {
+        ctx.progress(message)
+    })?;
     if ctx.settings.json {
-        out(&serde_json::json!({"service": what, "status": "stopped"}).to_string())?;
+        out(&serde_json::json!({"service": service.to_string(), "status": "stopped"}).to_string())?;
     } else {
-        out(&format!("stopped {what}"))?;
+        out(&format!("stopped {service}"))?;
     }
     Ok(())
 }

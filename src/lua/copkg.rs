@@ -289,7 +289,11 @@ mod tests {
         );
         let pid: i32 = host.lua.load(&code).eval().unwrap();
         assert_eq!(
-            host.spawned().iter().map(|p| p.pid).collect::<Vec<_>>(),
+            host.policy()
+                .spawned()
+                .iter()
+                .map(|p| p.pid)
+                .collect::<Vec<_>>(),
             [pid]
         );
         let stat = crate::process::stat(pid).unwrap();

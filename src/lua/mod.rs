@@ -207,35 +207,6 @@ impl Host {
         Policy::new(&self.lua, &self.hooks)
     }
 
-    /// Runs a package's `start.lua` or `stop.lua` in this state: the chunk
-    /// is called with the service context as its argument.
-    pub fn run_package_script(
-        &self,
-        path: &Path,
-        context: &ServiceContext,
-    ) -> Result<(), LuaError> {
-        let source = std::fs::read(path).map_err(|source| LuaError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let chunk = self
-            .lua
-            .load(source)
-            .set_name(format!("@{}", path.display()))
-            .into_function()?;
-        let ctx = self.policy().context_table(context)?;
-        chunk.call::<()>(ctx)?;
-        Ok(())
-    }
-
-    /// Processes spawned through `copkg.spawn` so far.
-    pub fn spawned(&self) -> Vec<crate::runtime::RecordedProcess> {
-        self.lua
-            .app_data_ref::<Spawned>()
-            .map(|s| s.0.clone())
-            .unwrap_or_default()
-    }
-
     /// Names of every function of the `copkg` module, sorted.
     pub fn module_functions(&self) -> Result<Vec<String>, LuaError> {
         let module: Table = self.lua.globals().get("copkg")?;

@@ -121,7 +121,7 @@ pub struct Policy<'a> {
 }
 
 impl<'a> Policy<'a> {
-    pub(super) fn new(lua: &'a Lua, hooks: &'a Table) -> Self {
+    pub(crate) fn new(lua: &'a Lua, hooks: &'a Table) -> Self {
         Policy { lua, hooks }
     }
 
@@ -137,6 +137,34 @@ impl<'a> Policy<'a> {
         pkg.set("coordinate", coordinate.id())?;
         pkg.set("group_path", coordinate.group.replace('.', "/"))?;
         Ok(pkg)
+    }
+
+    /// Runs a package's `start.lua` or `stop.lua`: the chunk is called with
+    /// the service context as its argument.
+    pub fn run_package_script(
+        &self,
+        path: &std::path::Path,
+        context: &ServiceContext,
+    ) -> Result<(), LuaError> {
+        let source = std::fs::read(path).map_err(|source| LuaError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let chunk = self
+            .lua
+            .load(source)
+            .set_name(format!("@{}", path.display()))
+            .into_function()?;
+        chunk.call::<()>(self.context_table(context)?)?;
+        Ok(())
+    }
+
+    /// Processes spawned through `copkg.spawn` in this state so far.
+    pub fn spawned(&self) -> Vec<crate::runtime::RecordedProcess> {
+        self.lua
+            .app_data_ref::<super::Spawned>()
+            .map(|s| s.0.clone())
+            .unwrap_or_default()
     }
 
     /// The service context as a Lua table.
