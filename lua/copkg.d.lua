@@ -165,6 +165,33 @@ function copkg.resolve(coordinate) end
 ---@field archives string[]  archive URL in each repository, in order
 ---@field sidecars string[]  checksum sidecar URL in each repository
 
+--- Downloads a package's archive to `path` (temp file, renamed when
+--- complete), checked against its sidecar or digest pin.
+---@param coordinate string
+---@param path string
+---@return {path: string, sha256: string, verified: boolean, source: string}
+function copkg.fetch(coordinate, path) end
+
+--- Unpacks a .tar.gz safely (every entry vetted, limits applied) into a
+--- fresh temp dir beside `dir`, then renames it to `dir`, which must not exist.
+---@param archive string
+---@param dir string
+---@return {dir: string, sha256: string, bytes: integer, entries: integer}
+function copkg.extract(archive, dir) end
+
+--- Starts a service as `copkg start` does (lock, runtime dir, hooks, start
+--- script, pid check, record).
+---@param package string   group:artifact:version
+---@param service string   instance.service.user.cell
+---@param args? string[]   arguments for the start script
+---@param options? {install?: boolean}  install the package first
+---@return {service: string, package: string, pids: integer[], runtime_dir: string}
+function copkg.start(package, service, args, options) end
+
+--- Stops a service as `copkg stop` does.
+---@param service string
+function copkg.stop(service) end
+
 --- The runtime dir of a service, by the `runtime_path` policy.
 ---@param service string  instance.service.user.cell
 ---@return string
@@ -216,3 +243,11 @@ function copkg.try_json_decode(text) end
 function copkg.try_spawn(spec) end
 ---@return table|nil, string?
 function copkg.try_status(service) end
+---@return table|nil, string?
+function copkg.try_fetch(coordinate, path) end
+---@return table|nil, string?
+function copkg.try_extract(archive, dir) end
+---@return table|nil, string?
+function copkg.try_start(package, service, args, options) end
+---@return nil, string?
+function copkg.try_stop(service) end

@@ -201,3 +201,116 @@ print(copkg.status("1.helper.test.local").state)
         "true\tfalse\ttrue\ntrue\ttrue\tfalse\nfalse\ttrue\ntrue\nstopped\n"
     );
 }
+
+#[test]
+fn rollout_script_installs_starts_checks_and_stops_services() {
+    let sandbox = Sandbox::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example/webapp");
+    let out = run(sandbox
+        .copkg()
+        .arg("pack")
+        .arg(&dir)
+        .args(["--coordinate", "com.example:webapp:1.0.0", "--out"])
+        .arg(sandbox.repo()));
+    assert_eq!(out.code, 0);
+    let ports = [free_port(), free_port()];
+    let path = script(
+        &sandbox,
+        r#"local ports = { tonumber(copkg.args[1]), tonumber(copkg.args[2]) }
+for i, port in ipairs(ports) do
+  local s = copkg.start("com.example:webapp:1.0.0", i .. ".web.prod.trd", { "--port=" .. port }, { install = true })
+  print(s.service, #s.pids, copkg.status(s.service).state)
+end
+local again, err = copkg.try_start("com.example:webapp:1.0.0", "1.web.prod.trd", { "--port=" .. ports[1] })
+print(again, (err:gsub("%(pid %d+%)", "(pid N)")))
+for i = 1, 2 do
+  print(copkg.try_stop(i .. ".web.prod.trd"), copkg.status(i .. ".web.prod.trd").state)
+end
+print(copkg.try_stop("1.web.prod.trd"))
+"#,
+    );
+    let out = run(sandbox
+        .copkg()
+        .arg("--repo")
+        .arg(sandbox.repo())
+        .arg("run")
+        .arg(&path)
+        .args([ports[0].to_string(), ports[1].to_string()]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "1.web.prod.trd\t1\trunning\n2.web.prod.trd\t1\trunning\n\
+         nil\tcopkg.start: 1.web.prod.trd is already running (pid N)\n\
+         true\tstopped\ntrue\tstopped\nnil\tcopkg.stop: 1.web.prod.trd is not running\n"
+    );
+}
+
+#[test]
+fn fetch_and_extract_verify_and_refuse_what_install_refuses() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&good_archive());
+    let work = sandbox.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let evil = work.join("evil.tar.gz");
+    std::fs::write(
+        &evil,
+        Tar::new().symlink("passwd", "/etc/passwd").end().gz(),
+    )
+    .unwrap();
+    let path = script(
+        &sandbox,
+        &format!(
+            r#"local work = "{0}"
+local f = copkg.fetch("{COORD}", work .. "/pkg.tar.gz")
+print(f.verified, f.sha256 == copkg.sha256(work .. "/pkg.tar.gz"))
+local x = copkg.extract(work .. "/pkg.tar.gz", work .. "/unpacked")
+print(x.entries, copkg.is_file(work .. "/unpacked/bin/hello"))
+print(copkg.try_extract(work .. "/pkg.tar.gz", work .. "/unpacked"))
+local ok, err = copkg.try_extract(work .. "/evil.tar.gz", work .. "/evil")
+print(ok, err:match("links to the absolute path") ~= nil, copkg.exists(work .. "/evil"))
+"#,
+            work.display()
+        ),
+    );
+    let out = run(sandbox
+        .copkg()
+        .arg("--repo")
+        .arg(sandbox.repo())
+        .arg("run")
+        .arg(&path));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "true\ttrue\n6\ttrue\nnil\tcopkg.extract: {0}/unpacked already exists\nnil\ttrue\tfalse\n",
+            work.display()
+        )
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 3, "temp dirs left: {leftovers:?}");
+
+    // A digest mismatch is refused and nothing is left at the path.
+    sandbox.publish(&good_archive(), Some(&"0".repeat(64)));
+    let path = script(
+        &sandbox,
+        &format!(
+            "print(copkg.try_fetch('{COORD}', '{}/other.tar.gz'))\n",
+            work.display()
+        ),
+    );
+    let out = run(sandbox
+        .copkg()
+        .arg("--repo")
+        .arg(sandbox.repo())
+        .arg("run")
+        .arg(&path));
+    assert!(
+        out.stdout
+            .starts_with("nil\tcopkg.fetch: checksum mismatch"),
+        "{out:?}"
+    );
+    assert!(!work.join("other.tar.gz").exists());
+}

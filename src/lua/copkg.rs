@@ -189,6 +189,10 @@ const TRY_VARIANTS: &[&str] = &[
     "install",
     "uninstall",
     "resolve",
+    "fetch",
+    "extract",
+    "start",
+    "stop",
     "read_file",
     "json_decode",
     "spawn",
@@ -205,11 +209,15 @@ fn add_try_variants(lua: &Lua, module: &Table) -> mlua::Result<()> {
         for _, name in ipairs(names) do
           local f = module[name]
           module["try_" .. name] = function(...)
-            local ok, result = pcall(f, ...)
-            if ok then
-              return result
+            local outcome = table.pack(pcall(f, ...))
+            if outcome[1] then
+              -- A function that returns nothing gives true, so success is never nil.
+              if outcome.n == 1 then
+                return true
+              end
+              return outcome[2]
             end
-            return nil, (tostring(result):gsub("^[^:]*:%d+: ", ""))
+            return nil, (tostring(outcome[2]):gsub("^[^:]*:%d+: ", ""))
           end
         end
         "#,

@@ -100,6 +100,77 @@ fn kill(_: &Lua, (pid, start_time, signal): (i32, u64, Option<String>)) -> mlua:
     }
 }
 
+/// `copkg.start(package, service, args?, {install = bool}?)`: starts a service
+/// as `copkg start` does; returns {service, package, pids, runtime_dir}.
+fn start(
+    lua: &Lua,
+    (package, service, args, options): (String, String, Option<Vec<String>>, Option<Table>),
+) -> mlua::Result<Table> {
+    const F: &str = "start";
+    let settings = lua
+        .app_data_ref::<Settings>()
+        .map(|s| s.clone())
+        .ok_or_else(|| fail(F, "not available here (no settings in this Lua state)"))?;
+    let hooks = lua
+        .app_data_ref::<Hooks>()
+        .map(|h| h.0.clone())
+        .ok_or_else(|| fail(F, "no policy in this Lua state"))?;
+    let mut install = false;
+    if let Some(options) = options {
+        for pair in options.pairs::<String, mlua::Value>() {
+            let (key, value) = pair?;
+            match (key.as_str(), value) {
+                ("install", mlua::Value::Boolean(b)) => install = b,
+                (key, _) => {
+                    return Err(fail(
+                        F,
+                        format!("unknown or mistyped option `{key}` (known: install = boolean)"),
+                    ));
+                }
+            }
+        }
+    }
+    let package = package.parse().map_err(|e| fail(F, e))?;
+    let service = service.parse().map_err(|e| fail(F, e))?;
+    let started = crate::commands::start::start_service(
+        &settings,
+        &Policy::new(lua, &hooks),
+        &package,
+        &service,
+        &args.unwrap_or_default(),
+        install,
+        &|message| eprintln!("{message}"),
+    )
+    .map_err(|e| fail(F, format!("{e:#}")))?;
+    let table = lua.create_table()?;
+    table.set("service", started.service)?;
+    table.set("package", started.package)?;
+    table.set("pids", lua.create_sequence_from(started.pids)?)?;
+    table.set("runtime_dir", started.runtime_dir.display().to_string())?;
+    Ok(table)
+}
+
+/// `copkg.stop(service)`: stops a service as `copkg stop` does.
+fn stop(lua: &Lua, service: String) -> mlua::Result<()> {
+    const F: &str = "stop";
+    let settings = lua
+        .app_data_ref::<Settings>()
+        .map(|s| s.clone())
+        .ok_or_else(|| fail(F, "not available here (no settings in this Lua state)"))?;
+    let hooks = lua
+        .app_data_ref::<Hooks>()
+        .map(|h| h.0.clone())
+        .ok_or_else(|| fail(F, "no policy in this Lua state"))?;
+    let service = service.parse().map_err(|e| fail(F, e))?;
+    crate::commands::stop::stop_service(
+        &settings,
+        &Policy::new(lua, &hooks),
+        &service,
+        &|message| eprintln!("{message}"),
+    )
+    .map_err(|e| fail(F, format!("{e:#}")))
+}
+
 /// Adds these functions to the `copkg` table.
 pub(crate) fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
     module.set("runtime_dir", lua.create_function(runtime_dir)?)?;
@@ -107,5 +178,7 @@ pub(crate) fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
     module.set("status", lua.create_function(status)?)?;
     module.set("alive", lua.create_function(alive)?)?;
     module.set("kill", lua.create_function(kill)?)?;
+    module.set("start", lua.create_function(start)?)?;
+    module.set("stop", lua.create_function(stop)?)?;
     Ok(())
 }

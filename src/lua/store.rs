@@ -220,6 +220,100 @@ fn resolve(lua: &Lua, text: String) -> mlua::Result<Table> {
     Ok(table)
 }
 
+/// `copkg.fetch(coordinate, path)`: downloads a package's archive to `path`
+/// (a temp file beside it, renamed when complete), checked against its
+/// sidecar or pin; returns {path, sha256, verified, source}.
+fn fetch(lua: &Lua, (text, path): (String, String)) -> mlua::Result<Table> {
+    const F: &str = "fetch";
+    let settings = settings(lua, F)?;
+    let coordinate = parse(F, &text)?;
+    let layout = policy_layout(lua, F, &coordinate)?;
+    let request = settings.install_request(&coordinate, &layout);
+    let store = Store::new(&settings.software_root);
+    let (mut download, expected) = store
+        .open_archive(&fetcher(F, &settings)?, &request)
+        .map_err(|e| fail(F, super::chain(&e)))?;
+    let target = std::path::Path::new(&path);
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let io = |e: std::io::Error| fail(F, format!("{path}: {e}"));
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = std::io::Read::read(&mut download, &mut buf)
+            .map_err(|e| fail(F, format!("{}: {e}", download.url)))?;
+        if n == 0 {
+            break;
+        }
+        sha2::Digest::update(&mut hasher, &buf[..n]);
+        std::io::Write::write_all(&mut temp, &buf[..n]).map_err(io)?;
+    }
+    let digest = crate::extract::hex(&sha2::Digest::finalize(hasher));
+    if let Some(expected) = &expected
+        && *expected != digest
+    {
+        return Err(fail(
+            F,
+            format!(
+                "checksum mismatch for {} from {}: expected sha256 {expected}, got {digest}",
+                coordinate.id(),
+                download.url
+            ),
+        ));
+    }
+    temp.as_file().sync_all().map_err(io)?;
+    temp.persist(target).map_err(|e| io(e.error))?;
+    let table = lua.create_table()?;
+    table.set("path", path.as_str())?;
+    table.set("sha256", digest)?;
+    table.set("verified", expected.is_some())?;
+    table.set("source", download.url.as_str())?;
+    Ok(table)
+}
+
+/// `copkg.extract(archive, dir)`: unpacks a `.tar.gz` safely into a fresh
+/// temp dir beside `dir` and renames it to `dir`, which must not exist;
+/// returns {dir, sha256, bytes, entries}.
+fn extract(lua: &Lua, (archive, dir): (String, String)) -> mlua::Result<Table> {
+    const F: &str = "extract";
+    let target = std::path::Path::new(&dir);
+    if std::fs::symlink_metadata(target).is_ok() {
+        return Err(fail(F, format!("{dir} already exists")));
+    }
+    let io = |e: std::io::Error| fail(F, format!("{dir}: {e}"));
+    let file = std::fs::File::open(&archive).map_err(|e| fail(F, format!("{archive}: {e}")))?;
+    let len = file.metadata().ok().map(|m| m.len());
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io)?;
+    let temp = tempfile::Builder::new()
+        .prefix(".copkg-extract.")
+        .tempdir_in(parent)
+        .map_err(io)?;
+    let mut limits = crate::extract::Limits::default_for(len);
+    if let Some(settings) = lua.app_data_ref::<Settings>() {
+        if let Some(max) = settings.max_unpacked_bytes {
+            limits.max_unpacked_bytes = max;
+        }
+        limits.max_entries = settings.max_entries;
+    }
+    let unpacked = crate::extract::unpack_tar_gz(file, temp.path(), &limits)
+        .map_err(|e| fail(F, format!("{archive}: {}", super::chain(&e))))?;
+    std::fs::rename(temp.path(), target).map_err(io)?;
+    let _ = temp.keep();
+    let table = lua.create_table()?;
+    table.set("dir", dir.as_str())?;
+    table.set("sha256", unpacked.sha256)?;
+    table.set("bytes", unpacked.unpacked_bytes)?;
+    table.set("entries", unpacked.entries)?;
+    Ok(table)
+}
+
 /// Adds these functions to the `copkg` table.
 pub(crate) fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
     module.set("install", lua.create_function(install)?)?;
@@ -227,5 +321,7 @@ pub(crate) fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
     module.set("uninstall", lua.create_function(uninstall)?)?;
     module.set("installed", lua.create_function(installed)?)?;
     module.set("resolve", lua.create_function(resolve)?)?;
+    module.set("fetch", lua.create_function(fetch)?)?;
+    module.set("extract", lua.create_function(extract)?)?;
     Ok(())
 }
