@@ -314,3 +314,60 @@ print(ok, err:match("links to the absolute path") ~= nil, copkg.exists(work .. "
     );
     assert!(!work.join("other.tar.gz").exists());
 }
+
+#[test]
+fn example_rollout_script_runs_twice() {
+    let sandbox = Sandbox::new();
+    for name in ["hello", "webapp", "ticker"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("packages-example")
+            .join(name);
+        let coordinate = format!("com.example:{name}:1.0.0");
+        let out = run(sandbox
+            .copkg()
+            .arg("pack")
+            .arg(&dir)
+            .args(["--coordinate", &coordinate, "--out"])
+            .arg(sandbox.repo()));
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+    let rollout = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example/rollout.lua");
+    let port = free_port().to_string();
+    let rollout_run = || {
+        run(sandbox
+            .copkg()
+            .arg("--repo")
+            .arg(sandbox.repo())
+            .arg("run")
+            .arg(&rollout)
+            .arg(&port))
+    };
+    let out = rollout_run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        &lines[..3],
+        [
+            "com.example:hello:1.0.0    installed",
+            "com.example:webapp:1.0.0   installed",
+            "com.example:ticker:1.0.0   installed"
+        ]
+    );
+    assert!(
+        lines[3].starts_with("started 1.web.demo.local (pid ")
+            && lines[4].starts_with("started 1.ticker.demo.local (pid "),
+        "{lines:?}"
+    );
+    let out = rollout_run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.ends_with(
+            "already-installed\n1.web.demo.local already runs\n1.ticker.demo.local already runs\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    for service in ["1.web.demo.local", "1.ticker.demo.local"] {
+        assert_eq!(run(sandbox.copkg().args(["stop", service])).code, 0);
+    }
+}
