@@ -20,13 +20,7 @@ fn bulk_install_script_reports_each_result() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example/hello");
     for version in ["1.0.0", "2.0.0"] {
         let coordinate = format!("com.example:hello:{version}");
-        let out = run(sandbox
-            .copkg()
-            .arg("pack")
-            .arg(&dir)
-            .args(["--coordinate", &coordinate, "--out"])
-            .arg(sandbox.repo()));
-        assert_eq!(out.code, 0);
+        sandbox.pack(&dir, &coordinate);
     }
     let server = StaticServer::start(&sandbox.repo());
     let path = script(
@@ -323,13 +317,7 @@ fn example_rollout_script_runs_twice() {
             .join("packages-example")
             .join(name);
         let coordinate = format!("com.example:{name}:1.0.0");
-        let out = run(sandbox
-            .copkg()
-            .arg("pack")
-            .arg(&dir)
-            .args(["--coordinate", &coordinate, "--out"])
-            .arg(sandbox.repo()));
-        assert_eq!(out.code, 0, "{out:?}");
+        sandbox.pack(&dir, &coordinate);
     }
     let rollout = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example/rollout.lua");
     let port = free_port().to_string();

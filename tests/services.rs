@@ -26,41 +26,14 @@ fn install_package(sandbox: &Sandbox, name: &str, files: &[(&str, &str, u32)]) -
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)).unwrap();
     }
     let coordinate = format!("com.example:{name}:1.0.0");
-    let out = run(sandbox
-        .copkg()
-        .arg("pack")
-        .arg(&dir)
-        .args(["--coordinate", &coordinate, "--out"])
-        .arg(sandbox.repo()));
-    assert_eq!(out.code, 0, "{out:?}");
-    let out = run(sandbox
-        .copkg()
-        .arg("--repo")
-        .arg(sandbox.repo())
-        .args(["install", &coordinate]));
-    assert_eq!(out.code, 0, "{out:?}");
+    sandbox.pack_and_install(&dir, &coordinate);
     coordinate
 }
 
 /// Installs one of packages-example/.
 fn install_example(sandbox: &Sandbox, name: &str) -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("packages-example")
-        .join(name);
     let coordinate = format!("com.example:{name}:1.0.0");
-    let out = run(sandbox
-        .copkg()
-        .arg("pack")
-        .arg(&dir)
-        .args(["--coordinate", &coordinate, "--out"])
-        .arg(sandbox.repo()));
-    assert_eq!(out.code, 0, "{out:?}");
-    let out = run(sandbox
-        .copkg()
-        .arg("--repo")
-        .arg(sandbox.repo())
-        .args(["install", &coordinate]));
-    assert_eq!(out.code, 0, "{out:?}");
+    sandbox.pack_and_install(&example_dir(name), &coordinate);
     coordinate
 }
 

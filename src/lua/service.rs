@@ -14,11 +14,11 @@ fn fail(function: &str, message: impl std::fmt::Display) -> mlua::Error {
     mlua::Error::RuntimeError(format!("copkg.{function}: {message}"))
 }
 
-fn runtime(lua: &Lua, function: &str, text: &str) -> mlua::Result<RuntimeDir> {
-    let service: ServiceCoordinate = text.parse().map_err(|e| fail(function, e))?;
-    let root = lua
+/// The settings and the policy hooks of this state, which service functions act by.
+fn settings_and_hooks(lua: &Lua, function: &str) -> mlua::Result<(Settings, mlua::Table)> {
+    let settings = lua
         .app_data_ref::<Settings>()
-        .map(|s| s.runtime_root.clone())
+        .map(|s| s.clone())
         .ok_or_else(|| {
             fail(
                 function,
@@ -29,10 +29,16 @@ fn runtime(lua: &Lua, function: &str, text: &str) -> mlua::Result<RuntimeDir> {
         .app_data_ref::<Hooks>()
         .map(|h| h.0.clone())
         .ok_or_else(|| fail(function, "no policy in this Lua state"))?;
+    Ok((settings, hooks))
+}
+
+fn runtime(lua: &Lua, function: &str, text: &str) -> mlua::Result<RuntimeDir> {
+    let service: ServiceCoordinate = text.parse().map_err(|e| fail(function, e))?;
+    let (settings, hooks) = settings_and_hooks(lua, function)?;
     let relative = Policy::new(lua, &hooks)
         .runtime_path(&service)
         .map_err(|e| fail(function, e))?;
-    Ok(RuntimeDir::new(root.join(relative)))
+    Ok(RuntimeDir::new(settings.runtime_root.join(relative)))
 }
 
 /// `copkg.runtime_dir(service)`: the runtime dir path the policy gives.
@@ -107,14 +113,7 @@ fn start(
     (package, service, args, options): (String, String, Option<Vec<String>>, Option<Table>),
 ) -> mlua::Result<Table> {
     const F: &str = "start";
-    let settings = lua
-        .app_data_ref::<Settings>()
-        .map(|s| s.clone())
-        .ok_or_else(|| fail(F, "not available here (no settings in this Lua state)"))?;
-    let hooks = lua
-        .app_data_ref::<Hooks>()
-        .map(|h| h.0.clone())
-        .ok_or_else(|| fail(F, "no policy in this Lua state"))?;
+    let (settings, hooks) = settings_and_hooks(lua, F)?;
     let mut install = false;
     if let Some(options) = options {
         for pair in options.pairs::<String, mlua::Value>() {
@@ -153,14 +152,7 @@ fn start(
 /// `copkg.stop(service)`: stops a service as `copkg stop` does.
 fn stop(lua: &Lua, service: String) -> mlua::Result<()> {
     const F: &str = "stop";
-    let settings = lua
-        .app_data_ref::<Settings>()
-        .map(|s| s.clone())
-        .ok_or_else(|| fail(F, "not available here (no settings in this Lua state)"))?;
-    let hooks = lua
-        .app_data_ref::<Hooks>()
-        .map(|h| h.0.clone())
-        .ok_or_else(|| fail(F, "no policy in this Lua state"))?;
+    let (settings, hooks) = settings_and_hooks(lua, F)?;
     let service = service.parse().map_err(|e| fail(F, e))?;
     crate::commands::stop::stop_service(
         &settings,

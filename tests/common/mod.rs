@@ -18,6 +18,13 @@ use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
 pub const COORD: &str = "com.example:hello:1.0.0";
+
+/// A package directory of `packages-example/`.
+pub fn example_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("packages-example")
+        .join(name)
+}
 pub const ARCHIVE_PATH: &str = "com/example/hello/1.0.0/hello-1.0.0-copkg.tar.gz";
 
 /// A sandbox: its own HOME, software root and repository dir.
@@ -96,6 +103,28 @@ impl Sandbox {
             .arg("--repo")
             .arg(self.repo())
             .args(["install", COORD]))
+    }
+
+    /// Packs `dir` into the sandbox repository as `coordinate`.
+    pub fn pack(&self, dir: &Path, coordinate: &str) {
+        let out = run(self
+            .copkg()
+            .arg("pack")
+            .arg(dir)
+            .args(["--coordinate", coordinate, "--out"])
+            .arg(self.repo()));
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+
+    /// Packs `dir` as `coordinate` and installs it from the sandbox repository.
+    pub fn pack_and_install(&self, dir: &Path, coordinate: &str) {
+        self.pack(dir, coordinate);
+        let out = run(self
+            .copkg()
+            .arg("--repo")
+            .arg(self.repo())
+            .args(["install", coordinate]));
+        assert_eq!(out.code, 0, "{out:?}");
     }
 
     /// Runs `copkg --config <file with json> --repo <repo> install COORD`.
