@@ -268,6 +268,7 @@ impl Settings {
             checksum: self.checksum,
             max_unpacked_bytes: self.max_unpacked_bytes,
             max_entries: self.max_entries,
+            progress: None,
         }
     }
 

@@ -202,6 +202,39 @@ pub struct InstallRequest<'a> {
     pub max_unpacked_bytes: Option<u64>,
     /// Entry-count limit.
     pub max_entries: u64,
+    /// Called with (bytes read, total if known) as the archive streams in.
+    pub progress: Option<Progress<'a>>,
+}
+
+/// A download-progress callback: bytes read so far, and the total when known.
+#[derive(Clone, Copy)]
+pub struct Progress<'a>(pub &'a (dyn Fn(u64, Option<u64>) + Sync));
+
+impl std::fmt::Debug for Progress<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
+}
+
+/// Reports progress at most every 100 ms while the archive is read.
+struct ProgressReader<'a, R> {
+    inner: R,
+    read: u64,
+    total: Option<u64>,
+    last: std::time::Instant,
+    progress: Progress<'a>,
+}
+
+impl<R: io::Read> io::Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if n == 0 || self.last.elapsed() >= std::time::Duration::from_millis(100) {
+            self.last = std::time::Instant::now();
+            (self.progress.0)(self.read, self.total);
+        }
+        Ok(n)
+    }
 }
 
 /// A software root.
@@ -468,14 +501,25 @@ impl Store {
             limits.max_unpacked_bytes = max;
         }
         limits.max_entries = request.max_entries;
-        let unpacked =
-            extract::unpack_tar_gz(download, temp.path(), &limits).map_err(|source| {
-                StoreError::Extract {
-                    coordinate: coordinate.clone(),
-                    url: url.clone(),
-                    source,
-                }
-            })?;
+        let unpacked = match request.progress {
+            Some(progress) => {
+                let total = download.len;
+                let reader = ProgressReader {
+                    inner: download,
+                    read: 0,
+                    total,
+                    last: std::time::Instant::now(),
+                    progress,
+                };
+                extract::unpack_tar_gz(reader, temp.path(), &limits)
+            }
+            None => extract::unpack_tar_gz(download, temp.path(), &limits),
+        }
+        .map_err(|source| StoreError::Extract {
+            coordinate: coordinate.clone(),
+            url: url.clone(),
+            source,
+        })?;
         if let Some(expected) = &expected
             && *expected != unpacked.sha256
         {

@@ -676,3 +676,32 @@ fn list_output_pipes_into_install() {
     assert!(child.wait().unwrap().success());
     assert_eq!(run(other.copkg().arg("list")).stdout, listed);
 }
+
+#[test]
+fn progress_line_only_on_a_terminal() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&good_archive());
+    // Through pipes (every other test): nothing but the result.
+    let out = sandbox.install();
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    run(sandbox.copkg().args(["uninstall", COORD]));
+    // On a terminal (script(1) gives copkg a pty): a progress line, cleared before the result.
+    let command = format!(
+        "HOME={} COPKG_SOFTWARE_ROOT={} {} --repo {} install {COORD}",
+        sandbox.path().join("home").display(),
+        sandbox.root().display(),
+        env!("CARGO_BIN_EXE_copkg"),
+        sandbox.repo().display()
+    );
+    let out = run(std::process::Command::new("script").args(["-qec", &command, "/dev/null"]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let size = std::fs::metadata(sandbox.repo().join(ARCHIVE_PATH))
+        .unwrap()
+        .len() as f64
+        / 1048576.0;
+    let expected = format!(
+        "\r\x1b[K{COORD}: {size:.1} / {size:.1} MiB (100%)\r\x1b[Kinstalled {COORD} in {}",
+        sandbox.install_dir().display()
+    );
+    assert!(out.stdout.contains(&expected), "{:?}", out.stdout);
+}

@@ -1,6 +1,6 @@
 //! `copkg install [-j N] COORD… | -`
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 use std::sync::Mutex;
 
 use anyhow::Context as _;
@@ -10,7 +10,8 @@ use crate::cli::InstallArgs;
 use crate::coordinate::PackageCoordinate;
 use crate::exit::code_for;
 use crate::repo::{Fetcher, ProxySettings};
-use crate::store::{InstallRequest, Installed, StoreError};
+use crate::settings::Verbosity;
+use crate::store::{InstallRequest, Installed, Progress, StoreError};
 
 /// Reads the coordinates: the arguments, with `-` meaning one a line from
 /// stdin (blank lines and `#` comments skipped). Duplicates are dropped.
@@ -49,12 +50,34 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> anyhow::Result<()> {
     let settings = &ctx.settings;
     let fetcher = Fetcher::new(settings.http.clone(), ProxySettings::from_env())
         .context("invalid proxy setting in the environment")?;
+    let single = coordinates.len() == 1;
+    // One install on a terminal shows a progress line; pipes and logs get none.
+    let show_progress = single
+        && settings.verbosity >= Verbosity::Normal
+        && !settings.json
+        && std::io::stderr().is_terminal();
+    let progress_line = |read: u64, total: Option<u64>| {
+        let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+        let line = match total {
+            Some(total) if total > 0 => format!(
+                "{}: {:.1} / {:.1} MiB ({:.0}%)",
+                coordinates[0].id(),
+                mib(read),
+                mib(total),
+                100.0 * read as f64 / total as f64
+            ),
+            _ => format!("{}: {:.1} MiB", coordinates[0].id(), mib(read)),
+        };
+        eprint!("\r\x1b[K{line}");
+    };
     let requests: Vec<InstallRequest<'_>> = coordinates
         .iter()
         .zip(&layouts)
-        .map(|(coordinate, layout)| settings.install_request(coordinate, layout))
+        .map(|(coordinate, layout)| InstallRequest {
+            progress: show_progress.then_some(Progress(&progress_line)),
+            ..settings.install_request(coordinate, layout)
+        })
         .collect();
-    let single = coordinates.len() == 1;
     let report_failures = Mutex::new(Vec::new());
     let results = ctx.store().install_parallel(
         &fetcher,
@@ -62,6 +85,9 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> anyhow::Result<()> {
         usize::from(args.jobs),
         &|coordinate, lock| ctx.lock_wait_notice(&coordinate.id())(lock),
         &|index, result| {
+            if show_progress {
+                eprint!("\r\x1b[K");
+            }
             let coordinate = &coordinates[index];
             if let Err(err) = result
                 && !single
