@@ -125,6 +125,27 @@ pub struct SpawnSpec {
     pub stderr: PathBuf,
 }
 
+/// Marks every descriptor above 2 close-on-exec, whoever opened it (copkg's
+/// parent may have passed some). Called between fork and exec, so it uses
+/// only async-signal-safe calls: the close_range syscall, else fcntl.
+fn mark_inherited_fds_cloexec() {
+    // SAFETY: close_range and fcntl only take integers and touch the
+    // descriptor table of this (forked, single-threaded) process.
+    unsafe {
+        let marked = nix::libc::syscall(
+            nix::libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            nix::libc::CLOSE_RANGE_CLOEXEC,
+        );
+        if marked != 0 {
+            for fd in 3..4096 {
+                nix::libc::fcntl(fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
 /// Starts a program fully detached and returns its pid and start time: its
 /// own session and process group, stdin from /dev/null, stdout and stderr
 /// appended to files, no inherited descriptors beyond 0–2, umask 022, the
@@ -174,18 +195,7 @@ pub fn spawn_detached(spec: &SpawnSpec) -> Result<RecordedProcess, ServiceError>
                 return Err(io::Error::last_os_error());
             }
             nix::libc::umask(0o022);
-            // Every descriptor above 2 closes at exec, whoever opened it.
-            let marked = nix::libc::syscall(
-                nix::libc::SYS_close_range,
-                3u32,
-                u32::MAX,
-                nix::libc::CLOSE_RANGE_CLOEXEC,
-            );
-            if marked != 0 {
-                for fd in 3..4096 {
-                    nix::libc::fcntl(fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC);
-                }
-            }
+            mark_inherited_fds_cloexec();
             Ok(())
         });
     }
@@ -256,19 +266,26 @@ impl Tail {
 /// dropped), killed with its process group when it overruns `timeout`.
 /// Returns its output; a non-zero exit or a timeout is an error carrying it.
 pub fn run_script(run: &ScriptRun) -> Result<String, ServiceError> {
-    let mut child = Command::new(&run.program)
+    let mut command = Command::new(&run.program);
+    command
         .args(&run.args)
         .envs(run.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&run.cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|source| ServiceError::Spawn {
-            program: run.program.clone(),
-            source,
-        })?;
+        .process_group(0);
+    // SAFETY: the hook only marks descriptors close-on-exec (async-signal-safe).
+    unsafe {
+        command.pre_exec(|| {
+            mark_inherited_fds_cloexec();
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(|source| ServiceError::Spawn {
+        program: run.program.clone(),
+        source,
+    })?;
     let tail = Arc::new(Mutex::new(Tail {
         limit: run.output_limit,
         ..Tail::default()

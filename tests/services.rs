@@ -992,3 +992,40 @@ fn example_site_keep_logs_archives_logs_before_cleanup() {
     );
     assert!(kept[0].join("stopped-at").is_file());
 }
+
+#[test]
+fn start_script_inherits_no_descriptors_from_copkg() {
+    let sandbox = Sandbox::new();
+    let start_py = r#"#!/usr/bin/env python3
+import os, subprocess, sys
+runtime = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--runtime-dir=")][0]
+fds = sorted(int(f) for f in os.listdir("/proc/self/fd"))
+with open(os.path.join(runtime, "data", "fds"), "w") as f:
+    f.write(" ".join(map(str, fds)))
+p = subprocess.Popen(["sleep", "60"], start_new_session=True, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+with open(os.path.join(runtime, "run", "start.pid"), "w") as f:
+    f.write(f"{p.pid}\n")
+"#;
+    let package = install_package(&sandbox, "fds", &[("script.d/start.py", start_py, 0o755)]);
+    let mut copkg = sandbox.copkg();
+    copkg.args(["start", &package, SVC]);
+    let mut shell = Command::new("/bin/sh");
+    shell
+        .arg("-c")
+        .arg(r#"exec 7</etc/hostname; exec "$0" "$@""#)
+        .arg(copkg.get_program())
+        .args(copkg.get_args());
+    for (key, value) in copkg.get_envs() {
+        match value {
+            Some(value) => shell.env(key, value),
+            None => shell.env_remove(key),
+        };
+    }
+    let out = shell.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // fd 3 is the one listdir itself opened; fd 7 must not be there.
+    let fds = std::fs::read_to_string(runtime_dir(&sandbox, SVC).join("data/fds")).unwrap();
+    assert_eq!(fds, "0 1 2 3");
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+}
