@@ -21,16 +21,40 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Config file to read instead of /etc/copkg/config.json and ~/.copkg/config.json.
-    #[arg(long, global = true, env = "COPKG_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "COPKG_CONFIG",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
     /// Site script (Lua) overriding the built-in default policy.
-    #[arg(long, global = true, env = "COPKG_SITE", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "COPKG_SITE",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     pub site: Option<PathBuf>,
     /// Where packages are installed [default: ~/.copkg/software].
-    #[arg(long, global = true, env = "COPKG_SOFTWARE_ROOT", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "COPKG_SOFTWARE_ROOT",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
     pub software_root: Option<PathBuf>,
     /// Where service runtime dirs live [default: ~/.copkg/runtime].
-    #[arg(long, global = true, env = "COPKG_RUNTIME_ROOT", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "COPKG_RUNTIME_ROOT",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
     pub runtime_root: Option<PathBuf>,
     /// Repository base (http://, https://, file:// or a path); repeatable, tried in order.
     /// COPKG_REPO takes a comma-separated list.
@@ -38,6 +62,7 @@ pub struct GlobalArgs {
         long = "repo",
         global = true,
         env = "COPKG_REPO",
+        hide_env_values = true,
         value_delimiter = ',',
         value_name = "URL"
     )]

@@ -486,6 +486,10 @@ fn e5_password_is_never_printed() {
     assert!(!out.stderr.contains(secret), "{}", out.stderr);
     let out = run(sandbox.copkg().args(["--repo", &url, "resolve", COORD]));
     assert!(!out.stdout.contains(secret), "{}", out.stdout);
+    // Nor by --help, which shows environment variables.
+    let out = run(sandbox.copkg().env("COPKG_REPO", &url).arg("--help"));
+    assert_eq!(out.code, 0);
+    assert!(!out.stdout.contains(secret), "{}", out.stdout);
 }
 
 #[test]
