@@ -130,6 +130,21 @@ impl fmt::Display for Repository {
     }
 }
 
+/// The DER certificates in a PEM bundle (private keys and other items are
+/// ignored); an error when there is none or the PEM is malformed.
+pub fn parse_ca_bundle(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let mut certificates = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        if let ureq::tls::PemItem::Certificate(cert) = item.map_err(|e| e.to_string())? {
+            certificates.push(cert.der().to_vec());
+        }
+    }
+    if certificates.is_empty() {
+        return Err("no PEM certificate in it".to_owned());
+    }
+    Ok(certificates)
+}
+
 /// Removes any `user:password@` from a URL so it can be shown.
 pub fn redact_url(url: &str) -> String {
     match url.split_once("://") {
@@ -236,6 +251,9 @@ pub struct HttpOptions {
     pub max_redirects: u32,
     /// Times a body broken off mid-way is resumed with a `Range` request.
     pub resumes: u32,
+    /// DER certificates of the CAs to trust for https instead of the
+    /// built-in Mozilla roots; empty for the built-in roots.
+    pub ca_certificates: Vec<Vec<u8>>,
 }
 
 impl Default for HttpOptions {
@@ -249,6 +267,7 @@ impl Default for HttpOptions {
             retry_after_cap: Duration::from_secs(30),
             max_redirects: 10,
             resumes: 3,
+            ca_certificates: Vec::new(),
         }
     }
 }
@@ -351,7 +370,20 @@ impl Fetcher {
     pub fn new(options: HttpOptions, proxies: ProxySettings) -> Result<Self, ureq::Error> {
         let agent = |proxy: Option<&str>| -> Result<ureq::Agent, ureq::Error> {
             let proxy = proxy.map(ureq::Proxy::new).transpose()?;
-            let config = ureq::Agent::config_builder()
+            let mut config = ureq::Agent::config_builder();
+            if !options.ca_certificates.is_empty() {
+                let roots: Vec<ureq::tls::Certificate<'static>> = options
+                    .ca_certificates
+                    .iter()
+                    .map(|der| ureq::tls::Certificate::from_der(der).to_owned())
+                    .collect();
+                config = config.tls_config(
+                    ureq::tls::TlsConfig::builder()
+                        .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+                        .build(),
+                );
+            }
+            let config = config
                 .proxy(proxy)
                 .http_status_as_error(false)
                 .max_redirects(0)

@@ -36,6 +36,14 @@ pub enum SettingsError {
         /// serde's message, with line and column (never a value).
         message: String,
     },
+    /// The CA bundle is unusable.
+    #[error("invalid CA file {}: {message}", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A repository is malformed.
     #[error(transparent)]
     Repository(#[from] RepositoryError),
@@ -100,6 +108,8 @@ struct ConfigFile {
     script_output_bytes: Option<usize>,
     /// Options for the `clean_logs` hook.
     log_cleanup: Option<LogCleanupConfig>,
+    /// PEM bundle of CA certificates trusted for https instead of the built-in roots.
+    ca_file: Option<PathBuf>,
 }
 
 /// `logCleanup` in a config file.
@@ -154,6 +164,7 @@ impl ConfigFile {
             script_timeout_secs: self.script_timeout_secs.or(lower.script_timeout_secs),
             script_output_bytes: self.script_output_bytes.or(lower.script_output_bytes),
             log_cleanup: self.log_cleanup.or(lower.log_cleanup),
+            ca_file: self.ca_file.or(lower.ca_file),
         }
     }
 
@@ -334,8 +345,22 @@ impl Settings {
             }
         }
 
+        let ca_certificates = match &config.ca_file {
+            None => Vec::new(),
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|source| SettingsError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                crate::repo::parse_ca_bundle(&pem).map_err(|message| SettingsError::CaFile {
+                    path: path.clone(),
+                    message,
+                })?
+            }
+        };
         let defaults = HttpOptions::default();
         let http = HttpOptions {
+            ca_certificates,
             connect_timeout: seconds(config.connect_timeout_secs, defaults.connect_timeout),
             response_timeout: seconds(config.response_timeout_secs, defaults.response_timeout),
             read_timeout: seconds(config.read_timeout_secs, defaults.read_timeout),
