@@ -505,15 +505,26 @@ fn d7_b7_detached_service_is_isolated() {
     );
     assert_eq!((pgrp, session), (pid, pid), "own session and process group");
     assert_ne!(ppid as u32, copkg_pid, "not a child of copkg");
-    let mut fds: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+    // Once the shell has become `sleep`, its descriptors are what it was given.
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    }));
+    let mut fds: Vec<(u32, PathBuf)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_str().unwrap().parse().unwrap(),
+                std::fs::read_link(e.path()).unwrap_or_default(),
+            )
+        })
         .collect();
     fds.sort();
+    let numbers: Vec<u32> = fds.iter().map(|(fd, _)| *fd).collect();
     assert_eq!(
-        fds,
+        numbers,
         [0, 1, 2],
-        "no inherited descriptors (copkg's locks and the parent's fd 7 included)"
+        "no inherited descriptors (copkg's locks and the parent's fd 7 included): {fds:?}"
     );
     let link = |fd: u32| std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
     assert_eq!(link(0), Path::new("/dev/null"));
