@@ -198,10 +198,11 @@ fn start_lua_picks_the_platform_binary() {
     let out = start(&sandbox, &package, service, &["0.1"]);
     assert_eq!(out.code, 0, "{out:?}");
     let log = runtime_dir(&sandbox, service).join("log/ticker.log");
-    assert!(wait_until(Duration::from_secs(5), || log.exists()));
-    let text = std::fs::read_to_string(&log).unwrap();
     let tag = format!("tick ({}-{})", std::env::consts::OS, std::env::consts::ARCH);
-    assert!(text.contains(&tag), "{text}");
+    let ticked = wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log).is_ok_and(|text| text.contains(&tag))
+    });
+    assert!(ticked, "{:?}", std::fs::read_to_string(&log));
     let out = run(sandbox.copkg().args(["stop", service]));
     assert_eq!(out.code, 0, "{out:?}");
 }
@@ -811,9 +812,9 @@ fn clean_logs_compresses_deletes_and_never_touches_open_files() {
     );
     assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
     let log = runtime_dir(&sandbox, SVC).join("log");
-    assert!(wait_until(Duration::from_secs(5), || log
-        .join("current.log")
-        .exists()));
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(log.join("current.log")).is_ok_and(|t| t == "started\n")
+    }));
     let age = |path: &Path, days: u64| {
         let when = std::time::SystemTime::now() - Duration::from_secs(days * 86_400);
         std::fs::File::options()
@@ -989,7 +990,9 @@ fn example_site_keep_logs_archives_logs_before_cleanup() {
     };
     assert_eq!(run(copkg().args(["start", &package, SVC])).code, 0);
     let log = runtime_dir(&sandbox, SVC).join("log/app.log");
-    assert!(wait_until(Duration::from_secs(5), || log.exists()));
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t == "hi\n")
+    }));
     assert_eq!(run(copkg().args(["stop", SVC])).code, 0);
     assert_eq!(run(copkg().args(["cleanup", SVC])).code, 0);
     let kept: Vec<PathBuf> = std::fs::read_dir(archive.join(SVC))
