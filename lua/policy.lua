@@ -110,16 +110,18 @@ function policy.after_stop(ctx) end
 function policy.before_cleanup(ctx) end
 
 ---@class copkg.LogCleanupOptions
----@field compress_after_days number  gzip plain log files older than this
----@field delete_after_days number    delete compressed logs older than this
----@field max_bytes integer           then delete oldest files until log/ is under this
+---@field compress_after_days? number  gzip plain log files older than this (default 1)
+---@field delete_after_days? number    delete compressed logs older than this (default 30)
+---@field max_bytes? integer           then delete oldest files until log/ is under this (default 1 GiB)
 
 ---@class copkg.LogCleanupResult
 ---@field compressed integer
 ---@field deleted integer
 ---@field bytes integer  bytes left in log/
 
---- Cleans a service's log/ dir. Default: gzip plain files older than
+--- Cleans a service's log/ dir. `options` holds what the config file's
+--- `logCleanup` sets; the defaults for the rest are here.
+--- Default: gzip plain files older than
 --- `compress_after_days`, delete `.gz` files older than `delete_after_days`,
 --- then delete the oldest files (compressed first) until log/ holds less
 --- than `max_bytes`. Never touches a file a running process of the service
@@ -128,6 +130,9 @@ function policy.before_cleanup(ctx) end
 ---@param options copkg.LogCleanupOptions
 ---@return copkg.LogCleanupResult
 function policy.clean_logs(ctx, options)
+  local compress_after_days = options.compress_after_days or 1
+  local delete_after_days = options.delete_after_days or 30
+  local max_bytes = options.max_bytes or 1024 * 1024 * 1024
   local now = os.time()
   local day = 24 * 60 * 60
   local result = { compressed = 0, deleted = 0, bytes = 0 }
@@ -151,10 +156,10 @@ function policy.clean_logs(ctx, options)
   for _, file in ipairs(files) do
     local age = now - file.mtime
     local compressed = file.name:sub(-3) == ".gz"
-    if compressed and age > options.delete_after_days * day then
+    if compressed and age > delete_after_days * day then
       copkg.remove(file.path)
       result.deleted = result.deleted + 1
-    elseif not compressed and age > options.compress_after_days * day then
+    elseif not compressed and age > compress_after_days * day then
       local path = copkg.gzip(file.path)
       result.compressed = result.compressed + 1
       kept[#kept + 1] = copkg.stat(path)
@@ -182,7 +187,7 @@ function policy.clean_logs(ctx, options)
     end
   end
   local i = 1
-  while total > options.max_bytes and i <= #kept do
+  while total > max_bytes and i <= #kept do
     copkg.remove(kept[i].path)
     total = total - kept[i].size
     result.deleted = result.deleted + 1

@@ -323,6 +323,7 @@ impl ProxySettings {
 }
 
 /// Fetches files from repositories.
+#[derive(Clone)]
 pub struct Fetcher {
     options: HttpOptions,
     proxies: ProxySettings,
@@ -443,7 +444,7 @@ impl Fetcher {
                 let (final_url, response) = self.get(repo, &url, None)?;
                 let len = response.body().content_length();
                 let reader = ResumableBody {
-                    fetcher: self.clone_for_resume(),
+                    fetcher: self.clone(),
                     repo: repo.clone(),
                     url: final_url.clone(),
                     body: response.into_body().into_reader(),
@@ -489,16 +490,6 @@ impl Fetcher {
             });
         }
         Ok(out)
-    }
-
-    fn clone_for_resume(&self) -> Fetcher {
-        Fetcher {
-            options: self.options.clone(),
-            proxies: self.proxies.clone(),
-            direct: self.direct.clone(),
-            via_http_proxy: self.via_http_proxy.clone(),
-            via_https_proxy: self.via_https_proxy.clone(),
-        }
     }
 
     fn agent_for(&self, url: &str) -> &ureq::Agent {

@@ -385,19 +385,13 @@ impl Settings {
             },
             script_timeout: seconds(config.script_timeout_secs, Duration::from_secs(180)),
             script_output_bytes: config.script_output_bytes.unwrap_or(64 * 1024),
-            log_cleanup: {
-                let defaults = LogCleanupOptions::default();
-                let given = config.log_cleanup.unwrap_or_default();
-                LogCleanupOptions {
-                    compress_after_days: given
-                        .compress_after_days
-                        .unwrap_or(defaults.compress_after_days),
-                    delete_after_days: given
-                        .delete_after_days
-                        .unwrap_or(defaults.delete_after_days),
-                    max_bytes: given.max_bytes.unwrap_or(defaults.max_bytes),
-                }
-            },
+            log_cleanup: config
+                .log_cleanup
+                .map_or_else(LogCleanupOptions::default, |given| LogCleanupOptions {
+                    compress_after_days: given.compress_after_days,
+                    delete_after_days: given.delete_after_days,
+                    max_bytes: given.max_bytes,
+                }),
             json: args.json,
             verbosity: if args.quiet {
                 Verbosity::Quiet

@@ -25,8 +25,13 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// The platform of this machine.
+    /// The platform of this machine (detected once per process).
     pub fn current() -> Self {
+        static CURRENT: std::sync::OnceLock<Platform> = std::sync::OnceLock::new();
+        CURRENT.get_or_init(Platform::detect).clone()
+    }
+
+    fn detect() -> Self {
         let os = std::env::consts::OS.to_owned();
         let arch = std::env::consts::ARCH.to_owned();
         let libc = if os != "linux" {

@@ -62,27 +62,17 @@ pub struct LogCleanup {
     pub bytes: u64,
 }
 
-/// The options of the `clean_logs` hook.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The options of the `clean_logs` hook as the config file sets them; an
+/// option left unset is the hook's to default (see lua/policy.lua).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LogCleanupOptions {
     /// Compress plain logs older than this many days.
-    pub compress_after_days: f64,
+    pub compress_after_days: Option<f64>,
     /// Delete compressed logs older than this many days.
-    pub delete_after_days: f64,
+    pub delete_after_days: Option<f64>,
     /// Keep log/ under this many bytes.
-    pub max_bytes: u64,
+    pub max_bytes: Option<u64>,
 }
-
-impl Default for LogCleanupOptions {
-    fn default() -> Self {
-        LogCleanupOptions {
-            compress_after_days: 1.0,
-            delete_after_days: 30.0,
-            max_bytes: 1 << 30,
-        }
-    }
-}
-
 /// Registers `copkg.binary(package_dir, name)`, which asks the `binary_path`
 /// hook and checks its answer.
 pub(super) fn register_binary(lua: &Lua, hooks: &Table) -> mlua::Result<()> {
