@@ -62,7 +62,7 @@ fn fail(function: &str, message: impl std::fmt::Display) -> mlua::Error {
 }
 
 /// Reads a table's fields, refusing keys not in `known`.
-fn check_keys(function: &str, table: &Table, known: &[&str]) -> mlua::Result<()> {
+pub(crate) fn check_keys(function: &str, table: &Table, known: &[&str]) -> mlua::Result<()> {
     for pair in table.pairs::<Value, Value>() {
         let (key, _) = pair?;
         let name = match &key {

@@ -100,12 +100,7 @@ fn install_many(lua: &Lua, (list, options): (Vec<String>, Option<Table>)) -> mlu
     let settings = settings(lua, F)?;
     let jobs: usize = match &options {
         Some(table) => {
-            for pair in table.pairs::<String, mlua::Value>() {
-                let (key, _) = pair?;
-                if key != "jobs" {
-                    return Err(fail(F, format!("unknown option `{key}` (known: jobs)")));
-                }
-            }
+            super::copkg::check_keys(F, table, &["jobs"])?;
             table.get::<Option<usize>>("jobs")?.unwrap_or(4)
         }
         None => 4,
