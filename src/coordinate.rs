@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::exit::{Coded, ExitCode};
+
 /// Why a coordinate string was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CoordinateError {
@@ -158,6 +160,18 @@ pub struct ServiceCoordinate {
 pub struct ServiceCoordinateError {
     input: String,
     reason: &'static str,
+}
+
+impl Coded for ServiceCoordinateError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::Usage
+    }
+}
+
+impl Coded for CoordinateError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::Usage
+    }
 }
 
 impl FromStr for ServiceCoordinate {

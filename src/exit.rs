@@ -1,113 +1,90 @@
-//! The documented exit codes, and the mapping from errors to them.
+//! The one table of exit codes every command uses (docs/exit-codes.md).
+//! Each error type decides its own code with an exhaustive match; this
+//! module only names the codes and knows no error type.
 
-use crate::coordinate::{CoordinateError, ServiceCoordinateError};
-use crate::extract::ExtractError;
-use crate::lua::LuaError;
-use crate::service::ServiceError;
-use crate::settings::SettingsError;
-use crate::store::StoreError;
-
-/// Exit codes; README.md documents them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Exit codes, as docs/exit-codes.md documents them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum ExitCode {
-    /// Success.
+    /// Success, including a no-op ("already installed", stop of a stopped service).
     Success = 0,
-    /// Any failure without a more specific code (I/O, network after retries).
+    /// Any other failure (I/O, disk full).
     Failure = 1,
-    /// Bad command line, coordinate, config file or repository setting.
+    /// Arguments, coordinate, config value or file, site script refused at
+    /// load, two services mapped to one runtime dir.
     Usage = 2,
-    /// The package is in no configured repository.
+    /// Every repository answered 404, or a package that must be installed is not.
     NotFound = 3,
-    /// The archive's digest does not match its sidecar or pin.
+    /// Checksum mismatch or unreadable sidecar.
     ChecksumMismatch = 4,
-    /// The archive is unsafe, corrupt or over a limit.
+    /// Unsafe, corrupt or over-limit archive.
     UnsafeArchive = 5,
-    /// The service is already running.
-    AlreadyRunning = 6,
-    /// The service is not running.
+    /// Already running something else, in use, or a lock wait timed out.
+    InUse = 6,
+    /// Not running (status of named services that do not run).
     NotRunning = 7,
-    /// A site script, hook or package script failed.
+    /// A script, hook or package script failed, or hit its time or memory limit.
     ScriptFailed = 8,
+    /// Network failure: unreachable, DNS, proxy, TLS, timeouts after retries.
+    Network = 9,
+    /// Signature missing, by an untrusted key, or bad.
+    Signature = 10,
+    /// No such service.
+    NoSuchService = 11,
+    /// Upgrade failed and rolled back (the old version runs).
+    RolledBack = 12,
+    /// Verify found differences.
+    VerifyDiffers = 13,
+    /// The service started but never became ready (and was stopped).
+    NeverReady = 14,
+    /// Upgrade failed and the old version did not come back either.
+    RollbackFailed = 15,
+    /// Interrupted by SIGINT (everything started was ended).
+    Interrupted = 130,
+    /// Interrupted by SIGTERM (everything started was ended).
+    Terminated = 143,
 }
 
-/// An error that is the user's to fix in how copkg was called.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+impl ExitCode {
+    /// Every code, in table order.
+    pub const ALL: [ExitCode; 18] = [
+        ExitCode::Success,
+        ExitCode::Failure,
+        ExitCode::Usage,
+        ExitCode::NotFound,
+        ExitCode::ChecksumMismatch,
+        ExitCode::UnsafeArchive,
+        ExitCode::InUse,
+        ExitCode::NotRunning,
+        ExitCode::ScriptFailed,
+        ExitCode::Network,
+        ExitCode::Signature,
+        ExitCode::NoSuchService,
+        ExitCode::RolledBack,
+        ExitCode::VerifyDiffers,
+        ExitCode::NeverReady,
+        ExitCode::RollbackFailed,
+        ExitCode::Interrupted,
+        ExitCode::Terminated,
+    ];
 
-/// The exit code for an error: the first cause in the chain that has one.
-pub fn code_for(err: &anyhow::Error) -> ExitCode {
-    let head: &(dyn std::error::Error + 'static) = err.as_ref();
-    code_for_error(head)
-}
-
-/// [`code_for`] for any error and its `source()` chain.
-pub fn code_for_error(err: &(dyn std::error::Error + 'static)) -> ExitCode {
-    let mut next = Some(err);
-    while let Some(cause) = next {
-        next = cause.source();
-        if let Some(e) = cause.downcast_ref::<crate::commands::PartialFailure>() {
-            return e.code;
-        }
-        if let Some(e) = cause.downcast_ref::<StoreError>() {
-            return match e {
-                StoreError::NotFound { .. } => ExitCode::NotFound,
-                StoreError::ChecksumMismatch { .. } | StoreError::BadSidecar { .. } => {
-                    ExitCode::ChecksumMismatch
-                }
-                StoreError::NoRepository => ExitCode::Usage,
-                StoreError::Extract {
-                    source:
-                        ExtractError::Unsafe { .. }
-                        | ExtractError::Corrupt { .. }
-                        | ExtractError::Limit { .. },
-                    ..
-                } => ExitCode::UnsafeArchive,
-                _ => ExitCode::Failure,
-            };
-        }
-        if let Some(e) = cause.downcast_ref::<crate::commands::start::StartError>() {
-            return match e {
-                crate::commands::start::StartError::NotInstalled(_) => ExitCode::NotFound,
-                crate::commands::start::StartError::NoStartScript { .. } => ExitCode::ScriptFailed,
-            };
-        }
-        if cause.is::<crate::commands::uninstall::InUse>() {
-            return ExitCode::AlreadyRunning;
-        }
-        if let Some(e) = cause.downcast_ref::<ServiceError>() {
-            match e {
-                ServiceError::AlreadyRunning { .. } => return ExitCode::AlreadyRunning,
-                ServiceError::NotRunning { .. } => return ExitCode::NotRunning,
-                ServiceError::Script { .. }
-                | ServiceError::NoLiveProcess { .. }
-                | ServiceError::Runtime(crate::runtime::RuntimeError::UntrustedPidfile {
-                    ..
-                }) => {
-                    return ExitCode::ScriptFailed;
-                }
-                ServiceError::Schedule(_) => return ExitCode::Usage,
-                _ => {}
-            }
-        }
-        if cause.is::<CoordinateError>()
-            || cause.is::<ServiceCoordinateError>()
-            || cause.is::<UsageError>()
-            || cause.is::<SettingsError>()
-        {
-            return ExitCode::Usage;
-        }
-        if cause.is::<LuaError>() {
-            return ExitCode::ScriptFailed;
-        }
+    /// The number the process exits with.
+    pub fn code(self) -> u8 {
+        self as u8
     }
-    ExitCode::Failure
+
+    /// The code with this number, if the table has one.
+    pub fn from_code(code: u8) -> Option<ExitCode> {
+        ExitCode::ALL.into_iter().find(|c| c.code() == code)
+    }
 }
 
-/// Prints an error and its causes on stderr, one line per cause.
-pub fn print_error(err: &anyhow::Error) {
-    eprintln!("{}", describe(err.as_ref()));
+/// An error that knows its exit code. Core error types implement it with
+/// an exhaustive match; the command layer and the Lua host carry it across
+/// layers (a site policy's error reaches the lifecycle as a boxed `Coded`).
+pub trait Coded: std::error::Error + Send + Sync + 'static {
+    /// The exit code this error ends a command with.
+    fn exit_code(&self) -> ExitCode;
 }
 
 /// An error and its causes, one line per cause: `error: …` then `  caused by: …`.
@@ -119,4 +96,38 @@ pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
         next = cause.source();
     }
     text
+}
+
+/// An error and its causes on one line, `a: b: c`, for JSON results and
+/// messages raised into Lua.
+pub fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_the_documented_table() {
+        let doc = include_str!("../docs/exit-codes.md");
+        for code in ExitCode::ALL {
+            let n = code.code();
+            let rows = [format!("| {n} |"), format!("| {n}, "), format!(", {n} |")];
+            assert!(
+                rows.iter().any(|row| doc.contains(row.as_str())),
+                "docs/exit-codes.md has no row for {code:?} ({})",
+                code.code()
+            );
+            assert_eq!(ExitCode::from_code(code.code()), Some(code));
+        }
+        assert_eq!(ExitCode::from_code(99), None);
+    }
 }

@@ -17,6 +17,8 @@ use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 
+use crate::exit::{Coded, ExitCode};
+
 /// Name of the completion marker copkg writes at the top of an install dir;
 /// an archive may not carry it.
 pub const RESERVED_TOP_LEVEL: &[&str] = &[crate::store::MARKER_FILE];
@@ -90,6 +92,17 @@ pub enum ExtractError {
         #[source]
         source: io::Error,
     },
+}
+
+impl Coded for ExtractError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            ExtractError::Unsafe { .. }
+            | ExtractError::Corrupt { .. }
+            | ExtractError::Limit { .. } => ExitCode::UnsafeArchive,
+            ExtractError::Read(_) | ExtractError::Write { .. } => ExitCode::Failure,
+        }
+    }
 }
 
 impl ExtractError {

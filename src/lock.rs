@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
+use crate::exit::{Coded, ExitCode};
+
 /// A held lock; released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct FileLock {
@@ -23,6 +25,12 @@ pub struct LockError {
     /// The I/O error.
     #[source]
     pub source: io::Error,
+}
+
+impl Coded for LockError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::Failure
+    }
 }
 
 /// Takes an exclusive lock on `path` (created if missing), waiting as long as

@@ -1,24 +1,19 @@
-//! The copkg binary: parse, run, and map errors to the documented exit codes.
+//! The copkg binary: parse, run, and exit with the code the error decides.
 
 use clap::Parser;
 
-use copkg::exit::{ExitCode, code_for, print_error};
+use copkg::exit::{Coded, ExitCode, describe};
 
 fn main() -> std::process::ExitCode {
     let cli = copkg::cli::Cli::parse();
-    match copkg::commands::run(cli) {
-        Ok(()) => std::process::ExitCode::from(ExitCode::Success as u8),
+    let code = match copkg::commands::run(cli) {
+        Ok(()) => ExitCode::Success,
+        // stdout closed under us (`copkg list | head`): end quietly.
+        Err(err) if err.is_broken_pipe() => ExitCode::Success,
         Err(err) => {
-            let broken_pipe = err.chain().any(|cause| {
-                cause
-                    .downcast_ref::<std::io::Error>()
-                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            });
-            if broken_pipe {
-                return std::process::ExitCode::from(ExitCode::Success as u8);
-            }
-            print_error(&err);
-            std::process::ExitCode::from(code_for(&err) as u8)
+            eprintln!("{}", describe(&err));
+            err.exit_code()
         }
-    }
+    };
+    std::process::ExitCode::from(code.code())
 }

@@ -9,6 +9,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
+use crate::exit::{Coded, ExitCode};
 use crate::extract::hex;
 
 /// Why a tree could not be packed.
@@ -41,6 +42,15 @@ pub enum PackError {
         /// Its current digest.
         existing: String,
     },
+}
+
+impl Coded for PackError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            PackError::Unpackable { .. } => ExitCode::Usage,
+            PackError::Io { .. } | PackError::Exists { .. } => ExitCode::Failure,
+        }
+    }
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PackError + 'a {

@@ -8,6 +8,8 @@ use std::io::{self, Read};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use crate::exit::{Coded, ExitCode};
+
 /// Username and password for HTTP basic auth. Never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -366,9 +368,47 @@ pub struct RestartNeeded {
     after: String,
 }
 
+/// A proxy setting in the environment (`HTTPS_PROXY`, …) is unusable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid proxy setting in the environment")]
+pub struct ProxyError(#[source] ureq::Error);
+
+impl Coded for ProxyError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::Usage
+    }
+}
+
+impl Coded for RepositoryError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::Usage
+    }
+}
+
+impl Coded for FetchError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            FetchError::NotFound { .. } => ExitCode::NotFound,
+            FetchError::Unreachable { .. } | FetchError::Transport { .. } => ExitCode::Network,
+            // Server errors and throttling that outlived the retries.
+            FetchError::Status { status, .. } if *status >= 500 || *status == 429 => {
+                ExitCode::Network
+            }
+            FetchError::Status { .. }
+            | FetchError::Redirect { .. }
+            | FetchError::TooLarge { .. }
+            | FetchError::Io { .. } => ExitCode::Failure,
+        }
+    }
+}
+
 impl Fetcher {
     /// A fetcher with the given HTTP options and proxies.
-    pub fn new(options: HttpOptions, proxies: ProxySettings) -> Result<Self, ureq::Error> {
+    pub fn new(options: HttpOptions, proxies: ProxySettings) -> Result<Self, ProxyError> {
+        Self::build(options, proxies).map_err(ProxyError)
+    }
+
+    fn build(options: HttpOptions, proxies: ProxySettings) -> Result<Self, ureq::Error> {
         let agent = |proxy: Option<&str>| -> Result<ureq::Agent, ureq::Error> {
             let proxy = proxy.map(ureq::Proxy::new).transpose()?;
             let mut config = ureq::Agent::config_builder();

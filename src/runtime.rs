@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::exit::{Coded, ExitCode};
 use crate::lock::{FileLock, LockError, lock_exclusive};
 
 /// The subdirectories every runtime dir has.
@@ -53,6 +54,16 @@ pub enum RuntimeError {
         /// serde's message.
         reason: String,
     },
+}
+
+impl Coded for RuntimeError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            RuntimeError::UntrustedPidfile { .. } => ExitCode::ScriptFailed,
+            RuntimeError::Lock(source) => source.exit_code(),
+            RuntimeError::Io { .. } | RuntimeError::BadRecord { .. } => ExitCode::Failure,
+        }
+    }
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> RuntimeError + 'a {

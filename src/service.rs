@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde::Serialize;
 
+use crate::exit::{Coded, ExitCode};
 use crate::process::{self, Signalled};
 use crate::runtime::{RecordedProcess, RuntimeDir, RuntimeError, ServiceRecord};
 
@@ -91,6 +92,21 @@ pub enum ServiceError {
     /// A runtime-dir operation failed.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+}
+
+impl Coded for ServiceError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            ServiceError::Spawn { .. }
+            | ServiceError::Script { .. }
+            | ServiceError::NoLiveProcess { .. } => ExitCode::ScriptFailed,
+            ServiceError::AlreadyRunning { .. } => ExitCode::InUse,
+            ServiceError::NotRunning { .. } => ExitCode::NotRunning,
+            ServiceError::StillRunning { .. } | ServiceError::Signal { .. } => ExitCode::Failure,
+            ServiceError::Schedule(_) => ExitCode::Usage,
+            ServiceError::Runtime(source) => source.exit_code(),
+        }
+    }
 }
 
 fn show_output(output: &str) -> String {

@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cli::GlobalArgs;
-use crate::lua::LogCleanupOptions;
+use crate::exit::{Coded, ExitCode};
+use crate::lifecycle::LogCleanupOptions;
 use crate::repo::{Credentials, HttpOptions, Repository, RepositoryError};
 use crate::service::{ServiceError, StopSchedule};
 use crate::store::ChecksumPolicy;
@@ -53,6 +54,19 @@ pub enum SettingsError {
     /// No home directory to put the defaults in.
     #[error("HOME is not set: give --software-root and --runtime-root")]
     NoHome,
+}
+
+impl Coded for SettingsError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            SettingsError::Read { .. }
+            | SettingsError::Parse { .. }
+            | SettingsError::CaFile { .. }
+            | SettingsError::Repository(_)
+            | SettingsError::Schedule(_)
+            | SettingsError::NoHome => ExitCode::Usage,
+        }
+    }
 }
 
 /// One repository in a config file.

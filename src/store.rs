@@ -15,6 +15,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::coordinate::{PackageCoordinate, parse_sha256_hex};
+use crate::exit::{Coded, ExitCode};
 use crate::extract::{self, ExtractError, Limits};
 use crate::lock::{FileLock, LockError, lock_exclusive};
 use crate::repo::{Download, FetchError, Fetcher, Repository, is_restart_needed};
@@ -173,6 +174,22 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+}
+
+impl Coded for StoreError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            StoreError::NotFound { .. } => ExitCode::NotFound,
+            StoreError::NoRepository => ExitCode::Usage,
+            StoreError::ChecksumMismatch { .. } | StoreError::BadSidecar { .. } => {
+                ExitCode::ChecksumMismatch
+            }
+            StoreError::Fetch { source, .. } => source.exit_code(),
+            StoreError::Extract { source, .. } => source.exit_code(),
+            StoreError::Lock(source) => source.exit_code(),
+            StoreError::Foreign { .. } | StoreError::Io { .. } => ExitCode::Failure,
+        }
+    }
 }
 
 fn list_tried(tried: &[String]) -> String {

@@ -158,7 +158,8 @@ fn https_repository_with_a_site_ca() {
     let out = run(sandbox
         .copkg()
         .args(["--repo", &server.url, "install", COORD]));
-    assert_eq!(out.code, 1, "{out:?}");
+    // A TLS failure is a network failure.
+    assert_eq!(out.code, 9, "{out:?}");
     assert!(
         out.stderr.contains(&format!(
             "{}/{ARCHIVE_PATH}.sha256: request failed",

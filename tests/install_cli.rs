@@ -526,9 +526,13 @@ fn e1_site_script_errors_show_path_and_line_and_nothing_is_done() {
         .arg("--site")
         .arg(&site)
         .args(["resolve", COORD]));
-    assert_eq!(out.code, 8);
+    // A site script that does not load is refused at load: a usage error.
+    assert_eq!(out.code, 2, "{out:?}");
     assert!(
-        out.stderr.contains(&format!("{}:3:", site.display())),
+        out.stderr.contains(&format!(
+            "error: site script refused: {}:3:",
+            site.display()
+        )),
         "{}",
         out.stderr
     );

@@ -84,6 +84,60 @@ fn script_errors_show_file_and_line_and_exit_8() {
 }
 
 #[test]
+fn a_script_ends_with_the_code_of_the_copkg_error_that_ended_it() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&good_archive());
+    let bad = sandbox.path().join("bad-repo/com/example/hello/1.0.0");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("hello-1.0.0-copkg.tar.gz"), good_archive()).unwrap();
+    std::fs::write(
+        bad.join("hello-1.0.0-copkg.tar.gz.sha256"),
+        format!("{}\n", "0".repeat(64)),
+    )
+    .unwrap();
+    let bad_repo = sandbox.path().join("bad-repo");
+    let cases: [(&str, &Path, i32); 6] = [
+        // Let through: the code of what failed.
+        (
+            "copkg.install('com.example:nope:1.0.0')",
+            &sandbox.repo(),
+            3,
+        ),
+        ("copkg.install('com.example:hello:1.0.0')", &bad_repo, 4),
+        ("copkg.stop('1.web.prod.local')", &sandbox.repo(), 7),
+        // Caught and raised again, with a prefix: the same code.
+        (
+            "local ok, err = pcall(copkg.install, 'com.example:nope:1.0.0')\nerror('rollout stopped: ' .. err)",
+            &sandbox.repo(),
+            3,
+        ),
+        // Caught and replaced, or any other Lua error: a script failure.
+        (
+            "local ok = pcall(copkg.install, 'com.example:nope:1.0.0')\nerror('gave up')",
+            &sandbox.repo(),
+            8,
+        ),
+        ("local t = nil\nprint(t.x)", &sandbox.repo(), 8),
+    ];
+    for (code, repo, want) in cases {
+        let path = script(&sandbox, code);
+        let out = run(sandbox
+            .copkg()
+            .arg("--repo")
+            .arg(repo)
+            .arg("run")
+            .arg(&path));
+        assert_eq!(out.code, want, "{code}: {out:?}");
+        assert!(
+            out.stderr
+                .starts_with(&format!("error: {}:", path.display())),
+            "{code}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
 fn try_variants_return_nil_and_the_message() {
     let sandbox = Sandbox::new();
     let path = script(
@@ -165,10 +219,12 @@ fn site_command_reports_overrides_or_the_error() {
     )
     .unwrap();
     let out = run(sandbox.copkg().arg("--site").arg(&site).arg("site"));
-    assert_eq!(out.code, 8);
+    assert_eq!(out.code, 2, "{out:?}");
     assert!(
-        out.stderr
-            .starts_with(&format!("error: {}:4:", site.display())),
+        out.stderr.starts_with(&format!(
+            "error: site script refused: {}:4:",
+            site.display()
+        )),
         "{}",
         out.stderr
     );

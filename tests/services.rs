@@ -770,7 +770,7 @@ fn failing_before_start_hook_aborts_the_start() {
     assert_eq!(out.code, 8, "{out:?}");
     assert!(
         out.stderr.starts_with(&format!(
-            "error: {}:3: no starts in local\n",
+            "error: hook `before_start` failed for {SVC}\n  caused by: {}:3: no starts in local\n",
             site.display()
         )),
         "{}",

@@ -3,24 +3,25 @@
 use std::io::{BufRead, IsTerminal};
 use std::sync::Mutex;
 
-use anyhow::Context as _;
-
-use super::{Context, PartialFailure, layouts, out, usage};
+use super::{Context, Error, Result, ResultExt, layouts, out, usage};
 use crate::cli::InstallArgs;
 use crate::coordinate::PackageCoordinate;
-use crate::exit::code_for;
+use crate::exit::{Coded, describe, one_line};
 use crate::repo::{Fetcher, ProxySettings};
 use crate::settings::Verbosity;
 use crate::store::{InstallRequest, Installed, Progress, StoreError};
 
 /// Reads the coordinates: the arguments, with `-` meaning one a line from
 /// stdin (blank lines and `#` comments skipped). Duplicates are dropped.
-fn read_coordinates(args: &[String]) -> anyhow::Result<Vec<PackageCoordinate>> {
+fn read_coordinates(args: &[String]) -> Result<Vec<PackageCoordinate>> {
     let mut texts = Vec::new();
     for arg in args {
         if arg == "-" {
             for (number, line) in std::io::stdin().lock().lines().enumerate() {
-                let line = line.context("cannot read coordinates from stdin")?;
+                let line = line.map_err(|source| Error::Io {
+                    action: "cannot read coordinates from stdin",
+                    source,
+                })?;
                 let line = line.trim();
                 if line.is_empty() || line.starts_with('#') {
                     continue;
@@ -43,13 +44,12 @@ fn read_coordinates(args: &[String]) -> anyhow::Result<Vec<PackageCoordinate>> {
 }
 
 /// Installs every coordinate, `jobs` at a time.
-pub fn run(ctx: &Context, args: &InstallArgs) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, args: &InstallArgs) -> Result {
     let coordinates = read_coordinates(&args.coordinates)?;
     let host = ctx.host()?;
     let layouts = layouts(&host, &coordinates)?;
     let settings = &ctx.settings;
-    let fetcher = Fetcher::new(settings.http.clone(), ProxySettings::from_env())
-        .context("invalid proxy setting in the environment")?;
+    let fetcher = Fetcher::new(settings.http.clone(), ProxySettings::from_env())?;
     let single = coordinates.len() == 1;
     // One install on a terminal shows a progress line; pipes and logs get none.
     let show_progress = single
@@ -95,7 +95,7 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> anyhow::Result<()> {
                 eprintln!(
                     "error: cannot install {}\n  caused by: {}",
                     coordinate.id(),
-                    crate::exit::describe(err).trim_start_matches("error: ")
+                    describe(err).trim_start_matches("error: ")
                 );
             }
             if let Err(err) = report(ctx, coordinate, result) {
@@ -113,32 +113,31 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> anyhow::Result<()> {
     {
         return Err(err.into());
     }
-    let mut failures: Vec<anyhow::Error> = results
+    let mut failures: Vec<Error> = results
         .into_iter()
         .zip(&coordinates)
         .filter_map(|(result, coordinate)| {
-            result.err().map(|e| {
-                anyhow::Error::from(e).context(format!("cannot install {}", coordinate.id()))
-            })
+            result
+                .with_context(|| format!("cannot install {}", coordinate.id()))
+                .err()
         })
         .collect();
     match failures.len() {
         0 => Ok(()),
         _ if single => Err(failures.remove(0)),
-        failed => Err(PartialFailure {
+        failed => Err(Error::Partial {
             failed,
             total: coordinates.len(),
             what: "installs",
-            code: code_for(&failures[0]),
-        }
-        .into()),
+            code: failures[0].exit_code(),
+        }),
     }
 }
 
 fn report(
     ctx: &Context,
     coordinate: &PackageCoordinate,
-    result: &Result<Installed, StoreError>,
+    result: &std::result::Result<Installed, StoreError>,
 ) -> std::io::Result<()> {
     let id = coordinate.id();
     if ctx.settings.json {
@@ -152,8 +151,8 @@ fn report(
             }),
             Err(err) => serde_json::json!({
                 "coordinate": id, "status": "failed",
-                "error": crate::exit::describe(err).trim_start_matches("error: ").replace("\n  caused by: ", ": "),
-                "exit_code": crate::exit::code_for_error(err) as u8,
+                "error": one_line(err),
+                "exit_code": err.exit_code().code(),
             }),
         };
         return out(&value.to_string());

@@ -1,9 +1,9 @@
 //! `copkg list`: one coordinate a line, pipeable into `copkg install -`.
 
-use super::{Context, out};
+use super::{Context, Result, out};
 
 /// Lists installed packages.
-pub fn run(ctx: &Context) -> anyhow::Result<()> {
+pub fn run(ctx: &Context) -> Result {
     for (dir, record) in ctx.store().list()? {
         if ctx.settings.json {
             out(&serde_json::json!({

@@ -3,6 +3,7 @@
 
 pub mod clean_logs;
 pub mod cleanup;
+mod error;
 pub mod install;
 pub mod list;
 pub mod pack;
@@ -14,32 +15,19 @@ pub mod status;
 pub mod stop;
 pub mod uninstall;
 
+pub use error::{Error, ResultExt};
+
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Context as _;
-
 use crate::cli::{Cli, Command};
-use crate::coordinate::{PackageCoordinate, ServiceCoordinate};
-use crate::exit::{ExitCode, UsageError};
+use crate::coordinate::PackageCoordinate;
 use crate::lua::Host;
-use crate::runtime::RuntimeDir;
 use crate::settings::{Settings, Verbosity};
 use crate::store::{PackageLayout, Store};
 
-/// Several items of one command failed; each was reported as it failed.
-#[derive(Debug, thiserror::Error)]
-#[error("{failed} of {total} {what} failed")]
-pub struct PartialFailure {
-    /// How many failed.
-    pub failed: usize,
-    /// How many there were.
-    pub total: usize,
-    /// What they were ("installs").
-    pub what: &'static str,
-    /// The exit code of the first failure.
-    pub code: ExitCode,
-}
+/// What a command returns.
+pub type Result<T = ()> = std::result::Result<T, Error>;
 
 /// What every command gets: the settings and a way to report.
 pub struct Context {
@@ -63,7 +51,7 @@ impl Context {
     }
 
     /// The Lua state with the default policy and the site script.
-    pub fn host(&self) -> anyhow::Result<Host> {
+    pub fn host(&self) -> Result<Host> {
         let host = Host::new(self.settings.site.as_deref())?;
         host.attach_settings(self.settings.clone());
         if let Some(site) = host.site() {
@@ -104,31 +92,29 @@ pub fn out(line: &str) -> std::io::Result<()> {
 }
 
 /// Parses coordinates given on the command line.
-pub fn parse_coordinates(texts: &[String]) -> anyhow::Result<Vec<PackageCoordinate>> {
+pub fn parse_coordinates(texts: &[String]) -> Result<Vec<PackageCoordinate>> {
     texts
         .iter()
-        .map(|t| t.parse::<PackageCoordinate>().map_err(anyhow::Error::from))
+        .map(|t| t.parse::<PackageCoordinate>().map_err(Error::from))
         .collect()
 }
 
 /// Evaluates the layout policy for each coordinate.
-pub fn layouts(
-    host: &Host,
-    coordinates: &[PackageCoordinate],
-) -> anyhow::Result<Vec<PackageLayout>> {
+pub fn layouts(host: &Host, coordinates: &[PackageCoordinate]) -> Result<Vec<PackageLayout>> {
     let policy = host.policy();
     coordinates
         .iter()
         .map(|c| {
             policy
                 .layout(c)
+                .map_err(Error::from)
                 .with_context(|| format!("site policy failed for {c}"))
         })
         .collect()
 }
 
 /// Runs the command the user asked for.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> Result {
     let settings = Settings::resolve(&cli.global)?;
     let ctx = Context { settings };
     match &cli.command {
@@ -147,28 +133,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The runtime dir of a service, by the `runtime_path` policy.
-pub fn runtime_dir_for(
-    ctx: &Context,
-    host: &Host,
-    service: &ServiceCoordinate,
-) -> anyhow::Result<RuntimeDir> {
-    runtime_dir_with(&ctx.settings, &host.policy(), service)
+/// A usage error.
+pub fn usage(message: impl Into<String>) -> Error {
+    Error::Usage(message.into())
 }
 
-/// [`runtime_dir_for`] from settings and a policy.
-pub fn runtime_dir_with(
-    settings: &Settings,
-    policy: &crate::lua::Policy<'_>,
-    service: &ServiceCoordinate,
-) -> anyhow::Result<RuntimeDir> {
-    let relative = policy
-        .runtime_path(service)
-        .with_context(|| format!("site policy failed for {service}"))?;
-    Ok(RuntimeDir::new(settings.runtime_root.join(relative)))
-}
-
-/// A usage error as an `anyhow::Error`.
-pub fn usage(message: impl Into<String>) -> anyhow::Error {
-    UsageError(message.into()).into()
+/// Notices from the lifecycle, on stderr unless quiet.
+pub fn notices(ctx: &Context) -> impl Fn(&str) + '_ {
+    move |message| ctx.progress(message)
 }

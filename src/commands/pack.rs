@@ -1,13 +1,11 @@
 //! `copkg pack DIR --coordinate G:A:V --out REPO`
 
-use anyhow::Context as _;
-
-use super::{Context, layouts, out, usage};
+use super::{Context, Result, ResultExt, layouts, out, usage};
 use crate::cli::PackArgs;
 use crate::coordinate::PackageCoordinate;
 
 /// Packs a directory into the repository layout the policy gives.
-pub fn run(ctx: &Context, args: &PackArgs) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, args: &PackArgs) -> Result {
     let coordinate: PackageCoordinate = args.coordinate.parse()?;
     if coordinate.digest.is_some() {
         return Err(usage(

@@ -1,12 +1,12 @@
 //! `copkg resolve COORD`: install dir, URLs and state, as the policy sees them.
 
-use super::{Context, layouts, out};
+use super::{Context, Result, layouts, out};
 use crate::cli::ResolveArgs;
 use crate::coordinate::PackageCoordinate;
 use crate::store::PackageState;
 
 /// Shows where a coordinate installs, where it is fetched from, and its state.
-pub fn run(ctx: &Context, args: &ResolveArgs) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, args: &ResolveArgs) -> Result {
     let coordinate: PackageCoordinate = args.coordinate.parse()?;
     let host = ctx.host()?;
     let layout = layouts(&host, std::slice::from_ref(&coordinate))?.remove(0);

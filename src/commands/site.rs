@@ -1,9 +1,9 @@
 //! `copkg site`: loads the site script and shows which hooks it overrides.
 
-use super::{Context, out};
+use super::{Context, Result, out};
 
 /// Reports the site script's hooks, or its error with file and line.
-pub fn run(ctx: &Context) -> anyhow::Result<()> {
+pub fn run(ctx: &Context) -> Result {
     let host = ctx.host()?;
     let site = host.site().map_or_else(
         || "none (built-in policy only)".to_owned(),

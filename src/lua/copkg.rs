@@ -6,56 +6,13 @@ use std::path::PathBuf;
 
 use mlua::{Lua, Table, Value};
 
+use crate::platform::Platform;
 use crate::runtime::RecordedProcess;
 use crate::service::{SpawnSpec, spawn_detached};
 
 /// Processes spawned through `copkg.spawn` in this Lua state, in order.
 #[derive(Debug, Default)]
 pub struct Spawned(pub Vec<RecordedProcess>);
-
-/// The platform copkg runs on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    /// `linux`, `macos`, …
-    pub os: String,
-    /// `x86_64`, `aarch64`, …
-    pub arch: String,
-    /// `gnu` or `musl` on Linux, empty elsewhere.
-    pub libc: String,
-}
-
-impl Platform {
-    /// The platform of this machine (detected once per process).
-    pub fn current() -> Self {
-        static CURRENT: std::sync::OnceLock<Platform> = std::sync::OnceLock::new();
-        CURRENT.get_or_init(Platform::detect).clone()
-    }
-
-    fn detect() -> Self {
-        let os = std::env::consts::OS.to_owned();
-        let arch = std::env::consts::ARCH.to_owned();
-        let libc = if os != "linux" {
-            String::new()
-        } else if std::fs::read_dir("/lib")
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .any(|e| e.file_name().to_string_lossy().starts_with("ld-musl-"))
-            })
-            .unwrap_or(false)
-        {
-            "musl".to_owned()
-        } else {
-            "gnu".to_owned()
-        };
-        Platform { os, arch, libc }
-    }
-
-    /// `os-arch`, as in `bin/<os>-<arch>/`.
-    pub fn tag(&self) -> String {
-        format!("{}-{}", self.os, self.arch)
-    }
-}
 
 fn fail(function: &str, message: impl std::fmt::Display) -> mlua::Error {
     mlua::Error::RuntimeError(format!("copkg.{function}: {message}"))

@@ -7,12 +7,15 @@ mod policy;
 mod service;
 mod store;
 
-pub use copkg::{Platform, Spawned};
-pub use policy::{HOOKS, LogCleanup, LogCleanupOptions, Policy, ServiceContext};
+pub use copkg::Spawned;
+pub use policy::{HOOKS, Policy};
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use mlua::{Lua, Table};
+
+use crate::exit::{Coded, ExitCode};
 
 /// The built-in default policy, embedded in the binary.
 pub const DEFAULT_POLICY: &str = include_str!("../../lua/policy.lua");
@@ -30,8 +33,18 @@ pub enum LuaError {
         source: std::io::Error,
     },
     /// A script failed to load or run; the message carries file and line.
-    #[error("{0}")]
-    Script(String),
+    #[error("{message}")]
+    Script {
+        /// What Lua said, with file, line and traceback.
+        message: String,
+        /// The exit code of the copkg error that ended the script, when a
+        /// `copkg.*` function raised it and the script let it through.
+        code: Option<ExitCode>,
+    },
+    /// The site script was refused at load (it does not parse, fails, or
+    /// returns something that is not a table of known hooks).
+    #[error("site script refused: {0}")]
+    Site(Box<LuaError>),
     /// A hook returned something it may not.
     #[error("hook `{hook}` returned an invalid result: {problem}")]
     BadResult {
@@ -44,8 +57,67 @@ pub enum LuaError {
 
 impl From<mlua::Error> for LuaError {
     fn from(err: mlua::Error) -> Self {
-        LuaError::Script(describe(&err))
+        LuaError::Script {
+            message: describe(&err),
+            code: None,
+        }
     }
+}
+
+impl Coded for LuaError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            LuaError::Site(_) => ExitCode::Usage,
+            LuaError::Script { code, .. } => code.unwrap_or(ExitCode::ScriptFailed),
+            LuaError::Read { .. } | LuaError::BadResult { .. } => ExitCode::ScriptFailed,
+        }
+    }
+}
+
+/// The last errors `copkg.*` functions raised into Lua, with their exit
+/// codes, so that a script that ends with one ends with its code.
+#[derive(Debug, Default)]
+struct RaisedCodes(VecDeque<(String, ExitCode)>);
+
+/// How many raised errors are remembered.
+const RAISED_KEPT: usize = 32;
+
+/// The error `copkg.FUNCTION` raises for a copkg error, `copkg.FUNCTION:
+/// message`, remembered with the error's exit code.
+pub(crate) fn raise(
+    lua: &Lua,
+    function: &str,
+    message: impl std::fmt::Display,
+    code: ExitCode,
+) -> mlua::Error {
+    let message = format!("copkg.{function}: {message}");
+    if let Some(mut raised) = lua.app_data_mut::<RaisedCodes>() {
+        if raised.0.len() == RAISED_KEPT {
+            raised.0.pop_front();
+        }
+        raised.0.push_back((message.clone(), code));
+    }
+    mlua::Error::RuntimeError(message)
+}
+
+/// [`raise`] for an error with its causes on one line.
+pub(crate) fn raise_error(lua: &Lua, function: &str, err: &dyn Coded) -> mlua::Error {
+    raise(lua, function, crate::exit::one_line(err), err.exit_code())
+}
+
+/// A Lua error with the exit code of the copkg error it carries, if any:
+/// the newest raised message the final message contains.
+fn with_code(lua: &Lua, err: mlua::Error) -> LuaError {
+    let message = describe(&err);
+    let code = lua.app_data_ref::<RaisedCodes>().and_then(|raised| {
+        raised
+            .0
+            .iter()
+            .rev()
+            .find(|(text, _)| message.contains(text.as_str()))
+            .map(|(_, code)| *code)
+    });
+    LuaError::Script { message, code }
 }
 
 /// A Lua error as one readable message: the innermost runtime message with
@@ -62,15 +134,15 @@ fn describe(err: &mlua::Error) -> String {
 }
 
 /// An error and its causes on one line, for messages raised into Lua.
-pub(crate) fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    crate::exit::one_line(err)
+}
+
+fn script_error(message: String) -> LuaError {
+    LuaError::Script {
+        message,
+        code: None,
     }
-    text
 }
 
 /// One Lua state with the policy loaded.
@@ -82,9 +154,15 @@ pub struct Host {
 }
 
 impl Host {
-    /// A state with the default policy, overridden by `site` when given.
+    /// A state with the default policy, overridden by `site` when given;
+    /// a site script that cannot be loaded is refused ([`LuaError::Site`]).
     pub fn new(site: Option<&Path>) -> Result<Self, LuaError> {
+        Self::load(site).map_err(|err| LuaError::Site(Box::new(err)))
+    }
+
+    fn load(site: Option<&Path>) -> Result<Self, LuaError> {
         let lua = Lua::new();
+        lua.set_app_data(RaisedCodes::default());
         copkg::register(&lua)?;
         let default: Table = lua
             .load(DEFAULT_POLICY)
@@ -112,7 +190,7 @@ impl Host {
                 mlua::Value::Table(table) => table,
                 mlua::Value::Nil => lua.create_table()?,
                 other => {
-                    return Err(LuaError::Script(format!(
+                    return Err(script_error(format!(
                         "{}: a site script must return a table of hooks, not a {}",
                         path.display(),
                         other.type_name()
@@ -124,7 +202,7 @@ impl Host {
                 let name = match &key {
                     mlua::Value::String(s) => s.to_str()?.to_owned(),
                     other => {
-                        return Err(LuaError::Script(format!(
+                        return Err(script_error(format!(
                             "{}: hook names must be strings, found a {}",
                             path.display(),
                             other.type_name()
@@ -132,14 +210,14 @@ impl Host {
                     }
                 };
                 if !HOOKS.contains(&name.as_str()) {
-                    return Err(LuaError::Script(format!(
+                    return Err(script_error(format!(
                         "{}: unknown hook `{name}` (known hooks: {})",
                         path.display(),
                         HOOKS.join(", ")
                     )));
                 }
                 if !matches!(value, mlua::Value::Function(_)) {
-                    return Err(LuaError::Script(format!(
+                    return Err(script_error(format!(
                         "{}: hook `{name}` must be a function, not a {}",
                         path.display(),
                         value.type_name()
@@ -180,8 +258,8 @@ impl Host {
         self.lua
             .load(source)
             .set_name(format!("@{}", path.display()))
-            .exec()?;
-        Ok(())
+            .exec()
+            .map_err(|err| with_code(&self.lua, err))
     }
 
     /// Every hook name with whether the site script overrides it, in hook order.

@@ -1,11 +1,14 @@
 //! Calls into the policy hooks and validates what they return.
 
-use std::path::PathBuf;
-
 use mlua::{Function, Lua, Table, Value};
 
-use super::{LuaError, Platform};
+use super::LuaError;
 use crate::coordinate::{PackageCoordinate, ServiceCoordinate};
+use crate::lifecycle::{
+    LifecycleHook, LogCleanup, LogCleanupOptions, PolicyError, ServiceContext, SitePolicy,
+};
+use crate::platform::Platform;
+use crate::runtime::RecordedProcess;
 use crate::store::PackageLayout;
 
 /// Every hook a site script may override.
@@ -22,57 +25,6 @@ pub const HOOKS: &[&str] = &[
     "clean_logs",
 ];
 
-/// The lifecycle hooks, called with the service context.
-pub const LIFECYCLE_HOOKS: &[&str] = &[
-    "before_start",
-    "after_start",
-    "before_stop",
-    "after_stop",
-    "before_cleanup",
-    "clean_logs",
-];
-
-/// What lifecycle hooks and package scripts are told about a service.
-#[derive(Debug, Clone)]
-pub struct ServiceContext {
-    /// The package coordinate (unknown when cleaning up a service copkg has no record of).
-    pub package: Option<PackageCoordinate>,
-    /// Its install dir.
-    pub package_dir: Option<PathBuf>,
-    /// The service coordinate.
-    pub service: ServiceCoordinate,
-    /// Its runtime dir.
-    pub runtime_dir: PathBuf,
-    /// Arguments for the start script.
-    pub args: Vec<String>,
-    /// The platform.
-    pub platform: Platform,
-    /// Files the service's live processes hold open.
-    pub open_files: Vec<PathBuf>,
-}
-
-/// What the `clean_logs` hook did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogCleanup {
-    /// Files compressed.
-    pub compressed: u64,
-    /// Files deleted.
-    pub deleted: u64,
-    /// Bytes left in log/.
-    pub bytes: u64,
-}
-
-/// The options of the `clean_logs` hook as the config file sets them; an
-/// option left unset is the hook's to default (see lua/policy.lua).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct LogCleanupOptions {
-    /// Compress plain logs older than this many days.
-    pub compress_after_days: Option<f64>,
-    /// Delete compressed logs older than this many days.
-    pub delete_after_days: Option<f64>,
-    /// Keep log/ under this many bytes.
-    pub max_bytes: Option<u64>,
-}
 /// Registers `copkg.binary(package_dir, name)`, which asks the `binary_path`
 /// hook and checks its answer.
 pub(super) fn register_binary(lua: &Lua, hooks: &Table) -> mlua::Result<()> {
@@ -150,7 +102,7 @@ impl<'a> Policy<'a> {
     }
 
     /// Processes spawned through `copkg.spawn` in this state so far.
-    pub fn spawned(&self) -> Vec<crate::runtime::RecordedProcess> {
+    pub fn spawned(&self) -> Vec<RecordedProcess> {
         self.lua
             .app_data_ref::<super::Spawned>()
             .map(|s| s.0.clone())
@@ -254,8 +206,8 @@ impl<'a> Policy<'a> {
     }
 
     /// Calls a lifecycle hook (`before_start`, …) with the service context.
-    pub fn lifecycle(&self, hook: &'static str, context: &ServiceContext) -> Result<(), LuaError> {
-        debug_assert!(LIFECYCLE_HOOKS.contains(&hook));
+    pub fn lifecycle(&self, hook: LifecycleHook, context: &ServiceContext) -> Result<(), LuaError> {
+        let hook = hook.name();
         let ctx = self.context_table(context)?;
         let returned: Value = self.hook(hook)?.call(ctx)?;
         if !returned.is_nil() {
@@ -331,6 +283,42 @@ impl<'a> Policy<'a> {
     }
 }
 
+impl SitePolicy for Policy<'_> {
+    fn runtime_path(&self, service: &ServiceCoordinate) -> Result<String, PolicyError> {
+        Policy::runtime_path(self, service).map_err(PolicyError::new)
+    }
+
+    fn layout(&self, package: &PackageCoordinate) -> Result<PackageLayout, PolicyError> {
+        Policy::layout(self, package).map_err(PolicyError::new)
+    }
+
+    fn lifecycle_hook(
+        &self,
+        hook: LifecycleHook,
+        context: &ServiceContext,
+    ) -> Result<(), PolicyError> {
+        self.lifecycle(hook, context).map_err(PolicyError::new)
+    }
+
+    fn clean_logs(
+        &self,
+        context: &ServiceContext,
+        options: &LogCleanupOptions,
+    ) -> Result<LogCleanup, PolicyError> {
+        Policy::clean_logs(self, context, options).map_err(PolicyError::new)
+    }
+
+    fn run_package_script(
+        &self,
+        script: &std::path::Path,
+        context: &ServiceContext,
+    ) -> Result<Vec<RecordedProcess>, PolicyError> {
+        let before = self.spawned().len();
+        Policy::run_package_script(self, script, context).map_err(PolicyError::new)?;
+        Ok(self.spawned().split_off(before))
+    }
+}
+
 /// A hook's path result: a non-empty relative `/`-separated path with no
 /// empty, `.` or `..` components and no control characters.
 fn relative_path(hook: &'static str, field: &str, value: Value) -> Result<String, LuaError> {
@@ -367,6 +355,7 @@ fn relative_path(hook: &'static str, field: &str, value: Value) -> Result<String
 
 #[cfg(test)]
 mod tests {
+    use crate::exit::Coded;
     use crate::lua::Host;
     use std::io::Write;
 
@@ -508,9 +497,14 @@ mod tests {
         assert!(err.starts_with(&want), "{err}");
 
         let file = site("return {\n  install_path = function(pkg\n}\n");
-        let err = Host::new(Some(file.path())).err().unwrap().to_string();
+        let err = Host::new(Some(file.path())).err().unwrap();
+        assert_eq!(err.exit_code(), crate::exit::ExitCode::Usage);
+        let err = err.to_string();
         assert!(
-            err.starts_with(&format!("{}:3:", file.path().display())),
+            err.starts_with(&format!(
+                "site script refused: {}:3:",
+                file.path().display()
+            )),
             "{err}"
         );
 

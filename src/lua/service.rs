@@ -5,6 +5,7 @@ use mlua::{Lua, Table};
 use super::policy::Policy;
 use super::store::Hooks;
 use crate::coordinate::ServiceCoordinate;
+use crate::lifecycle;
 use crate::process::{self, Signalled};
 use crate::runtime::RuntimeDir;
 use crate::service::ServiceState;
@@ -35,10 +36,8 @@ fn settings_and_hooks(lua: &Lua, function: &str) -> mlua::Result<(Settings, mlua
 fn runtime(lua: &Lua, function: &str, text: &str) -> mlua::Result<RuntimeDir> {
     let service: ServiceCoordinate = text.parse().map_err(|e| fail(function, e))?;
     let (settings, hooks) = settings_and_hooks(lua, function)?;
-    let relative = Policy::new(lua, &hooks)
-        .runtime_path(&service)
-        .map_err(|e| fail(function, e))?;
-    Ok(RuntimeDir::new(settings.runtime_root.join(relative)))
+    lifecycle::runtime_dir(&settings, &Policy::new(lua, &hooks), &service)
+        .map_err(|e| super::raise_error(lua, function, &e))
 }
 
 /// `copkg.runtime_dir(service)`: the runtime dir path the policy gives.
@@ -60,18 +59,19 @@ fn prepare_runtime(lua: &Lua, service: String) -> mlua::Result<String> {
 /// `copkg.status(service)`: {state, pids, package, runtime_dir}.
 fn status(lua: &Lua, service: String) -> mlua::Result<Table> {
     const F: &str = "status";
-    let dir = runtime(lua, F, &service)?;
-    let state = crate::service::status(&dir).map_err(|e| fail(F, super::chain(&e)))?;
+    let service: ServiceCoordinate = service.parse().map_err(|e| fail(F, e))?;
+    let (settings, hooks) = settings_and_hooks(lua, F)?;
+    let status = lifecycle::status(&settings, &Policy::new(lua, &hooks), &service)
+        .map_err(|e| super::raise_error(lua, F, &e))?;
     let table = lua.create_table()?;
-    table.set("state", state.name())?;
-    let pids = match &state {
+    table.set("state", status.state.name())?;
+    let pids = match &status.state {
         ServiceState::Running { pids } => pids.clone(),
         _ => Vec::new(),
     };
     table.set("pids", lua.create_sequence_from(pids)?)?;
-    let package = dir.read_record().ok().flatten().map(|r| r.package);
-    table.set("package", package)?;
-    table.set("runtime_dir", dir.path().display().to_string())?;
+    table.set("package", status.package)?;
+    table.set("runtime_dir", status.runtime_dir.display().to_string())?;
     Ok(table)
 }
 
@@ -131,16 +131,17 @@ fn start(
     }
     let package = package.parse().map_err(|e| fail(F, e))?;
     let service = service.parse().map_err(|e| fail(F, e))?;
-    let started = crate::commands::start::start_service(
-        &settings,
-        &Policy::new(lua, &hooks),
-        &package,
-        &service,
-        &args.unwrap_or_default(),
+    let args = args.unwrap_or_default();
+    let request = lifecycle::StartRequest {
+        package: &package,
+        service: &service,
+        args: &args,
         install,
-        &|message| eprintln!("{message}"),
-    )
-    .map_err(|e| fail(F, format!("{e:#}")))?;
+    };
+    let started = lifecycle::start(&settings, &Policy::new(lua, &hooks), &request, &|message| {
+        eprintln!("{message}")
+    })
+    .map_err(|e| super::raise_error(lua, F, &e))?;
     let table = lua.create_table()?;
     table.set("service", started.service)?;
     table.set("package", started.package)?;
@@ -154,13 +155,10 @@ fn stop(lua: &Lua, service: String) -> mlua::Result<()> {
     const F: &str = "stop";
     let (settings, hooks) = settings_and_hooks(lua, F)?;
     let service = service.parse().map_err(|e| fail(F, e))?;
-    crate::commands::stop::stop_service(
-        &settings,
-        &Policy::new(lua, &hooks),
-        &service,
-        &|message| eprintln!("{message}"),
-    )
-    .map_err(|e| fail(F, format!("{e:#}")))
+    lifecycle::stop(&settings, &Policy::new(lua, &hooks), &service, &|message| {
+        eprintln!("{message}")
+    })
+    .map_err(|e| super::raise_error(lua, F, &e))
 }
 
 /// Adds these functions to the `copkg` table.

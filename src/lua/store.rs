@@ -5,6 +5,7 @@ use mlua::{Lua, Table};
 
 use super::policy::Policy;
 use crate::coordinate::PackageCoordinate;
+use crate::exit::Coded;
 use crate::repo::{Fetcher, ProxySettings};
 use crate::settings::Settings;
 use crate::store::{Installed, PackageState, Store, StoreError};
@@ -45,8 +46,9 @@ fn parse(function: &str, text: &str) -> mlua::Result<PackageCoordinate> {
     text.parse().map_err(|e| fail(function, e))
 }
 
-fn fetcher(function: &str, settings: &Settings) -> mlua::Result<Fetcher> {
-    Fetcher::new(settings.http.clone(), ProxySettings::from_env()).map_err(|e| fail(function, e))
+fn fetcher(lua: &Lua, function: &str, settings: &Settings) -> mlua::Result<Fetcher> {
+    Fetcher::new(settings.http.clone(), ProxySettings::from_env())
+        .map_err(|e| super::raise_error(lua, function, &e))
 }
 
 fn result_table(
@@ -69,7 +71,7 @@ fn result_table(
         Err(err) => {
             table.set("status", "failed")?;
             table.set("error", super::chain(err))?;
-            table.set("exit_code", crate::exit::code_for_error(err) as u8)?;
+            table.set("exit_code", err.exit_code().code())?;
         }
     }
     Ok(table)
@@ -82,12 +84,17 @@ fn install(lua: &Lua, text: String) -> mlua::Result<Table> {
     let coordinate = parse(F, &text)?;
     let layout = policy_layout(lua, F, &coordinate)?;
     let request = settings.install_request(&coordinate, &layout);
-    let result =
-        Store::new(&settings.software_root).install(&fetcher(F, &settings)?, &request, &mut |_| {});
+    let result = Store::new(&settings.software_root).install(
+        &fetcher(lua, F, &settings)?,
+        &request,
+        &mut |_| {},
+    );
     if let Err(err) = &result {
-        return Err(fail(
+        return Err(super::raise(
+            lua,
             F,
             format!("cannot install {}: {}", coordinate.id(), super::chain(err)),
+            err.exit_code(),
         ));
     }
     result_table(lua, &coordinate, &result)
@@ -118,7 +125,7 @@ fn install_many(lua: &Lua, (list, options): (Vec<String>, Option<Table>)) -> mlu
         .zip(&layouts)
         .map(|(c, l)| settings.install_request(c, l))
         .collect();
-    let fetcher = fetcher(F, &settings)?;
+    let fetcher = fetcher(lua, F, &settings)?;
     let results = Store::new(&settings.software_root).install_parallel(
         &fetcher,
         &requests,
@@ -139,29 +146,11 @@ fn uninstall(lua: &Lua, text: String) -> mlua::Result<bool> {
     let settings = settings(lua, F)?;
     let coordinate = parse(F, &text)?;
     let layout = policy_layout(lua, F, &coordinate)?;
-    for runtime in crate::runtime::find_runtime_dirs(&settings.runtime_root) {
-        let Ok(Some(record)) = runtime.read_record() else {
-            continue;
-        };
-        if record.package == coordinate.id()
-            && matches!(
-                crate::service::status(&runtime),
-                Ok(crate::service::ServiceState::Running { .. })
-            )
-        {
-            return Err(fail(
-                F,
-                format!(
-                    "{} is used by running service {}",
-                    coordinate.id(),
-                    record.service
-                ),
-            ));
-        }
-    }
+    crate::lifecycle::ensure_unused(&settings, &coordinate)
+        .map_err(|e| super::raise_error(lua, F, &e))?;
     Store::new(&settings.software_root)
         .uninstall(&coordinate, &layout, &mut |_| {})
-        .map_err(|e| fail(F, super::chain(&e)))
+        .map_err(|e| super::raise_error(lua, F, &e))
 }
 
 /// `copkg.installed()`: every installed package, sorted by coordinate.
@@ -171,7 +160,7 @@ fn installed(lua: &Lua, (): ()) -> mlua::Result<Table> {
     let out = lua.create_table()?;
     for (dir, record) in Store::new(&settings.software_root)
         .list()
-        .map_err(|e| fail(F, super::chain(&e)))?
+        .map_err(|e| super::raise_error(lua, F, &e))?
     {
         let table = lua.create_table()?;
         table.set("coordinate", record.coordinate)?;
@@ -197,7 +186,7 @@ fn resolve(lua: &Lua, text: String) -> mlua::Result<Table> {
     table.set("dir", store.install_dir(&layout).display().to_string())?;
     let state = match store
         .state(&layout)
-        .map_err(|e| fail(F, super::chain(&e)))?
+        .map_err(|e| super::raise_error(lua, F, &e))?
     {
         PackageState::Installed(_) => "installed",
         PackageState::Absent => "absent",
@@ -226,8 +215,8 @@ fn fetch(lua: &Lua, (text, path): (String, String)) -> mlua::Result<Table> {
     let request = settings.install_request(&coordinate, &layout);
     let store = Store::new(&settings.software_root);
     let (mut download, expected) = store
-        .open_archive(&fetcher(F, &settings)?, &request)
-        .map_err(|e| fail(F, super::chain(&e)))?;
+        .open_archive(&fetcher(lua, F, &settings)?, &request)
+        .map_err(|e| super::raise_error(lua, F, &e))?;
     let target = std::path::Path::new(&path);
     let dir = target
         .parent()
@@ -250,13 +239,15 @@ fn fetch(lua: &Lua, (text, path): (String, String)) -> mlua::Result<Table> {
     if let Some(expected) = &expected
         && *expected != digest
     {
-        return Err(fail(
+        return Err(super::raise(
+            lua,
             F,
             format!(
                 "checksum mismatch for {} from {}: expected sha256 {expected}, got {digest}",
                 coordinate.id(),
                 download.url
             ),
+            crate::exit::ExitCode::ChecksumMismatch,
         ));
     }
     temp.as_file().sync_all().map_err(io)?;
@@ -297,8 +288,14 @@ fn extract(lua: &Lua, (archive, dir): (String, String)) -> mlua::Result<Table> {
         }
         limits.max_entries = settings.max_entries;
     }
-    let unpacked = crate::extract::unpack_tar_gz(file, temp.path(), &limits)
-        .map_err(|e| fail(F, format!("{archive}: {}", super::chain(&e))))?;
+    let unpacked = crate::extract::unpack_tar_gz(file, temp.path(), &limits).map_err(|e| {
+        super::raise(
+            lua,
+            F,
+            format!("{archive}: {}", super::chain(&e)),
+            e.exit_code(),
+        )
+    })?;
     std::fs::rename(temp.path(), target).map_err(io)?;
     let _ = temp.keep();
     let table = lua.create_table()?;
