@@ -24,8 +24,8 @@ copkg = {}
 
 --- Starts a program fully detached: its own session, stdin /dev/null,
 --- stdout/stderr appended to files, no inherited descriptors, umask 022, not
---- a child of copkg. Inside start.lua, spawned pids are recorded as the
---- service's when the script writes no run/start.pid itself.
+--- a child of copkg. Inside start.lua, the processes spawned are recorded
+--- as the service's (run/start.pid is read only when it spawned nothing).
 ---@param spec copkg.SpawnSpec
 ---@return copkg.Process
 function copkg.spawn(spec) end

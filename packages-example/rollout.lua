@@ -29,7 +29,9 @@ local services = {
   { package = "com.example:ticker:1.0.0", service = "1.ticker.demo.local", args = { "0.2" } },
 }
 for _, s in ipairs(services) do
-  if copkg.status(s.service).state == "running" then
+  -- try_status: a service never started here is "no such service".
+  local current = copkg.try_status(s.service)
+  if current and current.state == "running" then
     print(s.service .. " already runs")
   else
     local started = copkg.start(s.package, s.service, s.args)

@@ -20,6 +20,7 @@ pub mod repo;
 pub mod runtime;
 pub mod service;
 pub mod settings;
+pub mod state;
 pub mod store;
 
 #[cfg(test)]

@@ -14,9 +14,10 @@ use crate::coordinate::{PackageCoordinate, ServiceCoordinate};
 use crate::exit::{Coded, ExitCode};
 use crate::platform::Platform;
 use crate::repo::{Fetcher, ProxyError, ProxySettings};
-use crate::runtime::{RecordedProcess, RuntimeDir, RuntimeError, ServiceRecord};
+use crate::runtime::{RuntimeDir, RuntimeError};
 use crate::service::{self, ScriptRun, ServiceError, ServiceState};
 use crate::settings::Settings;
+use crate::state::{RecordedProcess, STATE_DIR, ServiceRecord, StateDir, StateError};
 use crate::store::{PackageLayout, PackageState, Store, StoreError};
 
 /// How long a stop script's processes get to go away before the signal schedule.
@@ -251,6 +252,37 @@ pub enum LifecycleError {
     /// A runtime-dir operation failed.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// copkg's state dir failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// No service by that name is known here.
+    #[error("no such service: {service}{}", suggest(suggestions))]
+    NoSuchService {
+        /// The name asked for.
+        service: String,
+        /// Known services with close names.
+        suggestions: Vec<String>,
+    },
+    /// The runtime path the policy gives is not usable.
+    #[error("runtime_path of {service} is `{path}`: {reason}")]
+    RuntimePath {
+        /// The service.
+        service: String,
+        /// The path the policy gave.
+        path: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// Two services would share one runtime dir.
+    #[error("{service} and {other} both map to the runtime dir {}; give each service its own (runtime_path)", dir.display())]
+    SharedRuntimeDir {
+        /// The service asked for.
+        service: String,
+        /// The service recorded there.
+        other: String,
+        /// The dir.
+        dir: PathBuf,
+    },
     /// A store operation failed.
     #[error(transparent)]
     Store(Box<StoreError>),
@@ -278,8 +310,21 @@ impl Coded for LifecycleError {
             LifecycleError::Proxy(source) => source.exit_code(),
             LifecycleError::Service(source) => source.exit_code(),
             LifecycleError::Runtime(source) => source.exit_code(),
+            LifecycleError::State(source) => source.exit_code(),
+            LifecycleError::NoSuchService { .. } => ExitCode::NoSuchService,
+            LifecycleError::RuntimePath { .. } | LifecycleError::SharedRuntimeDir { .. } => {
+                ExitCode::Usage
+            }
             LifecycleError::Store(source) => source.exit_code(),
         }
+    }
+}
+
+fn suggest(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => format!(" (did you mean {one}?)"),
+        more => format!(" (did you mean one of {}?)", more.join(", ")),
     }
 }
 
@@ -330,14 +375,123 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The runtime dir of a service, by the `runtime_path` policy.
+/// The runtime dir of a service, by the `runtime_path` policy. A path into
+/// copkg's state dir is refused.
 pub fn runtime_dir(
     settings: &Settings,
     policy: &dyn SitePolicy,
     service: &ServiceCoordinate,
 ) -> Result<RuntimeDir, LifecycleError> {
     let relative = policy.runtime_path(service).map_err(policy_err(service))?;
-    Ok(RuntimeDir::new(settings.runtime_root.join(relative)))
+    if relative.split('/').next() == Some(STATE_DIR) {
+        return Err(LifecycleError::RuntimePath {
+            service: service.to_string(),
+            path: relative,
+            reason: format!(
+                "`{STATE_DIR}` at the top of the runtime root is copkg's own state dir"
+            ),
+        });
+    }
+    Ok(RuntimeDir::new(&settings.runtime_root, &relative))
+}
+
+/// A service as copkg knows it: its record and runtime dir.
+struct Known {
+    runtime: RuntimeDir,
+    record: Option<ServiceRecord>,
+}
+
+/// Finds a service: by copkg's record (which says where it runs, whatever
+/// the policy says now), else where the policy puts its runtime dir. A
+/// service with neither is no such service.
+fn find(
+    settings: &Settings,
+    state: &StateDir,
+    policy: &dyn SitePolicy,
+    service: &ServiceCoordinate,
+) -> Result<Known, LifecycleError> {
+    let name = service.to_string();
+    let record = state.read(&name)?;
+    let runtime = match &record {
+        Some(record) => RuntimeDir::new(&settings.runtime_root, &record.runtime_path),
+        None => runtime_dir(settings, policy, service)?,
+    };
+    if record.is_none() {
+        if !runtime.exists() {
+            return Err(no_such_service(state, name));
+        }
+        // A dir copkg has another service's record for is that service's.
+        ensure_own_runtime_dir(state, &name, &runtime)?;
+    }
+    Ok(Known { runtime, record })
+}
+
+/// "No such service", with the known names closest to the one asked for.
+fn no_such_service(state: &StateDir, service: String) -> LifecycleError {
+    let mut close: Vec<(usize, String)> = state
+        .services()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|known| (edit_distance(&service, &known), known))
+        .filter(|(distance, _)| *distance <= 3)
+        .collect();
+    close.sort();
+    LifecycleError::NoSuchService {
+        service,
+        suggestions: close.into_iter().take(3).map(|(_, name)| name).collect(),
+    }
+}
+
+/// Levenshtein distance, for suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diagonal
+            } else {
+                1 + diagonal.min(above).min(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// Refuses a runtime dir that is, contains or lies inside another
+/// recorded service's (G6): one service could then stop or clean up the other.
+fn ensure_own_runtime_dir(
+    state: &StateDir,
+    service: &str,
+    runtime: &RuntimeDir,
+) -> Result<(), LifecycleError> {
+    let mine = runtime.relative();
+    for other in state.services()? {
+        if other == service {
+            continue;
+        }
+        let Ok(Some(record)) = state.read(&other) else {
+            continue;
+        };
+        let theirs = record.runtime_path.as_str();
+        let nested = |outer: &str, inner: &str| {
+            inner.len() > outer.len()
+                && inner.starts_with(outer)
+                && inner.as_bytes()[outer.len()] == b'/'
+        };
+        if theirs == mine || nested(theirs, mine) || nested(mine, theirs) {
+            return Err(LifecycleError::SharedRuntimeDir {
+                service: service.to_owned(),
+                other,
+                dir: runtime.path().to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The service context hooks and scripts get, from copkg's record where there is one.
@@ -420,7 +574,7 @@ pub struct Started {
 
 /// Starts a service: installs the package when asked, takes the service's
 /// lock, makes the runtime dir, runs the hooks and the start script, and
-/// records what it started.
+/// records what it started in copkg's state dir.
 pub fn start(
     settings: &Settings,
     policy: &dyn SitePolicy,
@@ -449,11 +603,14 @@ pub fn start(
         return Err(LifecycleError::NotInstalled(package.id()));
     }
     let package_dir = store.install_dir(&layout);
+    let state = StateDir::open(&settings.runtime_root)?;
     let runtime = runtime_dir(settings, policy, service)?;
 
     let what = service.to_string();
-    let _lock = runtime.lock(&mut lock_notice(notify, what.clone()))?;
-    if let ServiceState::Running { pids } = service::status(&runtime)? {
+    let _lock = state.lock(&what, &mut lock_notice(notify, what.clone()))?;
+    ensure_own_runtime_dir(&state, &what, &runtime)?;
+    let record = state.read(&what)?;
+    if let ServiceState::Running { pids } = service::status(record.as_ref(), &runtime) {
         return Err(ServiceError::AlreadyRunning {
             service: what,
             pids,
@@ -473,22 +630,29 @@ pub fn start(
     call_hook(policy, LifecycleHook::BeforeStart, &context)?;
     runtime.clear_pidfile()?;
 
-    let started = run_start_script(settings, policy, &runtime, &context)
-        .and_then(|output| Ok(service::processes_from_pidfile(&runtime, &output)?));
+    let started =
+        run_start_script(settings, policy, &runtime, &context).and_then(|(output, spawned)| {
+            if spawned.is_empty() {
+                Ok(service::processes_from_pidfile(&runtime, &output)?)
+            } else {
+                Ok(spawned)
+            }
+        });
     let processes = started.map_err(|source| LifecycleError::StartFailed {
         service: what.clone(),
         source: Box::new(source),
     })?;
     let record = ServiceRecord {
+        service: what.clone(),
+        runtime_path: runtime.relative().to_owned(),
         package: package.id(),
         package_dir,
-        service: what.clone(),
         args: args.to_vec(),
         started_at: now(),
         processes: processes.clone(),
         stopped_at: None,
     };
-    runtime.write_record(&record)?;
+    state.write(&record)?;
     call_hook(policy, LifecycleHook::AfterStart, &context)?;
     Ok(Started {
         service: what,
@@ -499,13 +663,13 @@ pub fn start(
 }
 
 /// Runs `start.lua` through the policy, or `start.py` by the contract;
-/// returns the script's captured output.
+/// returns the script's captured output and the processes start.lua spawned.
 fn run_start_script(
     settings: &Settings,
     policy: &dyn SitePolicy,
     runtime: &RuntimeDir,
     context: &ServiceContext,
-) -> Result<String, LifecycleError> {
+) -> Result<(String, Vec<RecordedProcess>), LifecycleError> {
     let package_dir = context.package_dir.as_deref().unwrap_or(Path::new("."));
     let start_lua = package_dir.join("script.d/start.lua");
     let start_py = package_dir.join("script.d/start.py");
@@ -513,15 +677,11 @@ fn run_start_script(
         let spawned = policy
             .run_package_script(&start_lua, context)
             .map_err(package_script_err(&start_lua))?;
-        // A start.lua that spawned through copkg.spawn need not write the pid file.
-        if runtime.read_pidfile()?.is_none() && !spawned.is_empty() {
-            let pids: String = spawned.iter().map(|p| format!("{}\n", p.pid)).collect();
-            crate::runtime::write_atomically(
-                &runtime.path().join(crate::runtime::PIDFILE),
-                pids.as_bytes(),
-            )?;
-        }
-        return Ok(String::new());
+        let live = spawned
+            .into_iter()
+            .filter(|p| crate::process::is_running(p.pid, p.start_time))
+            .collect();
+        return Ok((String::new(), live));
     }
     if start_py.is_file() {
         let mut script_args: Vec<OsString> = vec![
@@ -538,7 +698,7 @@ fn run_start_script(
             timeout: settings.script_timeout,
             output_limit: settings.script_output_bytes,
         })?;
-        return Ok(output);
+        return Ok((output, Vec::new()));
     }
     Err(LifecycleError::NoStartScript {
         package: context
@@ -558,35 +718,29 @@ pub fn stop(
     service: &ServiceCoordinate,
     notify: Notify<'_>,
 ) -> Result<(), LifecycleError> {
-    let runtime = runtime_dir(settings, policy, service)?;
+    let state = StateDir::open(&settings.runtime_root)?;
     let what = service.to_string();
+    let _lock = state.lock(&what, &mut lock_notice(notify, what.clone()))?;
+    let Known { runtime, record } = find(settings, &state, policy, service)?;
     let not_running = || {
         LifecycleError::from(ServiceError::NotRunning {
             service: what.clone(),
         })
     };
-    if !runtime.exists() {
-        return Err(not_running());
-    }
-    let _lock = runtime.lock(&mut lock_notice(notify, what.clone()))?;
-    let state = service::status(&runtime)?;
-    let mut record = runtime.read_record()?;
-    let ServiceState::Running { .. } = state else {
+    let status = service::status(record.as_ref(), &runtime);
+    let (ServiceState::Running { .. }, Some(mut record)) = (&status, record.clone()) else {
         // Dead pids are never signalled; copkg clears what they left.
-        if matches!(state, ServiceState::Crashed | ServiceState::StalePidfile) {
+        if matches!(status, ServiceState::Crashed | ServiceState::StalePidfile) {
             runtime.clear_pidfile()?;
-            if let Some(record) = &mut record {
+            if let Some(mut record) = record {
                 record.stopped_at.get_or_insert(now());
-                runtime.write_record(record)?;
+                state.write(&record)?;
             }
             notify(&format!(
                 "{what} was {}; cleared its pid file",
-                state.name()
+                status.name()
             ));
         }
-        return Err(not_running());
-    };
-    let Some(mut record) = record else {
         return Err(not_running());
     };
     let context = context_from_record(service, &runtime, Some(&record));
@@ -612,7 +766,7 @@ pub fn stop(
         }
     }
     record.stopped_at = Some(now());
-    runtime.write_record(&record)?;
+    state.write(&record)?;
     runtime.clear_pidfile()?;
     call_hook(policy, LifecycleHook::AfterStop, &context)?;
     Ok(())
@@ -658,7 +812,7 @@ fn run_stop_script(
 /// One service as `status` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceStatus {
-    /// The service coordinate (or the runtime dir, for a dir without a readable record).
+    /// The service coordinate.
     pub service: String,
     /// Its state.
     pub state: ServiceState,
@@ -674,34 +828,44 @@ pub fn status(
     policy: &dyn SitePolicy,
     service: &ServiceCoordinate,
 ) -> Result<ServiceStatus, LifecycleError> {
-    let runtime = runtime_dir(settings, policy, service)?;
-    status_of(service.to_string(), &runtime)
-}
-
-fn status_of(name: String, runtime: &RuntimeDir) -> Result<ServiceStatus, LifecycleError> {
-    let state = service::status(runtime)?;
-    let package = runtime.read_record().ok().flatten().map(|r| r.package);
+    let state = StateDir::open(&settings.runtime_root)?;
+    let Known { runtime, record } = find(settings, &state, policy, service)?;
     Ok(ServiceStatus {
-        service: name,
-        state,
-        package,
+        service: service.to_string(),
+        state: service::status(record.as_ref(), &runtime),
+        package: record.map(|r| r.package),
         runtime_dir: runtime.path().to_owned(),
     })
 }
 
-/// The status of every service copkg has a record of, sorted by runtime dir.
+/// The status of every service in copkg's registry, sorted by name. One
+/// unreadable record is reported as such and hides no other service.
 pub fn status_all(settings: &Settings) -> Result<Vec<ServiceStatus>, LifecycleError> {
-    crate::runtime::find_runtime_dirs(&settings.runtime_root)
-        .into_iter()
-        .map(|runtime| {
-            let name = runtime
-                .read_record()
-                .ok()
-                .flatten()
-                .map_or_else(|| runtime.path().display().to_string(), |r| r.service);
-            status_of(name, &runtime)
-        })
-        .collect()
+    let state = StateDir::open(&settings.runtime_root)?;
+    let mut rows = Vec::new();
+    for name in state.services()? {
+        rows.push(match state.read(&name) {
+            Ok(Some(record)) => {
+                let runtime = RuntimeDir::new(&settings.runtime_root, &record.runtime_path);
+                ServiceStatus {
+                    state: service::status(Some(&record), &runtime),
+                    runtime_dir: runtime.path().to_owned(),
+                    package: Some(record.package),
+                    service: name,
+                }
+            }
+            Ok(None) => continue,
+            Err(err) => ServiceStatus {
+                state: ServiceState::BadRecord {
+                    reason: crate::exit::one_line(&err),
+                },
+                runtime_dir: PathBuf::new(),
+                package: None,
+                service: name,
+            },
+        });
+    }
+    Ok(rows)
 }
 
 /// What [`cleanup`] did.
@@ -710,51 +874,49 @@ pub enum Cleanup {
     /// The runtime dir was removed.
     Removed(PathBuf),
     /// There was no runtime dir.
-    Absent(PathBuf),
+    Absent,
 }
 
 /// Removes the runtime dir of a service that is not running, after the
-/// `before_cleanup` hook.
+/// `before_cleanup` hook, and copkg's record of it.
 pub fn cleanup(
     settings: &Settings,
     policy: &dyn SitePolicy,
     service: &ServiceCoordinate,
     notify: Notify<'_>,
 ) -> Result<Cleanup, LifecycleError> {
-    let runtime = runtime_dir(settings, policy, service)?;
+    let state = StateDir::open(&settings.runtime_root)?;
     let what = service.to_string();
-    if !runtime.exists() {
-        return Ok(Cleanup::Absent(runtime.path().to_owned()));
-    }
-    {
-        let _lock = runtime.lock(&mut lock_notice(notify, what.clone()))?;
-        if let ServiceState::Running { pids } = service::status(&runtime)? {
-            return Err(ServiceError::AlreadyRunning {
-                service: what,
-                pids,
-            }
-            .into());
+    let _lock = state.lock(&what, &mut lock_notice(notify, what.clone()))?;
+    let Known { runtime, record } = match find(settings, &state, policy, service) {
+        Ok(known) => known,
+        Err(LifecycleError::NoSuchService { .. }) => return Ok(Cleanup::Absent),
+        Err(err) => return Err(err),
+    };
+    if let ServiceState::Running { pids } = service::status(record.as_ref(), &runtime) {
+        return Err(ServiceError::AlreadyRunning {
+            service: what,
+            pids,
         }
-        let record = runtime.read_record()?;
-        let context = context_from_record(service, &runtime, record.as_ref());
-        call_hook(policy, LifecycleHook::BeforeCleanup, &context)?;
+        .into());
     }
-    runtime.remove()?;
+    let context = context_from_record(service, &runtime, record.as_ref());
+    call_hook(policy, LifecycleHook::BeforeCleanup, &context)?;
+    if runtime.exists() {
+        runtime.remove()?;
+    }
+    state.remove(&what)?;
     Ok(Cleanup::Removed(runtime.path().to_owned()))
 }
 
-/// Every service copkg has a record of, with its runtime dir.
+/// Every service in copkg's registry.
 pub fn recorded_services(settings: &Settings) -> Result<Vec<ServiceCoordinate>, LifecycleError> {
-    let mut services = Vec::new();
-    for runtime in crate::runtime::find_runtime_dirs(&settings.runtime_root) {
-        let Some(record) = runtime.read_record()? else {
-            continue;
-        };
-        if let Ok(service) = record.service.parse() {
-            services.push(service);
-        }
-    }
-    Ok(services)
+    let state = StateDir::open(&settings.runtime_root)?;
+    Ok(state
+        .services()?
+        .into_iter()
+        .filter_map(|name| name.parse().ok())
+        .collect())
 }
 
 /// What [`clean_logs`] did for one service.
@@ -775,8 +937,8 @@ pub fn clean_logs(
     policy: &dyn SitePolicy,
     service: &ServiceCoordinate,
 ) -> Result<LogsCleaned, LifecycleError> {
-    let runtime = runtime_dir(settings, policy, service)?;
-    let record = runtime.read_record()?;
+    let state = StateDir::open(&settings.runtime_root)?;
+    let Known { runtime, record } = find(settings, &state, policy, service)?;
     let mut context = context_from_record(service, &runtime, record.as_ref());
     context.open_files = record.as_ref().map(service::open_files).unwrap_or_default();
     let done = policy
@@ -797,13 +959,18 @@ pub fn ensure_unused(
     settings: &Settings,
     package: &PackageCoordinate,
 ) -> Result<(), LifecycleError> {
+    let state = StateDir::open(&settings.runtime_root)?;
     let id = package.id();
-    for runtime in crate::runtime::find_runtime_dirs(&settings.runtime_root) {
-        let Ok(Some(record)) = runtime.read_record() else {
+    for name in state.services()? {
+        let Ok(Some(record)) = state.read(&name) else {
             continue;
         };
+        let runtime = RuntimeDir::new(&settings.runtime_root, &record.runtime_path);
         if record.package == id
-            && matches!(service::status(&runtime), Ok(ServiceState::Running { .. }))
+            && matches!(
+                service::status(Some(&record), &runtime),
+                ServiceState::Running { .. }
+            )
         {
             return Err(LifecycleError::InUse {
                 package: id,

@@ -1,23 +1,18 @@
 //! Runtime directories of service instances: their layout (log, etc,
-//! console, data, run), the start/stop lock in run/, copkg's record of what
-//! it started, and the service's own `run/start.pid`.
+//! console, data, run), the service's own `run/start.pid` and console
+//! output. The service's account may write anything here, so copkg keeps
+//! its own records and locks elsewhere (`state.rs`).
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use crate::exit::{Coded, ExitCode};
-use crate::lock::{FileLock, LockError, lock_exclusive};
 
 /// The subdirectories every runtime dir has.
 pub const SUBDIRS: [&str; 5] = ["log", "etc", "console", "data", "run"];
-/// copkg's record of a started service, inside the runtime dir.
-pub const RECORD_FILE: &str = "run/copkg.json";
 /// The pid file the service's start script writes, inside the runtime dir.
 pub const PIDFILE: &str = "run/start.pid";
-const LOCK_FILE: &str = "run/copkg.lock";
 /// Largest pid file read.
 const PIDFILE_LIMIT: u64 = 4096;
 
@@ -35,9 +30,6 @@ pub enum RuntimeError {
         #[source]
         source: io::Error,
     },
-    /// The run lock could not be taken.
-    #[error(transparent)]
-    Lock(#[from] LockError),
     /// The pid file may have been written by someone else, or is malformed.
     #[error("{} is not trusted: {reason}", path.display())]
     UntrustedPidfile {
@@ -46,22 +38,13 @@ pub enum RuntimeError {
         /// Why.
         reason: String,
     },
-    /// copkg's record is unreadable.
-    #[error("{} is corrupt: {reason}", path.display())]
-    BadRecord {
-        /// The record.
-        path: PathBuf,
-        /// serde's message.
-        reason: String,
-    },
 }
 
 impl Coded for RuntimeError {
     fn exit_code(&self) -> ExitCode {
         match self {
             RuntimeError::UntrustedPidfile { .. } => ExitCode::ScriptFailed,
-            RuntimeError::Lock(source) => source.exit_code(),
-            RuntimeError::Io { .. } | RuntimeError::BadRecord { .. } => ExitCode::Failure,
+            RuntimeError::Io { .. } => ExitCode::Failure,
         }
     }
 }
@@ -74,46 +57,28 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
     }
 }
 
-/// One process copkg started, identified beyond its pid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordedProcess {
-    /// Its pid.
-    pub pid: i32,
-    /// Its start time in clock ticks since boot (field 22 of /proc/PID/stat).
-    pub start_time: u64,
-    /// Its process group.
-    pub pgrp: i32,
-}
-
-/// What copkg records in run/ about a service it started.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceRecord {
-    /// The package coordinate, `group:artifact:version`.
-    pub package: String,
-    /// The package's install dir.
-    pub package_dir: PathBuf,
-    /// The service coordinate.
-    pub service: String,
-    /// Arguments given to the start script.
-    pub args: Vec<String>,
-    /// Seconds since the Unix epoch.
-    pub started_at: u64,
-    /// The processes named by `run/start.pid` after start.
-    pub processes: Vec<RecordedProcess>,
-    /// Seconds since the Unix epoch when copkg stopped it, if it did.
-    pub stopped_at: Option<u64>,
-}
-
-/// A service instance's runtime directory.
+/// A service instance's runtime directory: a relative path (as the
+/// `runtime_path` policy gives it, validated) below the runtime root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeDir {
+    root: PathBuf,
+    relative: String,
     path: PathBuf,
 }
 
 impl RuntimeDir {
-    /// The runtime dir at `path`.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        RuntimeDir { path: path.into() }
+    /// The runtime dir at `relative` below `root`.
+    pub fn new(root: &Path, relative: &str) -> Self {
+        RuntimeDir {
+            root: root.to_owned(),
+            relative: relative.to_owned(),
+            path: root.join(relative),
+        }
+    }
+
+    /// Its path relative to the runtime root.
+    pub fn relative(&self) -> &str {
+        &self.relative
     }
 
     /// Its path.
@@ -140,43 +105,6 @@ impl RuntimeDir {
                 .map_err(io_err("cannot create", &dir))?;
         }
         Ok(())
-    }
-
-    /// Takes the lock that serializes start, stop and cleanup of this
-    /// service (creating `run/` if needed).
-    pub fn lock(&self, on_wait: &mut dyn FnMut(&Path)) -> Result<FileLock, RuntimeError> {
-        let run = self.path.join("run");
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(&run)
-            .map_err(io_err("cannot create", &run))?;
-        Ok(lock_exclusive(&self.path.join(LOCK_FILE), on_wait)?)
-    }
-
-    /// copkg's record, if there is one.
-    pub fn read_record(&self) -> Result<Option<ServiceRecord>, RuntimeError> {
-        let path = self.path.join(RECORD_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| RuntimeError::BadRecord {
-                        path,
-                        reason: e.to_string(),
-                    })
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err("cannot read", &path)(e)),
-        }
-    }
-
-    /// Writes copkg's record atomically.
-    pub fn write_record(&self, record: &ServiceRecord) -> Result<(), RuntimeError> {
-        let path = self.path.join(RECORD_FILE);
-        let json = serde_json::to_vec_pretty(record)
-            .map_err(|e| io_err("cannot write", &path)(e.into()))?;
-        write_atomically(&path, &json)
     }
 
     /// The pids in `run/start.pid` (one a line), or `None` when there is no
@@ -297,62 +225,18 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-/// Every runtime dir under `root` that holds a copkg record (searched to a
-/// depth of 8, for hierarchical layouts), sorted by path.
-pub fn find_runtime_dirs(root: &Path) -> Vec<RuntimeDir> {
-    fn walk(dir: &Path, depth: usize, out: &mut Vec<RuntimeDir>) {
-        if dir.join(RECORD_FILE).is_file() {
-            out.push(RuntimeDir::new(dir));
-            return;
-        }
-        if depth == 0 {
-            return;
-        }
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let hidden = entry.file_name().to_string_lossy().starts_with('.');
-            if !hidden && entry.file_type().is_ok_and(|t| t.is_dir()) {
-                walk(&entry.path(), depth - 1, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, 8, &mut out);
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn prepare_makes_every_subdir_and_record_round_trips() {
+    fn prepare_makes_every_subdir_and_remove_takes_it_all() {
         let root = tempfile::tempdir().unwrap();
-        let dir = RuntimeDir::new(root.path().join("1.idee.prod.trd"));
+        let dir = RuntimeDir::new(root.path(), "1.idee.prod.trd");
         dir.prepare().unwrap();
         for sub in SUBDIRS {
             assert!(dir.path().join(sub).is_dir(), "{sub}");
         }
-        assert_eq!(dir.read_record().unwrap(), None);
-        let record = ServiceRecord {
-            package: "g:a:1".into(),
-            package_dir: "/p".into(),
-            service: "1.idee.prod.trd".into(),
-            args: vec!["--port=1".into()],
-            started_at: 5,
-            processes: vec![RecordedProcess {
-                pid: 10,
-                start_time: 20,
-                pgrp: 10,
-            }],
-            stopped_at: None,
-        };
-        dir.write_record(&record).unwrap();
-        assert_eq!(dir.read_record().unwrap(), Some(record));
-        assert_eq!(find_runtime_dirs(root.path()), vec![dir.clone()]);
         dir.remove().unwrap();
         assert!(!dir.exists());
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
@@ -361,10 +245,10 @@ mod tests {
     #[test]
     fn pidfile_trust_rules() {
         let root = tempfile::tempdir().unwrap();
-        let dir = RuntimeDir::new(root.path());
+        let dir = RuntimeDir::new(root.path(), "svc");
         dir.prepare().unwrap();
         assert_eq!(dir.read_pidfile().unwrap(), None);
-        let path = root.path().join(PIDFILE);
+        let path = dir.path().join(PIDFILE);
         std::fs::write(&path, "123\n456\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(dir.read_pidfile().unwrap(), Some(vec![123, 456]));

@@ -18,7 +18,8 @@ use serde::Serialize;
 
 use crate::exit::{Coded, ExitCode};
 use crate::process::{self, Signalled};
-use crate::runtime::{RecordedProcess, RuntimeDir, RuntimeError, ServiceRecord};
+use crate::runtime::{RuntimeDir, RuntimeError};
+use crate::state::{RecordedProcess, ServiceRecord};
 
 /// Why a service operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -436,6 +437,11 @@ pub enum ServiceState {
     /// `run/start.pid` names processes that are not what copkg recorded
     /// (dead, or a reused pid).
     StalePidfile,
+    /// copkg's record of the service is unreadable.
+    BadRecord {
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl ServiceState {
@@ -446,6 +452,7 @@ impl ServiceState {
             ServiceState::Stopped => "stopped",
             ServiceState::Crashed => "crashed",
             ServiceState::StalePidfile => "stale-pidfile",
+            ServiceState::BadRecord { .. } => "bad-record",
         }
     }
 }
@@ -506,28 +513,27 @@ pub fn open_files(record: &ServiceRecord) -> Vec<PathBuf> {
     files
 }
 
-/// The state of the service in `runtime`.
-pub fn status(runtime: &RuntimeDir) -> Result<ServiceState, ServiceError> {
-    if let Some(record) = runtime.read_record()?
+/// The state of a service from copkg's record (if any) and its runtime dir.
+pub fn status(record: Option<&ServiceRecord>, runtime: &RuntimeDir) -> ServiceState {
+    if let Some(record) = record
         && record.stopped_at.is_none()
     {
-        let live = live_processes(&record);
-        return Ok(if live.is_empty() {
+        let live = live_processes(record);
+        return if live.is_empty() {
             ServiceState::Crashed
         } else {
             ServiceState::Running {
                 pids: live.iter().map(|(pid, _)| *pid).collect(),
             }
-        });
+        };
     }
     // Not started by copkg (or stopped by it): a pid file left here, trusted
     // or not, names nothing copkg will act on.
-    let has_pidfile = !matches!(runtime.read_pidfile(), Ok(None));
-    Ok(if has_pidfile {
-        ServiceState::StalePidfile
-    } else {
+    if matches!(runtime.read_pidfile(), Ok(None)) {
         ServiceState::Stopped
-    })
+    } else {
+        ServiceState::StalePidfile
+    }
 }
 
 /// A stop schedule: signals and how long to wait after each.

@@ -104,7 +104,7 @@ fn a_script_ends_with_the_code_of_the_copkg_error_that_ended_it() {
             3,
         ),
         ("copkg.install('com.example:hello:1.0.0')", &bad_repo, 4),
-        ("copkg.stop('1.web.prod.local')", &sandbox.repo(), 7),
+        ("copkg.stop('1.web.prod.local')", &sandbox.repo(), 11),
         // Caught and raised again, with a prefix: the same code.
         (
             "local ok, err = pcall(copkg.install, 'com.example:nope:1.0.0')\nerror('rollout stopped: ' .. err)",

@@ -6,6 +6,7 @@ mod common;
 
 use std::io::Read;
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -84,9 +85,16 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+/// copkg's record of a service, in its state dir under the runtime root.
+fn record_path(sandbox: &Sandbox, service: &str) -> PathBuf {
+    sandbox
+        .path()
+        .join("runtime/.copkg/services")
+        .join(format!("{service}.json"))
+}
+
 fn record(sandbox: &Sandbox, service: &str) -> serde_json::Value {
-    let text =
-        std::fs::read_to_string(runtime_dir(sandbox, service).join("run/copkg.json")).unwrap();
+    let text = std::fs::read_to_string(record_path(sandbox, service)).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -254,7 +262,7 @@ fn d2_reused_pid_is_never_signalled() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let path = runtime_dir(&sandbox, SVC).join("run/copkg.json");
+    let path = record_path(&sandbox, SVC);
     let mut rec = record(&sandbox, SVC);
     let start_time = rec["processes"][0]["start_time"].as_u64().unwrap();
     rec["processes"][0]["pid"] = (unrelated.id() as i64).into();
@@ -306,11 +314,7 @@ fn d3_zombie_is_not_running() {
     rec["processes"][0]["pid"] = zpid.into();
     rec["processes"][0]["pgrp"] = fields[2].parse::<i64>().unwrap().into();
     rec["processes"][0]["start_time"] = fields[19].parse::<u64>().unwrap().into();
-    std::fs::write(
-        runtime_dir(&sandbox, SVC).join("run/copkg.json"),
-        rec.to_string(),
-    )
-    .unwrap();
+    std::fs::write(record_path(&sandbox, SVC), rec.to_string()).unwrap();
     let out = run(sandbox.copkg().args(["status", SVC]));
     assert_eq!(out.stdout, format!("{SVC}\tcrashed\t-\t{package}\n"));
     drop(zombie);
@@ -776,7 +780,7 @@ fn failing_before_start_hook_aborts_the_start() {
         "{}",
         out.stderr
     );
-    assert!(!runtime_dir(&sandbox, SVC).join("run/copkg.json").exists());
+    assert!(!record_path(&sandbox, SVC).exists());
 }
 
 #[test]
@@ -1042,4 +1046,186 @@ with open(os.path.join(runtime, "run", "start.pid"), "w") as f:
     let fds = std::fs::read_to_string(runtime_dir(&sandbox, SVC).join("data/fds")).unwrap();
     assert_eq!(fds, "0 1 2 3");
     assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+}
+
+#[test]
+fn f1_a_record_forged_in_the_runtime_dir_is_never_trusted() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "f1",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
+    let service_pid = recorded_pid(&sandbox, SVC);
+    // The service's account writes what the old copkg kept in run/: a record
+    // naming an unrelated process and a package dir whose stop.py it wrote.
+    let mut unrelated = Command::new("sleep").arg("60").spawn().unwrap();
+    let evil = sandbox.path().join("evil");
+    let marker = sandbox.path().join("stop.py-ran");
+    std::fs::create_dir_all(evil.join("script.d")).unwrap();
+    std::fs::write(
+        evil.join("script.d/stop.py"),
+        format!("open('{}', 'w').write('ran as root')\n", marker.display()),
+    )
+    .unwrap();
+    let run_dir = runtime_dir(&sandbox, SVC).join("run");
+    let forged = serde_json::json!({
+        "package": "com.example:evil:1", "package_dir": evil, "service": SVC, "args": [],
+        "started_at": 1, "stopped_at": null,
+        "processes": [{"pid": unrelated.id(), "start_time": 1, "pgrp": unrelated.id()}],
+    });
+    std::fs::write(run_dir.join("copkg.json"), forged.to_string()).unwrap();
+    std::fs::write(run_dir.join("copkg.lock"), "").unwrap();
+
+    let out = run(sandbox.copkg().args(["status", SVC]));
+    assert_eq!(
+        out.stdout,
+        format!("{SVC}\trunning\t{service_pid}\t{package}\n")
+    );
+    let out = run(sandbox.copkg().args(["stop", SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(
+        service_pid
+    )));
+    assert!(!marker.exists(), "the forged stop.py ran");
+    assert!(
+        unrelated.try_wait().unwrap().is_none(),
+        "an unrelated process was signalled"
+    );
+    unrelated.kill().unwrap();
+    unrelated.wait().unwrap();
+    // copkg's own state is beside the runtime dirs, writable by its user only.
+    let state = sandbox.path().join("runtime/.copkg");
+    let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
+
+#[test]
+fn g6_two_services_mapped_to_one_runtime_dir_are_refused_naming_both() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "g6",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(
+        &site,
+        "return { runtime_path = function(svc)\n  if svc.instance == '3' then return 'shared/inner' end\n  return 'shared'\nend }\n",
+    )
+    .unwrap();
+    let with_site = |args: &[&str]| run(sandbox.copkg().arg("--site").arg(&site).args(args));
+    let out = with_site(&["start", &package, "1.a.test.local"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let pid = recorded_pid(&sandbox, "1.a.test.local");
+    for other in ["2.b.test.local", "3.c.test.local"] {
+        let out = with_site(&["start", &package, other]);
+        assert_eq!(out.code, 2, "{out:?}");
+        let dir = if other.starts_with('3') {
+            "runtime/shared/inner"
+        } else {
+            "runtime/shared"
+        };
+        assert_eq!(
+            out.stderr,
+            format!(
+                "error: {other} and 1.a.test.local both map to the runtime dir {}; give each service its own (runtime_path)\n",
+                sandbox.path().join(dir).display()
+            )
+        );
+        assert!(!record_path(&sandbox, other).exists());
+    }
+    // The refused one cannot act on the other's dir either.
+    for verb in ["stop", "cleanup"] {
+        let out = with_site(&[verb, "2.b.test.local"]);
+        assert_eq!(out.code, 2, "{verb}: {out:?}");
+    }
+    assert!(pid_alive(pid));
+    assert!(sandbox.path().join("runtime/shared/data").is_dir());
+    assert_eq!(with_site(&["stop", "1.a.test.local"]).code, 0);
+}
+
+#[test]
+fn runtime_path_into_the_state_dir_is_refused() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "state",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(
+        &site,
+        "return { runtime_path = function(svc) return '.copkg/services' end }\n",
+    )
+    .unwrap();
+    let out = run(sandbox
+        .copkg()
+        .arg("--site")
+        .arg(&site)
+        .args(["start", &package, SVC]));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: runtime_path of {SVC} is `.copkg/services`: `.copkg` at the top of the runtime root is copkg's own state dir\n"
+        )
+    );
+}
+
+#[test]
+fn unknown_services_are_no_such_service_with_suggestions() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "names",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
+    for verb in ["status", "stop", "clean-logs"] {
+        let out = run(sandbox.copkg().args([verb, "1.svc.tset.local"]));
+        assert_eq!(out.code, 11, "{verb}: {out:?}");
+        assert_eq!(
+            out.stderr,
+            format!("error: no such service: 1.svc.tset.local (did you mean {SVC}?)\n"),
+            "{verb}"
+        );
+    }
+    let out = run(sandbox.copkg().args(["stop", "9.zzz.other.cell"]));
+    assert_eq!(out.stderr, "error: no such service: 9.zzz.other.cell\n");
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+}
+
+#[test]
+fn one_corrupt_record_does_not_blind_status_or_clean_logs() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "corrupt",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    assert_eq!(start(&sandbox, &package, "1.a.test.local", &[]).code, 0);
+    assert_eq!(start(&sandbox, &package, "2.b.test.local", &[]).code, 0);
+    std::fs::write(record_path(&sandbox, "1.a.test.local"), "{not json").unwrap();
+    let out = run(sandbox.copkg().arg("status"));
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    assert!(
+        lines[0].starts_with("1.a.test.local\tbad-record\t-\t"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("2.b.test.local\trunning\t"),
+        "{}",
+        lines[1]
+    );
+    let pid = recorded_pid(&sandbox, "2.b.test.local");
+    assert_eq!(
+        run(sandbox.copkg().args(["stop", "2.b.test.local"])).code,
+        0
+    );
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)));
 }

@@ -11,7 +11,7 @@ pub fn run(ctx: &Context, args: &ServiceArgs) -> Result {
     let host = ctx.host()?;
     match lifecycle::cleanup(&ctx.settings, &host.policy(), &service, &notices(ctx))? {
         Cleanup::Removed(dir) => out(&format!("removed {}", dir.display()))?,
-        Cleanup::Absent(_) => out(&format!("{service} has no runtime dir"))?,
+        Cleanup::Absent => out(&format!("{service} has no runtime dir"))?,
     }
     Ok(())
 }

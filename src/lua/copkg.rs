@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use mlua::{Lua, Table, Value};
 
 use crate::platform::Platform;
-use crate::runtime::RecordedProcess;
 use crate::service::{SpawnSpec, spawn_detached};
+use crate::state::RecordedProcess;
 
 /// Processes spawned through `copkg.spawn` in this Lua state, in order.
 #[derive(Debug, Default)]

@@ -8,7 +8,7 @@ use crate::lifecycle::{
     LifecycleHook, LogCleanup, LogCleanupOptions, PolicyError, ServiceContext, SitePolicy,
 };
 use crate::platform::Platform;
-use crate::runtime::RecordedProcess;
+use crate::state::RecordedProcess;
 use crate::store::PackageLayout;
 
 /// Every hook a site script may override.

@@ -1,0 +1,361 @@
+//! copkg's own state of services: the registry of records (what copkg
+//! started, from which package, with which arguments, as which processes)
+//! and the per-service locks. It lives in `<runtime root>/.copkg/`, a dir
+//! only copkg's own user can write, never inside a runtime dir, which the
+//! service's account may rewrite at will (SECURITY.md F1).
+
+use std::io::{self, Read};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::exit::{Coded, ExitCode};
+use crate::lock::{FileLock, LockError, lock_exclusive};
+
+/// The state dir's name under the runtime root.
+pub const STATE_DIR: &str = ".copkg";
+/// Largest record read.
+const RECORD_LIMIT: u64 = 1 << 20;
+
+/// Why a state operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A file operation failed.
+    #[error("{action} {}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The state dir, or the runtime root above it, could be changed by
+    /// someone other than copkg's user.
+    #[error("{} is not safe for copkg's state: {reason}", path.display())]
+    Unsafe {
+        /// The dir.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A record is unreadable.
+    #[error("{} is corrupt: {reason}", path.display())]
+    BadRecord {
+        /// The record.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A service's lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+}
+
+impl Coded for StateError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            StateError::Unsafe { .. } => ExitCode::Usage,
+            StateError::Lock(source) => source.exit_code(),
+            StateError::Io { .. } | StateError::BadRecord { .. } => ExitCode::Failure,
+        }
+    }
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StateError + 'a {
+    move |source| StateError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// One process copkg started, identified beyond its pid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedProcess {
+    /// Its pid.
+    pub pid: i32,
+    /// Its start time in clock ticks since boot (field 22 of /proc/PID/stat).
+    pub start_time: u64,
+    /// Its process group.
+    pub pgrp: i32,
+}
+
+/// What copkg records about a service it started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRecord {
+    /// The service coordinate.
+    pub service: String,
+    /// The runtime dir, relative to the runtime root.
+    pub runtime_path: String,
+    /// The package coordinate, `group:artifact:version`.
+    pub package: String,
+    /// The package's install dir.
+    pub package_dir: PathBuf,
+    /// Arguments given to the start script.
+    pub args: Vec<String>,
+    /// Seconds since the Unix epoch.
+    pub started_at: u64,
+    /// The processes started.
+    pub processes: Vec<RecordedProcess>,
+    /// Seconds since the Unix epoch when copkg stopped it, if it did.
+    pub stopped_at: Option<u64>,
+}
+
+/// copkg's state dir under a runtime root.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    path: PathBuf,
+}
+
+impl StateDir {
+    /// Opens the state dir under `runtime_root`, making both where missing.
+    /// Refused when the runtime root or the state dir is a symlink, owned by
+    /// another user, or writable by group or others: whoever could change
+    /// them could forge what copkg believes it started.
+    pub fn open(runtime_root: &Path) -> Result<StateDir, StateError> {
+        let mut builder = std::fs::DirBuilder::new();
+        builder
+            .recursive(true)
+            .mode(0o755)
+            .create(runtime_root)
+            .map_err(io_err("cannot create the runtime root", runtime_root))?;
+        check_owned(runtime_root)?;
+        let path = runtime_root.join(STATE_DIR);
+        for dir in [path.clone(), path.join("services"), path.join("locks")] {
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err("cannot create", &dir)(e)),
+            }
+            check_owned(&dir)?;
+        }
+        Ok(StateDir { path })
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn record_path(&self, service: &str) -> PathBuf {
+        self.path.join("services").join(format!("{service}.json"))
+    }
+
+    /// Takes the lock that serializes start, stop and cleanup of `service`.
+    pub fn lock(
+        &self,
+        service: &str,
+        on_wait: &mut dyn FnMut(&Path),
+    ) -> Result<FileLock, StateError> {
+        let path = self.path.join("locks").join(format!("{service}.lock"));
+        Ok(lock_exclusive(&path, on_wait)?)
+    }
+
+    /// The record of `service`, if copkg has one.
+    pub fn read(&self, service: &str) -> Result<Option<ServiceRecord>, StateError> {
+        let path = self.record_path(service);
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("cannot read", &path)(e)),
+        };
+        let mut bytes = Vec::new();
+        file.take(RECORD_LIMIT + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io_err("cannot read", &path))?;
+        if bytes.len() as u64 > RECORD_LIMIT {
+            return Err(StateError::BadRecord {
+                path,
+                reason: format!("larger than {RECORD_LIMIT} bytes"),
+            });
+        }
+        let record: ServiceRecord =
+            serde_json::from_slice(&bytes).map_err(|e| StateError::BadRecord {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        if record.service != service {
+            return Err(StateError::BadRecord {
+                path,
+                reason: format!("it names service `{}`", record.service.escape_debug()),
+            });
+        }
+        Ok(Some(record))
+    }
+
+    /// Writes the record of a service atomically (renamed into place; not
+    /// fsynced: it describes processes, and none survives a power loss).
+    pub fn write(&self, record: &ServiceRecord) -> Result<(), StateError> {
+        use std::io::Write;
+        let path = self.record_path(&record.service);
+        let dir = self.path.join("services");
+        let json = serde_json::to_vec_pretty(record)
+            .map_err(|e| io_err("cannot write", &path)(e.into()))?;
+        let mut temp = tempfile::NamedTempFile::new_in(&dir)
+            .map_err(io_err("cannot create a temp file in", &dir))?;
+        temp.write_all(&json)
+            .map_err(io_err("cannot write", &path))?;
+        temp.persist(&path)
+            .map_err(|e| io_err("cannot write", &path)(e.error))?;
+        Ok(())
+    }
+
+    /// Removes the record of `service`; whether there was one.
+    pub fn remove(&self, service: &str) -> Result<bool, StateError> {
+        let path = self.record_path(service);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err("cannot remove", &path)(e)),
+        }
+    }
+
+    /// The names of every service with a record, sorted.
+    pub fn services(&self) -> Result<Vec<String>, StateError> {
+        let dir = self.path.join("services");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .map_err(io_err("cannot read", &dir))?
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                let service = name.strip_suffix(".json")?;
+                (!service.starts_with('.')).then(|| service.to_owned())
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+/// Refuses a dir that is a symlink, not owned by copkg's user (or root), or
+/// writable by group or others.
+fn check_owned(path: &Path) -> Result<(), StateError> {
+    let meta = std::fs::symlink_metadata(path).map_err(io_err("cannot inspect", path))?;
+    let unsafe_because = |reason: String| StateError::Unsafe {
+        path: path.to_owned(),
+        reason,
+    };
+    if meta.file_type().is_symlink() {
+        // The runtime root given may be reached through the administrator's
+        // links; only what copkg makes below it must not be one.
+        if path.file_name().is_some_and(|n| n == STATE_DIR)
+            || path
+                .parent()
+                .is_some_and(|p| p.file_name().is_some_and(|n| n == STATE_DIR))
+        {
+            return Err(unsafe_because("it is a symlink".to_owned()));
+        }
+        let target = std::fs::metadata(path).map_err(io_err("cannot inspect", path))?;
+        return check_meta(&target, unsafe_because);
+    }
+    if !meta.is_dir() {
+        return Err(unsafe_because("it is not a directory".to_owned()));
+    }
+    check_meta(&meta, unsafe_because)
+}
+
+fn check_meta(
+    meta: &std::fs::Metadata,
+    unsafe_because: impl Fn(String) -> StateError,
+) -> Result<(), StateError> {
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(unsafe_because(format!(
+            "owned by uid {}, not {me}",
+            meta.uid()
+        )));
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o022 != 0 {
+        return Err(unsafe_because(format!(
+            "writable by group or others (mode {:04o})",
+            mode & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(service: &str) -> ServiceRecord {
+        ServiceRecord {
+            service: service.into(),
+            runtime_path: service.into(),
+            package: "g:a:1".into(),
+            package_dir: "/p".into(),
+            args: vec!["--port=1".into()],
+            started_at: 5,
+            processes: vec![RecordedProcess {
+                pid: 10,
+                start_time: 20,
+                pgrp: 10,
+            }],
+            stopped_at: None,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_list() {
+        let root = tempfile::tempdir().unwrap();
+        let state = StateDir::open(&root.path().join("runtime")).unwrap();
+        assert_eq!(state.read("1.a.b.c").unwrap(), None);
+        state.write(&record("1.a.b.c")).unwrap();
+        state.write(&record("2.a.b.c")).unwrap();
+        assert_eq!(state.read("1.a.b.c").unwrap(), Some(record("1.a.b.c")));
+        assert_eq!(state.services().unwrap(), ["1.a.b.c", "2.a.b.c"]);
+        assert!(state.remove("1.a.b.c").unwrap());
+        assert!(!state.remove("1.a.b.c").unwrap());
+        assert_eq!(state.services().unwrap(), ["2.a.b.c"]);
+        let mode = std::fs::metadata(state.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_record_under_another_name_or_oversized_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let state = StateDir::open(root.path()).unwrap();
+        let path = state.path().join("services/1.a.b.c.json");
+        std::fs::write(&path, serde_json::to_vec(&record("9.x.y.z")).unwrap()).unwrap();
+        let err = state.read("1.a.b.c").unwrap_err().to_string();
+        assert!(
+            err.ends_with("is corrupt: it names service `9.x.y.z`"),
+            "{err}"
+        );
+        std::fs::write(&path, vec![b' '; RECORD_LIMIT as usize + 10]).unwrap();
+        let err = state.read("1.a.b.c").unwrap_err().to_string();
+        assert!(err.ends_with("larger than 1048576 bytes"), "{err}");
+    }
+
+    #[test]
+    fn unsafe_state_dirs_are_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let runtime = root.path().join("runtime");
+        StateDir::open(&runtime).unwrap();
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = StateDir::open(&runtime).unwrap_err();
+        assert_eq!(err.exit_code(), ExitCode::Usage);
+        assert!(
+            err.to_string()
+                .contains("writable by group or others (mode 0777)"),
+            "{err}"
+        );
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+        let state = runtime.join(STATE_DIR);
+        std::fs::rename(&state, root.path().join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(root.path().join("elsewhere"), &state).unwrap();
+        let err = StateDir::open(&runtime).unwrap_err().to_string();
+        assert!(
+            err.ends_with("is not safe for copkg's state: it is a symlink"),
+            "{err}"
+        );
+    }
+}
