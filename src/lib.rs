@@ -15,6 +15,7 @@ pub mod lua;
 pub mod pack;
 pub mod process;
 pub mod repo;
+pub mod rundir;
 pub mod runtime;
 pub mod service;
 pub mod settings;
