@@ -25,6 +25,13 @@ use nix::libc;
 use nix::sys::stat::{FileStat, Mode};
 use nix::unistd::UnlinkatFlags;
 
+/// How many dirs deep below a runtime dir [`remove_all`] descends; each
+/// level holds one descriptor open while it is emptied.
+const MAX_DEPTH: usize = 256;
+/// How often [`remove_all`] tries one entry again when it keeps changing
+/// under it (a dir swapped for a link, entries added while it is emptied).
+const REMOVE_ROUNDS: usize = 8;
+
 /// Set once openat2 is found missing (an old kernel, or a seccomp filter
 /// that refuses it), so later calls go straight to the component walk.
 static OPENAT2_UNAVAILABLE: AtomicBool = AtomicBool::new(false);
@@ -348,6 +355,106 @@ impl AsFd for RunDir {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+}
+
+/// Removes the runtime dir at `relative` below `root` and everything in it;
+/// `Ok(false)` when it is missing.
+///
+/// The dir is first renamed aside in its parent (to
+/// `.<name>.removing.<pid>`), so a half-deleted dir is never seen under the
+/// service's name; then the tree is deleted by descriptor (`openat` with
+/// `O_NOFOLLOW | O_DIRECTORY` into each dir, `unlinkat` in it), so a symlink
+/// planted anywhere in it, or a dir swapped for a symlink while this runs,
+/// is removed as a link and nothing outside is touched (a runtime dir that
+/// is itself a symlink: only the link is removed). `relative` is
+/// resolved as by [`RunDir::open`]. A tree nested more than 256 dirs deep is
+/// refused, and what is left of it stays under the aside name.
+pub fn remove_all(root: &Path, relative: &str) -> Result<bool, RunDirError> {
+    remove_all_with(root, relative, Resolve::preferred())
+}
+
+fn remove_all_with(root: &Path, relative: &str, resolve: Resolve) -> Result<bool, RunDirError> {
+    let path = join(root, relative);
+    if components(root, relative)?.is_empty() {
+        return Err(refused(
+            path,
+            "is the runtime root, not a runtime dir below it",
+        ));
+    }
+    let (parent_relative, name) = relative.rsplit_once('/').unwrap_or(("", relative));
+    let Some(root_fd) = open_root(root, None)? else {
+        return Ok(false);
+    };
+    let Some(parent) = open_below(root_fd.as_fd(), root, parent_relative, None, resolve)? else {
+        return Ok(false);
+    };
+    let aside = format!(".{name}.removing.{}", std::process::id());
+    let aside_path = join(root, parent_relative).join(&aside);
+    let mut stale_removed = false;
+    loop {
+        match nix::fcntl::renameat(&parent, name, &parent, aside.as_str()) {
+            Ok(()) => break,
+            Err(Errno::ENOENT) => return Ok(false),
+            // The aside name is taken, by what an earlier removal in a
+            // process of the same pid left: that goes first.
+            Err(Errno::EEXIST | Errno::ENOTEMPTY | Errno::ENOTDIR | Errno::EISDIR)
+                if !stale_removed =>
+            {
+                remove_tree(parent.as_fd(), OsStr::new(&aside), &aside_path, 0)?;
+                stale_removed = true;
+            }
+            Err(errno) => return Err(io_error("cannot move aside", path, errno)),
+        }
+    }
+    remove_tree(parent.as_fd(), OsStr::new(&aside), &aside_path, 0)?;
+    Ok(true)
+}
+
+/// Removes the entry `name` of the dir open as `parent` and, when it is a
+/// dir, everything in it, by descriptor. `path` names it in errors; `depth`
+/// is how many dirs below the removed runtime dir it lies.
+fn remove_tree(
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    path: &Path,
+    depth: usize,
+) -> Result<(), RunDirError> {
+    let mut last = Errno::EAGAIN;
+    for _ in 0..REMOVE_ROUNDS {
+        // Unlinked as a file first, which never follows a symlink; a dir
+        // answers EISDIR and is emptied through its own descriptor.
+        match nix::unistd::unlinkat(parent, name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => return Ok(()),
+            Err(Errno::EISDIR) => {}
+            Err(errno) => return Err(io_error("cannot remove", path.to_owned(), errno)),
+        }
+        if depth > MAX_DEPTH {
+            return Err(refused(
+                path.to_owned(),
+                format!("is nested more than {MAX_DEPTH} dirs deep"),
+            ));
+        }
+        let dir = match nix::fcntl::openat(parent, name, dir_flags(), Mode::empty()) {
+            Ok(dir) => dir,
+            Err(Errno::ENOENT) => return Ok(()),
+            // Swapped for a symlink or a file since: unlinked next round.
+            Err(errno @ (Errno::ENOTDIR | Errno::ELOOP)) => {
+                last = errno;
+                continue;
+            }
+            Err(errno) => return Err(io_error("cannot open", path.to_owned(), errno)),
+        };
+        for child in read_names(dir.as_fd(), path)? {
+            remove_tree(dir.as_fd(), &child, &path.join(&child), depth + 1)?;
+        }
+        match nix::unistd::unlinkat(parent, name, UnlinkatFlags::RemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => return Ok(()),
+            // Entries added meanwhile, or a swap: emptied again.
+            Err(errno @ (Errno::ENOTEMPTY | Errno::EEXIST | Errno::ENOTDIR)) => last = errno,
+            Err(errno) => return Err(io_error("cannot remove", path.to_owned(), errno)),
+        }
+    }
+    Err(io_error("cannot remove", path.to_owned(), last))
 }
 
 /// What an open is meant to find.
@@ -754,6 +861,7 @@ mod tests {
     enum Op {
         Open(&'static str),
         Create(&'static str),
+        RemoveAll(&'static str),
         Read(&'static str),
         Tail(&'static str),
         Append(&'static str),
@@ -771,6 +879,7 @@ mod tests {
             match self {
                 Op::Open(rel) => RunDir::open_with(&f.root, rel, None, resolve).map(drop),
                 Op::Create(rel) => RunDir::open_with(&f.root, rel, Some(0o755), resolve).map(drop),
+                Op::RemoveAll(rel) => remove_all_with(&f.root, rel, resolve).map(drop),
                 Op::Read(rel) => svc()?.read_file(rel, LIMIT).map(drop),
                 Op::Tail(rel) => svc()?.tail(rel, LIMIT).map(drop),
                 Op::Append(rel) => svc()?.open_append(rel, 0o644).map(drop),
@@ -875,6 +984,7 @@ mod tests {
                 Op::Open("trd/prod/idee/1"),
                 Op::Create("trd/prod/idee/1"),
                 Op::Create("trd/prod/idee/2"),
+                Op::RemoveAll("trd/prod/idee/1"),
             ],
             refused: "trd/prod",
         },
@@ -886,6 +996,7 @@ mod tests {
                 Op::Open("trd/prod/run"),
                 Op::Create("trd/prod/run"),
                 Op::Create("trd/prod/run/new"),
+                Op::RemoveAll("trd/prod/run"),
             ],
             refused: "trd/prod",
         },
@@ -1361,6 +1472,94 @@ mod tests {
     }
 
     #[test]
+    fn remove_all_deletes_by_descriptor_and_never_outside() {
+        for resolve in RESOLVERS {
+            let f = Fixture::new();
+            let svc = f.root.join("svc");
+            fs::create_dir_all(svc.join("data/x/y/z")).unwrap();
+            fs::write(svc.join("data/x/y/z/file"), "data").unwrap();
+            f.plant("svc/log/app", "");
+            f.plant("svc/data/x/y/z/out", "idee");
+            f.plant("svc/run/pid", "start.pid");
+            f.plant("svc/console/dangling", "nope");
+            f.plant("svc/etc/root", "/");
+            f.plant("svc/data/peer", "../../other");
+            nix::unistd::mkfifo(&svc.join("run/fifo"), Mode::from_bits_truncate(0o600)).unwrap();
+            drop(UnixListener::bind(svc.join("run/sock")).unwrap());
+            let before = f.untouchable();
+            let root = f.root.clone();
+            let (f, removed) = within("remove_all", move || {
+                let removed = remove_all_with(&root, "svc", resolve);
+                (f, removed)
+            });
+            assert!(removed.unwrap(), "{resolve:?}");
+            assert_eq!(
+                names_in(&f.root),
+                ["other"],
+                "{resolve:?}: left {:?}",
+                names_in(&f.root)
+            );
+            assert_eq!(
+                f.untouchable(),
+                before,
+                "{resolve:?}: something outside changed"
+            );
+            assert!(!remove_all_with(&f.root, "svc", resolve).unwrap());
+            assert!(!remove_all_with(&f.root, "missing/svc", resolve).unwrap());
+            assert!(!remove_all_with(&f.root.join("missing"), "svc", resolve).unwrap());
+        }
+    }
+
+    #[test]
+    fn remove_all_of_a_linked_runtime_dir_removes_only_the_link() {
+        for resolve in RESOLVERS {
+            let f = Fixture::new();
+            f.plant("svc", "");
+            let before = f.untouchable();
+            assert!(remove_all_with(&f.root, "svc", resolve).unwrap());
+            assert_eq!(names_in(&f.root), ["other"], "{resolve:?}");
+            assert_eq!(f.untouchable(), before, "{resolve:?}");
+        }
+    }
+
+    #[test]
+    fn remove_all_moves_the_dir_aside_past_a_stale_aside_dir() {
+        let f = Fixture::new();
+        let aside = f.root.join(format!(".svc.removing.{}", std::process::id()));
+        fs::create_dir_all(aside.join("junk")).unwrap();
+        fs::write(aside.join("junk/file"), "old").unwrap();
+        assert!(remove_all(&f.root, "svc").unwrap());
+        assert_eq!(names_in(&f.root), ["other"]);
+    }
+
+    #[test]
+    fn remove_all_refuses_trees_nested_deeper_than_the_limit() {
+        for (depth, removed) in [(MAX_DEPTH, true), (MAX_DEPTH + 1, false)] {
+            let f = Fixture::new();
+            let deep = f.root.join("svc").join(vec!["d"; depth].join("/"));
+            fs::create_dir_all(&deep).unwrap();
+            let result = remove_all(&f.root, "svc");
+            if removed {
+                assert!(result.unwrap(), "{depth}");
+                assert_eq!(names_in(&f.root), ["other"]);
+            } else {
+                let aside = f.root.join(format!(".svc.removing.{}", std::process::id()));
+                let path = aside.join(vec!["d"; depth].join("/"));
+                assert_refused(
+                    result,
+                    &path,
+                    "is nested more than 256 dirs deep",
+                    "too deep",
+                );
+                assert!(
+                    !f.root.join("svc").exists(),
+                    "the half-removed dir is seen under its name"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn relative_paths_that_are_not_plain_are_refused_before_anything_is_touched() {
         let f = Fixture::new();
         let svc = f.svc(Resolve::Openat2);
@@ -1383,6 +1582,7 @@ mod tests {
                 reason,
                 relative,
             );
+            assert_refused(remove_all(&f.root, relative), &at_root, reason, relative);
             let in_svc = join(&f.root.join("svc"), relative);
             assert_refused(svc.subdir(relative), &in_svc, reason, relative);
             assert_refused(svc.read_file(relative, LIMIT), &in_svc, reason, relative);
@@ -1396,6 +1596,12 @@ mod tests {
             );
         }
         assert_eq!(snapshot(f.root.parent().unwrap()), before);
+        assert_refused(
+            remove_all(&f.root, ""),
+            &f.root,
+            "is the runtime root",
+            "empty",
+        );
         let svc_path = f.root.join("svc");
         assert_refused(
             svc.read_file("", LIMIT),
