@@ -213,7 +213,8 @@ impl RunDir {
     /// `Ok(None)` when it does not exist. A file over `limit` bytes is
     /// refused: at most `limit + 1` bytes are read, whatever its size claims.
     /// Anything but a regular file (a symlink, FIFO, socket, device or dir)
-    /// is refused without being read, and without blocking.
+    /// is refused without being read, and without blocking; so is a file
+    /// with more than one hard link.
     pub fn read_file(&self, relative: &str, limit: u64) -> Result<Option<Vec<u8>>, RunDirError> {
         let Some((file, _, path)) = self.open_regular(relative, OFlag::O_RDONLY, 0)? else {
             return Ok(None);
@@ -259,7 +260,8 @@ impl RunDir {
     /// Opens the regular file at `relative` for appending (the service's
     /// `console/stdout.log`), creating it with `mode` (less the umask) when
     /// missing; its dir must exist. A symlink there is refused, never
-    /// followed nor created through, and so is anything but a regular file.
+    /// followed nor created through, and so is anything but a regular file,
+    /// or a file with more than one hard link.
     /// The returned file blocks as usual (`O_NONBLOCK` is cleared once its
     /// type is checked).
     pub fn open_append(&self, relative: &str, mode: u32) -> Result<File, RunDirError> {
@@ -327,7 +329,8 @@ impl RunDir {
 
     /// Opens the file at `relative` with `flags` plus `O_NOFOLLOW |
     /// O_NONBLOCK | O_CLOEXEC | O_NOCTTY`, and checks on the descriptor that
-    /// it is a regular file. `Ok(None)` when it or its dir is missing.
+    /// it is a regular file with no other hard link. `Ok(None)` when it or
+    /// its dir is missing.
     fn open_regular(
         &self,
         relative: &str,
@@ -347,6 +350,17 @@ impl RunDir {
             Err(errno) => return Err(open_failure(parent.as_fd(), name, Want::File, path, errno)),
         };
         let stat = check_type(&fd, Want::File, &path)?;
+        // A second name may be a file from outside linked in (possible where
+        // fs.protected_hardlinks is off): neither read nor appended to.
+        if stat.st_nlink > 1 {
+            return Err(refused(
+                path,
+                format!(
+                    "has {} hard links, so it may be a file from outside the runtime dir",
+                    stat.st_nlink
+                ),
+            ));
+        }
         Ok(Some((File::from(fd), stat, path)))
     }
 }
@@ -1204,6 +1218,26 @@ mod tests {
                 assert_refused(result, &path, reason, &what);
             }
         }
+    }
+
+    #[test]
+    fn a_file_hard_linked_from_outside_is_neither_read_nor_appended_to() {
+        let f = Fixture::new();
+        fs::remove_file(f.root.join("svc/run/start.pid")).unwrap();
+        fs::hard_link(f.outside.join("secret"), f.root.join("svc/run/start.pid")).unwrap();
+        let before = f.untouchable();
+        let svc = f.svc(Resolve::Openat2);
+        let path = f.root.join("svc/run/start.pid");
+        let reason = "has 2 hard links";
+        assert_refused(svc.read_file("run/start.pid", LIMIT), &path, reason, "read");
+        assert_refused(svc.tail("run/start.pid", LIMIT), &path, reason, "tail");
+        assert_refused(
+            svc.open_append("run/start.pid", 0o644),
+            &path,
+            reason,
+            "append",
+        );
+        assert_eq!(f.untouchable(), before);
     }
 
     #[test]
