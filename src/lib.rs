@@ -17,6 +17,7 @@ pub mod pack;
 pub mod platform;
 pub mod process;
 pub mod repo;
+pub mod rundir;
 pub mod runtime;
 pub mod service;
 pub mod settings;
