@@ -25,6 +25,8 @@ use nix::libc;
 use nix::sys::stat::{FileStat, Mode};
 use nix::unistd::UnlinkatFlags;
 
+use crate::exit::{Coded, ExitCode};
+
 /// How many dirs deep below a runtime dir [`remove_all`] descends; each
 /// level holds one descriptor open while it is emptied.
 const MAX_DEPTH: usize = 256;
@@ -59,6 +61,14 @@ pub enum RunDirError {
         /// Why, completing "it …": `is a symlink`.
         reason: String,
     },
+}
+
+impl Coded for RunDirError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            RunDirError::Io { .. } | RunDirError::Refused { .. } => ExitCode::Failure,
+        }
+    }
 }
 
 /// How a relative path below a directory descriptor is resolved.

@@ -4,17 +4,18 @@
 //! its own records and locks elsewhere (`state.rs`).
 
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::exit::{Coded, ExitCode};
+use crate::rundir::{self, FileKind, RunDir, RunDirError};
 
 /// The subdirectories every runtime dir has.
 pub const SUBDIRS: [&str; 5] = ["log", "etc", "console", "data", "run"];
 /// The pid file the service's start script writes, inside the runtime dir.
 pub const PIDFILE: &str = "run/start.pid";
 /// Largest pid file read.
-const PIDFILE_LIMIT: u64 = 4096;
+const PIDFILE_LIMIT: u64 = 64 * 1024;
 
 /// Why a runtime-dir operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,9 @@ pub enum RuntimeError {
         #[source]
         source: io::Error,
     },
+    /// A file in the runtime dir was refused (a link, a FIFO, too large).
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
     /// The pid file may have been written by someone else, or is malformed.
     #[error("{} is not trusted: {reason}", path.display())]
     UntrustedPidfile {
@@ -44,6 +48,7 @@ impl Coded for RuntimeError {
     fn exit_code(&self) -> ExitCode {
         match self {
             RuntimeError::UntrustedPidfile { .. } => ExitCode::ScriptFailed,
+            RuntimeError::RunDir(source) => source.exit_code(),
             RuntimeError::Io { .. } => ExitCode::Failure,
         }
     }
@@ -86,58 +91,63 @@ impl RuntimeDir {
         &self.path
     }
 
-    /// Whether it exists.
-    pub fn exists(&self) -> bool {
-        self.path.is_dir()
+    /// The dir itself, opened without following any link below the runtime
+    /// root; `None` when it does not exist.
+    fn open(&self) -> Result<Option<RunDir>, RuntimeError> {
+        Ok(RunDir::open(&self.root, &self.relative, None)?)
     }
 
-    /// Creates the dir and its subdirectories (mode 0755) where missing.
+    /// Whether it exists (as a real directory, reached through no link).
+    pub fn exists(&self) -> bool {
+        matches!(self.open(), Ok(Some(_)))
+    }
+
+    /// Creates the dir and its subdirectories (mode 0755) where missing,
+    /// refusing any link in the way.
     pub fn prepare(&self) -> Result<(), RuntimeError> {
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true).mode(0o755);
-        builder
-            .create(&self.path)
-            .map_err(io_err("cannot create runtime dir", &self.path))?;
-        for sub in SUBDIRS {
-            let dir = self.path.join(sub);
-            builder
-                .create(&dir)
-                .map_err(io_err("cannot create", &dir))?;
-        }
+        let dir = RunDir::open(&self.root, &self.relative, Some(0o755))?.ok_or_else(|| {
+            io_err("cannot create runtime dir", &self.path)(io::ErrorKind::NotFound.into())
+        })?;
+        dir.ensure_subdirs(&SUBDIRS, 0o755)?;
         Ok(())
     }
 
     /// The pids in `run/start.pid` (one a line), or `None` when there is no
-    /// pid file. A pid file that is a symlink, writable by group or others,
-    /// or owned by another user (not root) is not trusted.
+    /// pid file. A pid file that is not a regular file, is a link, is
+    /// writable by group or others, or is owned by another user (not root)
+    /// is not trusted.
     pub fn read_pidfile(&self) -> Result<Option<Vec<i32>>, RuntimeError> {
         let path = self.path.join(PIDFILE);
-        let meta = match std::fs::symlink_metadata(&path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err("cannot inspect", &path)(e)),
-        };
         let untrusted = |reason: String| RuntimeError::UntrustedPidfile {
             path: path.clone(),
             reason,
         };
-        if !meta.file_type().is_file() {
+        let Some(dir) = self.open()? else {
+            return Ok(None);
+        };
+        let Some(entry) = dir.list("run")?.into_iter().find(|e| e.name == "start.pid") else {
+            return Ok(None);
+        };
+        if entry.kind != FileKind::File {
             return Err(untrusted("not a regular file".to_owned()));
         }
-        if meta.permissions().mode() & 0o022 != 0 {
+        if entry.mode & 0o022 != 0 {
             return Err(untrusted(format!(
                 "writable by group or others (mode {:04o})",
-                meta.permissions().mode() & 0o7777
+                entry.mode
             )));
         }
         let me = nix::unistd::geteuid().as_raw();
-        if meta.uid() != me && meta.uid() != 0 {
-            return Err(untrusted(format!("owned by uid {}, not {me}", meta.uid())));
+        if entry.uid != me && entry.uid != 0 {
+            return Err(untrusted(format!("owned by uid {}, not {me}", entry.uid)));
         }
-        if meta.len() > PIDFILE_LIMIT {
-            return Err(untrusted(format!("larger than {PIDFILE_LIMIT} bytes")));
-        }
-        let text = std::fs::read_to_string(&path).map_err(io_err("cannot read", &path))?;
+        let bytes = match dir.read_file(PIDFILE, PIDFILE_LIMIT) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(None),
+            Err(RunDirError::Refused { reason, .. }) => return Err(untrusted(reason)),
+            Err(err) => return Err(err.into()),
+        };
+        let text = String::from_utf8_lossy(&bytes);
         let mut pids = Vec::new();
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
             match line.parse::<i32>() {
@@ -148,43 +158,50 @@ impl RuntimeDir {
         Ok(Some(pids))
     }
 
-    /// Removes `run/start.pid` if present.
+    /// Removes `run/start.pid` if present (a link there is removed, never
+    /// what it points at).
     pub fn clear_pidfile(&self) -> Result<(), RuntimeError> {
-        let path = self.path.join(PIDFILE);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err("cannot remove", &path)(e)),
+        if let Some(dir) = self.open()? {
+            match dir.remove_file(PIDFILE) {
+                Ok(_) => {}
+                // No run/ (or a non-dir there): no pid file of ours to clear.
+                Err(RunDirError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                }
+                Err(err) => return Err(err.into()),
+            }
         }
+        Ok(())
     }
 
     /// Removes the whole runtime dir: renamed aside first, so a half-deleted
-    /// dir is never seen under the service's name.
+    /// dir is never seen under the service's name, then deleted by
+    /// descriptor, so no link in it is ever followed.
     pub fn remove(&self) -> Result<(), RuntimeError> {
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let aside = self
-            .path
-            .with_file_name(format!(".{name}.removing.{}", std::process::id()));
-        std::fs::rename(&self.path, &aside).map_err(io_err("cannot move aside", &self.path))?;
-        std::fs::remove_dir_all(&aside).map_err(io_err("cannot remove", &aside))
+        rundir::remove_all(&self.root, &self.relative)?;
+        Ok(())
     }
 
-    /// The last `limit` bytes of each file in `console/`, for reports.
+    /// The last `limit` bytes of each regular file in `console/`, for
+    /// reports; control characters the service wrote are escaped. Anything
+    /// but a regular file (a link, a FIFO) is skipped, never opened.
     pub fn console_tail(&self, limit: u64) -> String {
-        let dir = self.path.join("console");
-        let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map(|entries| entries.filter_map(|e| Some(e.ok()?.path())).collect())
-            .unwrap_or_default();
-        names.sort();
+        let Ok(Some(dir)) = self.open() else {
+            return String::new();
+        };
+        let entries = dir.list("console").unwrap_or_default();
         let mut out = String::new();
-        for path in names {
-            let text = tail_of_file(&path, limit);
+        for entry in entries.iter().filter(|e| e.kind == FileKind::File) {
+            let relative = format!("console/{}", entry.name.to_string_lossy());
+            let Ok(Some(bytes)) = dir.tail(&relative, limit) else {
+                continue;
+            };
+            let text = escape_controls(&String::from_utf8_lossy(&bytes));
             if !text.trim().is_empty() {
-                out.push_str(&format!("--- {} ---\n{}", path.display(), text));
+                out.push_str(&format!(
+                    "--- {} ---\n{}",
+                    escape_controls(&self.path.join(&relative).display().to_string()),
+                    text
+                ));
                 if !text.ends_with('\n') {
                     out.push('\n');
                 }
@@ -194,17 +211,18 @@ impl RuntimeDir {
     }
 }
 
-/// The last `limit` bytes of a file, lossily decoded.
-pub fn tail_of_file(path: &Path, limit: u64) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return String::new();
-    };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = file.seek(SeekFrom::Start(len.saturating_sub(limit)));
-    let mut bytes = Vec::new();
-    let _ = file.take(limit).read_to_end(&mut bytes);
-    String::from_utf8_lossy(&bytes).into_owned()
+/// Text a service wrote, safe to print: control characters other than
+/// newline and tab are escaped, so no escape sequence reaches a terminal.
+pub fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Writes `bytes` to a temp file beside `path`, syncs it, and renames it over `path`.
@@ -266,11 +284,7 @@ mod tests {
         }
         std::fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", &path).unwrap();
-        assert!(
-            dir.read_pidfile()
-                .unwrap_err()
-                .to_string()
-                .contains("not a regular file")
-        );
+        let err = dir.read_pidfile().unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
     }
 }

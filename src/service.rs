@@ -173,12 +173,30 @@ pub fn spawn_detached(spec: &SpawnSpec) -> Result<RecordedProcess, ServiceError>
         program: spec.program.clone(),
         source,
     };
-    let open = |path: &Path| {
-        std::fs::OpenOptions::new()
+    // The console files are the service's: never through a final link,
+    // never a FIFO that would block, only a regular file.
+    let open = |path: &Path| -> io::Result<std::fs::File> {
+        if path == Path::new("/dev/null") {
+            return std::fs::OpenOptions::new().append(true).open(path);
+        }
+        let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o644)
-            .open(path)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+            .open(path)?;
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::other(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
+        }
+        nix::fcntl::fcntl(
+            &file,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_APPEND),
+        )
+        .map_err(io::Error::from)?;
+        Ok(file)
     };
     let stdout = open(&spec.stdout).map_err(spawn_err)?;
     let stderr = open(&spec.stderr).map_err(spawn_err)?;

@@ -1229,3 +1229,112 @@ fn one_corrupt_record_does_not_blind_status_or_clean_logs() {
     );
     assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)));
 }
+
+/// Makes `runtime/<service>` with the usual subdirs, as a service's account
+/// could leave it, and returns it.
+fn planted_runtime(sandbox: &Sandbox, service: &str) -> PathBuf {
+    let dir = runtime_dir(sandbox, service);
+    for sub in ["log", "etc", "console", "data", "run"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn f2_links_planted_in_the_runtime_dir_are_never_followed() {
+    let sandbox = Sandbox::new();
+    let outside = sandbox.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("start.pid"), "1\n").unwrap();
+    let lua = install_package(
+        &sandbox,
+        "links",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+
+    // run/ swapped for a link to another dir: start refuses it and touches
+    // nothing there (it would clear start.pid and write through it).
+    let dir = planted_runtime(&sandbox, "1.a.test.local");
+    std::fs::remove_dir(dir.join("run")).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("run")).unwrap();
+    let out = start(&sandbox, &lua, "1.a.test.local", &[]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("refusing {}", dir.join("run").display())),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.join("start.pid")).unwrap(),
+        "1\n"
+    );
+
+    // console/stdout.log linked to a path outside: the service's output is
+    // not appended there, and the file is not created.
+    let dir = planted_runtime(&sandbox, "2.b.test.local");
+    let target = outside.join("created-by-root.log");
+    std::os::unix::fs::symlink(&target, dir.join("console/stdout.log")).unwrap();
+    let out = start(&sandbox, &lua, "2.b.test.local", &[]);
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(!target.exists(), "root created a file through a link");
+    assert!(!record_path(&sandbox, "2.b.test.local").exists());
+
+    // The runtime dir itself a link (to another service's dir): refused.
+    let other = planted_runtime(&sandbox, "3.c.test.local");
+    std::os::unix::fs::symlink(&other, runtime_dir(&sandbox, "4.d.test.local")).unwrap();
+    let out = start(&sandbox, &lua, "4.d.test.local", &[]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(std::fs::read_dir(other.join("run")).unwrap().count(), 0);
+}
+
+#[test]
+fn f2_f4_a_failed_start_reads_no_link_and_no_fifo_in_console() {
+    let sandbox = Sandbox::new();
+    let secret = sandbox.path().join("secret");
+    std::fs::write(&secret, "TOPSECRET\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A start script that writes no pid file, after planting a link to a
+    // root-only file and a FIFO in console/ (as the account could).
+    let script = format!(
+        "#!/bin/sh\nln -s {} \"$COPKG_RUNTIME_DIR/console/leak.log\"\nmkfifo \"$COPKG_RUNTIME_DIR/console/hang.log\"\necho 'real output' > \"$COPKG_RUNTIME_DIR/console/stdout.log\"\n",
+        secret.display()
+    );
+    let package = install_package(&sandbox, "leak", &[("script.d/start.py", &script, 0o755)]);
+    let started = Instant::now();
+    let out = start(&sandbox, &package, SVC, &[]);
+    assert!(started.elapsed() < Duration::from_secs(30), "start hung");
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(out.stderr.contains("real output"), "{}", out.stderr);
+    assert!(!out.stderr.contains("TOPSECRET"), "{}", out.stderr);
+}
+
+#[test]
+fn f3_cleanup_never_follows_a_link_out_of_the_runtime_dir() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "clean",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
+    let pid = recorded_pid(&sandbox, SVC);
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)));
+    let outside = sandbox.path().join("outside");
+    std::fs::create_dir_all(outside.join("deep")).unwrap();
+    std::fs::write(outside.join("deep/keep"), "keep").unwrap();
+    let dir = runtime_dir(&sandbox, SVC);
+    std::os::unix::fs::symlink(&outside, dir.join("log/archive")).unwrap();
+    std::os::unix::fs::symlink(outside.join("deep/keep"), dir.join("data/keep")).unwrap();
+    let out = run(sandbox.copkg().args(["cleanup", SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!dir.exists());
+    assert_eq!(
+        std::fs::read_to_string(outside.join("deep/keep")).unwrap(),
+        "keep"
+    );
+    assert!(!record_path(&sandbox, SVC).exists());
+    let out = run(sandbox.copkg().args(["status", SVC]));
+    assert_eq!(out.code, 11, "{out:?}");
+}
