@@ -105,6 +105,9 @@ pub enum Command {
     Run(RunArgs),
     /// Load the site script and show which hooks it overrides.
     Site,
+    /// Internal: runs a Lua hook as a service's account (copkg starts it).
+    #[command(name = "__lua-hook", hide = true)]
+    LuaHook,
 }
 
 /// `copkg run`.

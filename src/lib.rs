@@ -5,6 +5,7 @@
 //! modules ([`coordinate`], [`repo`], [`extract`], [`store`], [`pack`]),
 //! which never print.
 
+pub mod account;
 pub mod cli;
 pub mod commands;
 pub mod coordinate;

@@ -10,6 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::account::Account;
 use crate::coordinate::{PackageCoordinate, ServiceCoordinate};
 use crate::exit::{Coded, ExitCode};
 use crate::platform::Platform;
@@ -106,7 +107,7 @@ pub struct ServiceContext {
 }
 
 /// What the `clean_logs` hook did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogCleanup {
     /// Files compressed.
     pub compressed: u64,
@@ -118,7 +119,7 @@ pub struct LogCleanup {
 
 /// The options of the `clean_logs` hook as the config file sets them; an
 /// option left unset is the hook's to default (see lua/policy.lua).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LogCleanupOptions {
     /// Compress plain logs older than this many days.
     pub compress_after_days: Option<f64>,
@@ -141,11 +142,13 @@ pub trait SitePolicy {
         hook: LifecycleHook,
         context: &ServiceContext,
     ) -> Result<(), PolicyError>;
-    /// Cleans a service's log/ dir.
+    /// Cleans a service's log/ dir; as `account` when given (the dir is
+    /// another user's and copkg runs as root), in a process of its own.
     fn clean_logs(
         &self,
         context: &ServiceContext,
         options: &LogCleanupOptions,
+        account: Option<&Account>,
     ) -> Result<LogCleanup, PolicyError>;
     /// Runs a package's `start.lua`/`stop.lua` with the service context and
     /// returns the processes it spawned.
@@ -941,8 +944,14 @@ pub fn clean_logs(
     let Known { runtime, record } = find(settings, &state, policy, service)?;
     let mut context = context_from_record(service, &runtime, record.as_ref());
     context.open_files = record.as_ref().map(service::open_files).unwrap_or_default();
+    // Files the service's account owns are handled with its privileges,
+    // as logrotate's `su` does, never root's.
+    let account = runtime
+        .owner_of("log")?
+        .map(|(uid, gid)| Account::from_ids(uid, gid))
+        .filter(Account::needs_switch);
     let done = policy
-        .clean_logs(&context, &settings.log_cleanup)
+        .clean_logs(&context, &settings.log_cleanup, account.as_ref())
         .map_err(|source| LifecycleError::CleanLogs {
             service: service.to_string(),
             source,

@@ -191,6 +191,13 @@ impl RunDir {
         &self.path
     }
 
+    /// Its owner and group, from `fstat` on its descriptor.
+    pub fn owner(&self) -> Result<(u32, u32), RunDirError> {
+        let stat = nix::sys::stat::fstat(&self.fd)
+            .map_err(|errno| io_error("cannot inspect", self.path.clone(), errno))?;
+        Ok((stat.st_uid, stat.st_gid))
+    }
+
     /// Makes each subdir in `names` that is missing (with `mode`, less the
     /// umask), and checks that every one is a real directory, not a link.
     pub fn ensure_subdirs(&self, names: &[&str], mode: u32) -> Result<(), RunDirError> {

@@ -102,6 +102,17 @@ impl RuntimeDir {
         matches!(self.open(), Ok(Some(_)))
     }
 
+    /// The owner and group of a subdir (`log`), when it exists.
+    pub fn owner_of(&self, subdir: &str) -> Result<Option<(u32, u32)>, RuntimeError> {
+        let Some(dir) = self.open()? else {
+            return Ok(None);
+        };
+        match dir.subdir(subdir)? {
+            Some(sub) => Ok(Some(sub.owner()?)),
+            None => Ok(None),
+        }
+    }
+
     /// Creates the dir and its subdirectories (mode 0755) where missing,
     /// refusing any link in the way.
     pub fn prepare(&self) -> Result<(), RuntimeError> {

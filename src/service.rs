@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde::Serialize;
 
+use crate::account::Account;
 use crate::exit::{Coded, ExitCode};
 use crate::process::{self, Signalled};
 use crate::runtime::{RuntimeDir, RuntimeError};
@@ -390,6 +391,143 @@ pub fn run_script(run: &ScriptRun) -> Result<String, ServiceError> {
         script: run.program.clone(),
         outcome,
         output,
+    })
+}
+
+/// How to run a helper process of copkg's own (such as a Lua hook run as
+/// a service's account): a clean environment, input on stdin, stdout kept
+/// up to a limit, the tail of stderr kept, killed with its process group
+/// when it overruns its time.
+#[derive(Debug, Clone)]
+pub struct CapturedRun {
+    /// The program.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// Its whole environment (nothing of copkg's own is passed on).
+    pub env: Vec<(OsString, OsString)>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// The account to run as, when copkg must switch to it.
+    pub account: Option<Account>,
+    /// What it reads on stdin.
+    pub stdin: Vec<u8>,
+    /// How long it may run.
+    pub timeout: Duration,
+    /// Most bytes of stdout kept; more is an error.
+    pub stdout_limit: usize,
+}
+
+/// What a [`CapturedRun`] printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captured {
+    /// Whether it exited 0.
+    pub success: bool,
+    /// Its stdout.
+    pub stdout: Vec<u8>,
+    /// The tail of its stderr.
+    pub stderr: String,
+}
+
+/// Runs a helper process to completion; see [`CapturedRun`]. A timeout or
+/// an stdout over the limit is an error; a non-zero exit is reported in
+/// [`Captured::success`] with what it printed.
+pub fn run_captured(run: &CapturedRun) -> Result<Captured, ServiceError> {
+    let spawn_err = |source| ServiceError::Spawn {
+        program: run.program.clone(),
+        source,
+    };
+    let mut command = Command::new(&run.program);
+    command
+        .args(&run.args)
+        .env_clear()
+        .envs(run.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&run.cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if let Some(account) = &run.account {
+        // std drops the supplementary groups (setgroups) before setuid.
+        command.uid(account.uid).gid(account.gid);
+    }
+    // SAFETY: the hook only marks descriptors close-on-exec (async-signal-safe).
+    unsafe {
+        command.pre_exec(|| {
+            mark_inherited_fds_cloexec();
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(spawn_err)?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let input = run.stdin.clone();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(&input);
+    });
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let limit = run.stdout_limit;
+    let out_reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = (&mut stdout).take(limit as u64 + 1).read_to_end(&mut bytes);
+        // Drain the rest so the child never blocks on a full pipe.
+        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        bytes
+    });
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let err_reader = std::thread::spawn(move || {
+        let mut tail = Tail {
+            limit: 16 * 1024,
+            ..Tail::default()
+        };
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            tail.push(&buf[..n]);
+        }
+        tail.text()
+    });
+    let deadline = Instant::now() + run.timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(spawn_err)? {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                Signal::SIGKILL,
+            );
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let _ = writer.join();
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    let Some(status) = status else {
+        return Err(ServiceError::Script {
+            script: run.program.clone(),
+            outcome: format!(
+                "did not finish within {} s and was killed",
+                run.timeout.as_secs_f64()
+            ),
+            output: stderr,
+        });
+    };
+    if stdout.len() > run.stdout_limit {
+        return Err(ServiceError::Script {
+            script: run.program.clone(),
+            outcome: format!("printed more than {} bytes", run.stdout_limit),
+            output: stderr,
+        });
+    }
+    Ok(Captured {
+        success: status.success(),
+        stdout,
+        stderr,
     })
 }
 

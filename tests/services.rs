@@ -1338,3 +1338,69 @@ fn f3_cleanup_never_follows_a_link_out_of_the_runtime_dir() {
     let out = run(sandbox.copkg().args(["status", SVC]));
     assert_eq!(out.code, 11, "{out:?}");
 }
+
+#[test]
+fn f5_f7_clean_logs_of_an_accounts_dir_runs_as_the_account_with_a_clean_environment() {
+    let sandbox = Sandbox::new();
+    // The account must reach its runtime dir through the sandbox.
+    std::fs::set_permissions(sandbox.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let package = install_package(
+        &sandbox,
+        "acct",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
+    let log = runtime_dir(&sandbox, SVC).join("log");
+    std::fs::write(log.join("old.log"), "x".repeat(1000)).unwrap();
+    let when = std::time::SystemTime::now() - Duration::from_secs(3 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(log.join("old.log"))
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+    let nobody = Some(nix::unistd::Uid::from_raw(65534));
+    let nogroup = Some(nix::unistd::Gid::from_raw(65534));
+    for path in [log.clone(), log.join("old.log")] {
+        nix::unistd::chown(&path, nobody, nogroup).unwrap();
+    }
+    // The site's hook says who it runs as and what it sees of copkg's environment.
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(
+        &site,
+        r#"local default = require("copkg.policy")
+return {
+  clean_logs = function(ctx, options)
+    local id = io.popen("id -u"):read("l")
+    local seen = id .. " " .. tostring(os.getenv("COPKG_REPO")) .. " " .. tostring(os.getenv("HOME"))
+    copkg.write_file(ctx.runtime_dir .. "/log/seen", seen)
+    return default.clean_logs(ctx, options)
+  end,
+}
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&site, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = run(sandbox
+        .copkg()
+        .env("COPKG_REPO", "https://user:secret@repo.invalid/")
+        .arg("--site")
+        .arg(&site)
+        .args(["clean-logs", SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .starts_with(&format!("{SVC}: compressed 1, deleted 0,")),
+        "{}",
+        out.stdout
+    );
+    let seen = std::fs::read_to_string(log.join("seen")).unwrap();
+    assert!(seen.starts_with("65534 nil "), "{seen}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(log.join("old.log.gz")).unwrap().uid(),
+        65534
+    );
+    assert!(!log.join("old.log").exists());
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+}

@@ -115,6 +115,10 @@ pub fn layouts(host: &Host, coordinates: &[PackageCoordinate]) -> Result<Vec<Pac
 
 /// Runs the command the user asked for.
 pub fn run(cli: Cli) -> Result {
+    // The hook child runs as a service's account, with no config of copkg's.
+    if let Command::LuaHook = cli.command {
+        return lua_hook();
+    }
     let settings = Settings::resolve(&cli.global)?;
     let ctx = Context { settings };
     match &cli.command {
@@ -130,7 +134,25 @@ pub fn run(cli: Cli) -> Result {
         Command::Run(args) => run::run(&ctx, args),
         Command::CleanLogs(args) => clean_logs::run(&ctx, args),
         Command::Site => site::run(&ctx),
+        Command::LuaHook => lua_hook(),
     }
+}
+
+/// `copkg __lua-hook`: a hook request on stdin, its answer on stdout.
+fn lua_hook() -> Result {
+    use std::io::Read;
+    let mut input = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(crate::lua::REQUEST_LIMIT)
+        .read_to_end(&mut input)
+        .map_err(|source| Error::Io {
+            action: "cannot read the hook request",
+            source,
+        })?;
+    let answer = crate::lua::serve_hook(&input);
+    std::io::stdout().lock().write_all(&answer)?;
+    Ok(())
 }
 
 /// A usage error.

@@ -1,12 +1,14 @@
 //! The embedded Lua 5.4 host: one state per command, the built-in default
 //! policy from `lua/`, and the optional site script that overrides its hooks.
 
+mod child;
 mod copkg;
 mod fs;
 mod policy;
 mod service;
 mod store;
 
+pub use child::{REQUEST_LIMIT, serve as serve_hook};
 pub use copkg::Spawned;
 pub use policy::{HOOKS, Policy};
 
@@ -157,10 +159,19 @@ impl Host {
     /// A state with the default policy, overridden by `site` when given;
     /// a site script that cannot be loaded is refused ([`LuaError::Site`]).
     pub fn new(site: Option<&Path>) -> Result<Self, LuaError> {
+        let source = site
+            .map(child::SiteSource::read)
+            .transpose()
+            .map_err(|err| LuaError::Site(Box::new(err)))?;
+        Self::from_source(source)
+    }
+
+    /// A state with the default policy, overridden by a site script's source.
+    pub(crate) fn from_source(site: Option<child::SiteSource>) -> Result<Self, LuaError> {
         Self::load(site).map_err(|err| LuaError::Site(Box::new(err)))
     }
 
-    fn load(site: Option<&Path>) -> Result<Self, LuaError> {
+    fn load(site: Option<child::SiteSource>) -> Result<Self, LuaError> {
         let lua = Lua::new();
         lua.set_app_data(RaisedCodes::default());
         copkg::register(&lua)?;
@@ -177,13 +188,11 @@ impl Host {
             hooks.set(name, value)?;
         }
         let mut overridden = Vec::new();
-        if let Some(path) = site {
-            let source = std::fs::read(path).map_err(|source| LuaError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
+        let path = site.as_ref().map(|s| s.path.clone());
+        if let Some(site) = &site {
+            let path = &site.path;
             let returned: mlua::Value = lua
-                .load(source)
+                .load(site.source.as_str())
                 .set_name(format!("@{}", path.display()))
                 .eval()?;
             let table = match returned {
@@ -230,11 +239,14 @@ impl Host {
         }
         policy::register_binary(&lua, &hooks)?;
         lua.set_app_data(store::Hooks(hooks.clone()));
+        if let Some(site) = site {
+            lua.set_app_data(site);
+        }
         Ok(Host {
             lua,
             hooks,
             overridden,
-            site: site.map(Path::to_owned),
+            site: path,
         })
     }
 

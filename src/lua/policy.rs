@@ -3,6 +3,7 @@
 use mlua::{Function, Lua, Table, Value};
 
 use super::LuaError;
+use crate::account::Account;
 use crate::coordinate::{PackageCoordinate, ServiceCoordinate};
 use crate::lifecycle::{
     LifecycleHook, LogCleanup, LogCleanupOptions, PolicyError, ServiceContext, SitePolicy,
@@ -304,8 +305,13 @@ impl SitePolicy for Policy<'_> {
         &self,
         context: &ServiceContext,
         options: &LogCleanupOptions,
+        account: Option<&Account>,
     ) -> Result<LogCleanup, PolicyError> {
-        Policy::clean_logs(self, context, options).map_err(PolicyError::new)
+        match account {
+            Some(account) => super::child::clean_logs_as(self.lua, account, context, options),
+            None => Policy::clean_logs(self, context, options),
+        }
+        .map_err(PolicyError::new)
     }
 
     fn run_package_script(
