@@ -75,3 +75,24 @@ pub fn lock_exclusive(path: &Path, on_wait: &mut dyn FnMut(&Path)) -> Result<Fil
         }
     }
 }
+
+/// Takes an exclusive lock on `path` (created if missing) if nobody holds
+/// it; `None` when someone does.
+pub fn try_lock_exclusive(path: &Path) -> Result<Option<FileLock>, LockError> {
+    let fail = |source: io::Error| LockError {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(fail)?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(FileLock { _lock: lock })),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, errno)) => Err(fail(errno.into())),
+    }
+}

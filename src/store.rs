@@ -27,6 +27,11 @@ const STATE_DIR: &str = ".copkg";
 const SIDECAR_LIMIT: u64 = 64 * 1024;
 /// Times an install starts over when a server cannot resume a broken download.
 const RESTARTS: u32 = 2;
+/// Lock of the short step that checks for nested packages and renames an
+/// install dir into (or out of) place.
+const COMMIT_LOCK: &str = "commit.lock";
+/// How deep a check for packages nested inside an install dir looks.
+const NESTING_DEPTH: usize = 16;
 
 /// Where a package's files are, relative to a repository and to the software
 /// root; produced by the layout policy.
@@ -154,6 +159,20 @@ pub enum StoreError {
         #[source]
         source: ExtractError,
     },
+    /// Two packages' install dirs would nest.
+    #[error("{} ({coordinate}) would {relation} {} ({other}); install dirs may not nest", dir.display(), other_dir.display())]
+    Nested {
+        /// The coordinate asked for.
+        coordinate: String,
+        /// Its install dir.
+        dir: PathBuf,
+        /// "lie inside" or "contain".
+        relation: &'static str,
+        /// The installed package in the way.
+        other: String,
+        /// Its install dir.
+        other_dir: PathBuf,
+    },
     /// The install dir holds something that is not a complete copkg install.
     #[error("{} exists but is not a complete copkg install; move it away first", path.display())]
     Foreign {
@@ -180,7 +199,7 @@ impl Coded for StoreError {
     fn exit_code(&self) -> ExitCode {
         match self {
             StoreError::NotFound { .. } => ExitCode::NotFound,
-            StoreError::NoRepository => ExitCode::Usage,
+            StoreError::NoRepository | StoreError::Nested { .. } => ExitCode::Usage,
             StoreError::ChecksumMismatch { .. } | StoreError::BadSidecar { .. } => {
                 ExitCode::ChecksumMismatch
             }
@@ -276,6 +295,14 @@ impl Store {
         self.root.join(&layout.install_path)
     }
 
+    /// The name copkg's own files for an install dir are keyed by (its
+    /// lock, temp and trash dirs): a fixed-length hash of the install path,
+    /// so that no key is a prefix of another's and no name is too long.
+    fn key(layout: &PackageLayout) -> String {
+        use sha2::Digest;
+        extract::hex(&sha2::Sha256::digest(layout.install_path.as_bytes()))[..32].to_owned()
+    }
+
     fn state_dir(&self, name: &str) -> Result<PathBuf, StoreError> {
         let dir = self.root.join(STATE_DIR).join(name);
         std::fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
@@ -296,6 +323,9 @@ impl Store {
                     || e.kind() == io::ErrorKind::NotADirectory =>
             {
                 match std::fs::symlink_metadata(&dir) {
+                    // An empty dir (left by an uninstalled package nested
+                    // below it) holds nothing to lose.
+                    Ok(meta) if meta.is_dir() && is_empty_dir(&dir) => Ok(PackageState::Absent),
                     Ok(_) => Ok(PackageState::Foreign),
                     Err(e)
                         if e.kind() == io::ErrorKind::NotFound
@@ -310,17 +340,53 @@ impl Store {
         }
     }
 
-    /// Takes the lock of one coordinate, calling `on_wait` once if another
+    /// Takes the lock of one install dir, calling `on_wait` once if another
     /// process holds it.
     pub fn lock(
         &self,
-        coordinate: &PackageCoordinate,
+        layout: &PackageLayout,
         on_wait: &mut dyn FnMut(&Path),
     ) -> Result<FileLock, StoreError> {
         let path = self
             .state_dir("locks")?
-            .join(format!("{}.lock", coordinate.id()));
+            .join(format!("{}.lock", Self::key(layout)));
         Ok(lock_exclusive(&path, on_wait)?)
+    }
+
+    /// Takes the store-wide lock of the commit step (held for a check and a
+    /// rename only).
+    fn commit_lock(&self) -> Result<FileLock, StoreError> {
+        let path = self.state_dir("locks")?.join(COMMIT_LOCK);
+        Ok(lock_exclusive(&path, &mut |_| {})?)
+    }
+
+    /// Refuses an install dir that lies inside, or contains, another
+    /// package's (H2): uninstalling one would delete the other. The caller
+    /// holds the commit lock.
+    fn check_nesting(
+        &self,
+        coordinate: &PackageCoordinate,
+        layout: &PackageLayout,
+    ) -> Result<(), StoreError> {
+        let dir = self.install_dir(layout);
+        let nested = |relation, other_dir: PathBuf, record: InstallRecord| StoreError::Nested {
+            coordinate: coordinate.id(),
+            dir: dir.clone(),
+            relation,
+            other: record.coordinate,
+            other_dir,
+        };
+        let mut ancestor = dir.parent();
+        while let Some(path) = ancestor.filter(|p| p.starts_with(&self.root) && *p != self.root) {
+            if let Some(record) = read_marker(path) {
+                return Err(nested("lie inside", path.to_owned(), record));
+            }
+            ancestor = path.parent();
+        }
+        if let Some((other_dir, record)) = find_marker_below(&dir, NESTING_DEPTH) {
+            return Err(nested("contain", other_dir, record));
+        }
+        Ok(())
     }
 
     /// Installs a package: a no-op when it is already installed.
@@ -337,11 +403,15 @@ impl Store {
         if request.repositories.is_empty() {
             return Err(StoreError::NoRepository);
         }
-        let _lock = self.lock(request.coordinate, on_wait)?;
+        let _lock = self.lock(request.layout, on_wait)?;
         if let Some(done) = self.already_installed(request)? {
             return Ok(done);
         }
-        self.clean_leftovers(request.coordinate)?;
+        {
+            let _commit = self.commit_lock()?;
+            self.check_nesting(request.coordinate, request.layout)?;
+        }
+        self.clean_leftovers(request.layout)?;
 
         let mut restarts = 0;
         let (temp, record) = loop {
@@ -353,7 +423,7 @@ impl Store {
                 other => break other?,
             }
         };
-        if self.commit(temp, &record, &dir)? {
+        if self.commit(temp, &record, request)? {
             Ok(Installed::Fresh { dir, record })
         } else {
             Ok(Installed::Already { dir })
@@ -421,21 +491,55 @@ impl Store {
                 }))
             }
             PackageState::Absent => Ok(None),
-            PackageState::Foreign => Err(StoreError::Foreign {
-                path: self.install_dir(request.layout),
-            }),
+            PackageState::Foreign => {
+                let _commit = self.commit_lock()?;
+                self.check_nesting(request.coordinate, request.layout)?;
+                Err(StoreError::Foreign {
+                    path: self.install_dir(request.layout),
+                })
+            }
         }
     }
 
-    /// Removes what killed installs of this coordinate left in `tmp/` (the
-    /// caller holds its lock, so nobody is writing there) and all of `trash/`.
-    fn clean_leftovers(&self, coordinate: &PackageCoordinate) -> Result<(), StoreError> {
-        let prefix = format!("{}.", coordinate.id());
-        let tmp = self.state_dir("tmp")?;
-        remove_children(&tmp, |name| name.starts_with(&prefix))?;
-        let trash = self.root.join(STATE_DIR).join("trash");
-        if trash.exists() {
-            remove_children(&trash, |_| true)?;
+    /// Removes what killed installs left in `tmp/` and `trash/`: this
+    /// install dir's own (the caller holds its lock), and any other whose
+    /// owner's lock is free, whatever its coordinate.
+    fn clean_leftovers(&self, layout: &PackageLayout) -> Result<(), StoreError> {
+        let own = Self::key(layout);
+        let locks = self.state_dir("locks")?;
+        for name in ["tmp", "trash"] {
+            let dir = self.root.join(STATE_DIR).join(name);
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("cannot list", &dir)(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(io_err("cannot list", &dir))?;
+                let name = entry.file_name();
+                let Some((key, _)) = name.to_str().and_then(|n| n.split_once('.')) else {
+                    continue;
+                };
+                if key.len() != own.len() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    continue;
+                }
+                // Another install dir's leftover is swept only while its
+                // lock is ours: then no install of it is writing there.
+                let _held = if key == own {
+                    None
+                } else {
+                    match crate::lock::try_lock_exclusive(&locks.join(format!("{key}.lock")))? {
+                        Some(lock) => Some(lock),
+                        None => continue,
+                    }
+                };
+                let path = entry.path();
+                match std::fs::remove_dir_all(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err("cannot remove leftover", &path)(e)),
+                }
+            }
         }
         Ok(())
     }
@@ -510,7 +614,7 @@ impl Store {
         let url = download.url.clone();
         let tmp = self.state_dir("tmp")?;
         let temp = tempfile::Builder::new()
-            .prefix(&format!("{coordinate}."))
+            .prefix(&format!("{}.", Self::key(request.layout)))
             .tempdir_in(&tmp)
             .map_err(io_err("cannot create a temp dir in", &tmp))?;
         let mut limits = Limits::default_for(download.len);
@@ -567,8 +671,9 @@ impl Store {
         &self,
         temp: tempfile::TempDir,
         record: &InstallRecord,
-        dir: &Path,
+        request: &InstallRequest<'_>,
     ) -> Result<bool, StoreError> {
+        let dir = self.install_dir(request.layout);
         let marker = temp.path().join(MARKER_FILE);
         let json = serde_json::to_vec_pretty(record)
             .map_err(|e| io_err("cannot write", &marker)(e.into()))?;
@@ -577,55 +682,89 @@ impl Store {
         // per-file fsync; then the rename, then its directory entries.
         let handle = File::open(temp.path()).map_err(io_err("cannot open", temp.path()))?;
         nix::unistd::syncfs(&handle).map_err(|e| io_err("cannot sync", temp.path())(e.into()))?;
-        let parent = dir.parent().unwrap_or(&self.root);
-        std::fs::create_dir_all(parent).map_err(io_err("cannot create", parent))?;
-        match std::fs::rename(temp.path(), dir) {
-            Ok(()) => {
-                let _ = temp.keep();
+        let parent = dir.parent().unwrap_or(&self.root).to_owned();
+        {
+            // Another package may have been installed around or inside this
+            // one since the check before the download.
+            let _commit = self.commit_lock()?;
+            self.check_nesting(request.coordinate, request.layout)?;
+            std::fs::create_dir_all(&parent).map_err(io_err("cannot create", &parent))?;
+            match std::fs::rename(temp.path(), &dir) {
+                Ok(()) => {
+                    let _ = temp.keep();
+                }
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(nix::libc::ENOTEMPTY | nix::libc::EEXIST)
+                    ) =>
+                {
+                    // Someone got there first despite the lock (a deleted lock
+                    // file): theirs stands when complete.
+                    drop(temp);
+                    return match read_marker(&dir) {
+                        Some(_) => Ok(false),
+                        None => Err(StoreError::Foreign { path: dir }),
+                    };
+                }
+                Err(e) => return Err(io_err("cannot move into place", &dir)(e)),
             }
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(nix::libc::ENOTEMPTY | nix::libc::EEXIST)
-                ) =>
-            {
-                // Someone got there first despite the lock (a deleted lock file):
-                // theirs stands when complete.
-                drop(temp);
-                return match dir.join(MARKER_FILE).is_file() {
-                    true => Ok(false),
-                    false => Err(StoreError::Foreign {
-                        path: dir.to_owned(),
-                    }),
-                };
-            }
-            Err(e) => return Err(io_err("cannot move into place", dir)(e)),
         }
-        sync_dirs_up_to(parent, &self.root)?;
+        sync_dirs_up_to(&parent, &self.root)?;
         Ok(true)
     }
 
     /// Uninstalls a package: renames its dir aside, then deletes it. Returns
-    /// false when it was not installed.
+    /// false when it was not installed. Only a dir carrying copkg's
+    /// completion marker is ever removed, and never one holding another
+    /// package.
     pub fn uninstall(
         &self,
         coordinate: &PackageCoordinate,
         layout: &PackageLayout,
         on_wait: &mut dyn FnMut(&Path),
     ) -> Result<bool, StoreError> {
-        let _lock = self.lock(coordinate, on_wait)?;
+        let _lock = self.lock(layout, on_wait)?;
         let dir = self.install_dir(layout);
-        if self.state(layout)? == PackageState::Absent {
-            return Ok(false);
-        }
         let trash = self.state_dir("trash")?;
-        let aside = tempfile::Builder::new()
-            .prefix(&format!("{}.", coordinate.id()))
-            .tempdir_in(&trash)
-            .map_err(io_err("cannot create a temp dir in", &trash))?
-            .keep();
-        let target = aside.join("package");
-        std::fs::rename(&dir, &target).map_err(io_err("cannot move aside", &dir))?;
+        let aside = {
+            let _commit = self.commit_lock()?;
+            match self.state(layout)? {
+                PackageState::Absent => return Ok(false),
+                PackageState::Installed(record) if record.coordinate == coordinate.id() => {}
+                PackageState::Installed(_) | PackageState::Foreign => {
+                    self.check_nesting(coordinate, layout)?;
+                    return Err(StoreError::Foreign { path: dir });
+                }
+            }
+            if let Some((other_dir, record)) =
+                find_marker_below(&dir, NESTING_DEPTH).filter(|(other, _)| *other != dir)
+            {
+                return Err(StoreError::Nested {
+                    coordinate: coordinate.id(),
+                    dir,
+                    relation: "contain",
+                    other: record.coordinate,
+                    other_dir,
+                });
+            }
+            let aside = tempfile::Builder::new()
+                .prefix(&format!("{}.", Self::key(layout)))
+                .tempdir_in(&trash)
+                .map_err(io_err("cannot create a temp dir in", &trash))?
+                .keep();
+            std::fs::rename(&dir, aside.join("package"))
+                .map_err(io_err("cannot move aside", &dir))?;
+            // Parents left empty would read as another package's leftovers.
+            let mut parent = dir.parent();
+            while let Some(path) = parent.filter(|p| p.starts_with(&self.root) && *p != self.root) {
+                if std::fs::remove_dir(path).is_err() {
+                    break;
+                }
+                parent = path.parent();
+            }
+            aside
+        };
         sync_dirs_up_to(dir.parent().unwrap_or(&self.root), &self.root)?;
         std::fs::remove_dir_all(&aside).map_err(io_err("cannot delete", &aside))?;
         Ok(true)
@@ -658,9 +797,24 @@ impl Store {
         if depth >= MAX_DEPTH {
             return Ok(());
         }
-        let entries = std::fs::read_dir(dir).map_err(io_err("cannot list", dir))?;
+        // A dir removed under a concurrent uninstall is skipped, not an error.
+        let vanished = |e: &io::Error| {
+            matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            )
+        };
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if depth > 0 && vanished(&e) => return Ok(()),
+            Err(e) => return Err(io_err("cannot list", dir)(e)),
+        };
         for entry in entries {
-            let entry = entry.map_err(io_err("cannot list", dir))?;
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if vanished(&e) => continue,
+                Err(e) => return Err(io_err("cannot list", dir)(e)),
+            };
             if depth == 0 && entry.file_name() == STATE_DIR {
                 continue;
             }
@@ -672,20 +826,35 @@ impl Store {
     }
 }
 
-fn remove_children(dir: &Path, mut wanted: impl FnMut(&str) -> bool) -> Result<(), StoreError> {
-    let entries = std::fs::read_dir(dir).map_err(io_err("cannot list", dir))?;
-    for entry in entries {
-        let entry = entry.map_err(io_err("cannot list", dir))?;
-        if entry.file_name().to_str().is_some_and(&mut wanted) {
-            let path = entry.path();
-            match std::fs::remove_dir_all(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err("cannot remove leftover", &path)(e)),
-            }
-        }
+fn is_empty_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
+}
+
+/// The completion marker's record in `dir`, if it has a readable one.
+fn read_marker(dir: &Path) -> Option<InstallRecord> {
+    let bytes = std::fs::read(dir.join(MARKER_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The first install found at or below `dir` (to `depth` levels), if any.
+fn find_marker_below(dir: &Path, depth: usize) -> Option<(PathBuf, InstallRecord)> {
+    if let Some(record) = read_marker(dir) {
+        return Some((dir.to_owned(), record));
     }
-    Ok(())
+    if depth == 0 {
+        return None;
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            e.file_type().ok()?.is_dir().then(|| e.path())
+        })
+        .collect();
+    entries.sort();
+    entries
+        .iter()
+        .find_map(|child| find_marker_below(child, depth - 1))
 }
 
 /// fsyncs `dir` and each of its ancestors up to and including `root`, so that
@@ -693,8 +862,13 @@ fn remove_children(dir: &Path, mut wanted: impl FnMut(&str) -> bool) -> Result<(
 fn sync_dirs_up_to(dir: &Path, root: &Path) -> Result<(), StoreError> {
     let mut current = Some(dir);
     while let Some(path) = current {
-        let handle = File::open(path).map_err(io_err("cannot open", path))?;
-        handle.sync_all().map_err(io_err("cannot sync", path))?;
+        match File::open(path) {
+            Ok(handle) => handle.sync_all().map_err(io_err("cannot sync", path))?,
+            // Removed meanwhile (an empty parent an uninstall pruned): its
+            // parent's entry is what is synced next.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("cannot open", path)(e)),
+        }
         if path == root {
             break;
         }

@@ -172,8 +172,10 @@ fn b2_eight_concurrent_installs_extract_once_and_all_succeed() {
     ));
 }
 
+/// The lock of COORD's install dir: keyed by a hash of its install path.
 fn lock_path(sandbox: &Sandbox) -> std::path::PathBuf {
-    sandbox.root().join(format!(".copkg/locks/{COORD}.lock"))
+    let key = &sha256_hex(b"com/example/hello/1.0.0")[..32];
+    sandbox.root().join(format!(".copkg/locks/{key}.lock"))
 }
 
 #[test]
@@ -380,4 +382,227 @@ fn b5_disk_full_is_a_clear_error_with_nothing_left() {
         .arg(sandbox.repo())
         .args(["install", COORD]));
     assert_eq!(out.code, 0, "{out:?}");
+}
+
+/// A package's files: (path, content).
+type Files = Vec<(String, Vec<u8>)>;
+
+/// A package of `files` distinct files whose content names `coordinate`.
+fn package_of(coordinate: &str, files: usize) -> (Vec<u8>, Files) {
+    let mut tar = Tar::new();
+    let mut expected = Vec::new();
+    for i in 0..files {
+        let name = format!("lib/f{i}");
+        let data = format!("{coordinate} file {i}\n").repeat(200).into_bytes();
+        tar.file(&name, &data, 0o644);
+        expected.push((name, data));
+    }
+    (tar.end().gz(), expected)
+}
+
+/// Publishes an archive for `coordinate` in the default Maven layout.
+fn publish_at(sandbox: &Sandbox, coordinate: &str, archive: &[u8]) {
+    let parts: Vec<&str> = coordinate.split(':').collect();
+    let dir = sandbox
+        .repo()
+        .join(parts[0].replace('.', "/"))
+        .join(parts[1])
+        .join(parts[2]);
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = format!("{}-{}-copkg.tar.gz", parts[1], parts[2]);
+    std::fs::write(dir.join(&name), archive).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.sha256")),
+        format!("{}  {name}\n", sha256_hex(archive)),
+    )
+    .unwrap();
+}
+
+/// Every installed tree is exactly its archive: each file whole, none extra.
+fn assert_trees_match(sandbox: &Sandbox, packages: &[(&str, Files)]) -> usize {
+    let out = run(sandbox.copkg().args(["--json", "list"]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let mut checked = 0;
+    for line in out.stdout.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+        let coordinate = entry["coordinate"].as_str().unwrap();
+        let dir = std::path::PathBuf::from(entry["dir"].as_str().unwrap());
+        let (_, files) = packages
+            .iter()
+            .find(|(c, _)| *c == coordinate)
+            .unwrap_or_else(|| panic!("unexpected package {coordinate}"));
+        for (name, data) in files {
+            assert_eq!(
+                std::fs::read(dir.join(name)).ok().as_ref(),
+                Some(data),
+                "{coordinate}: {name} is missing or not what the archive holds"
+            );
+        }
+        let on_disk = std::fs::read_dir(dir.join("lib")).unwrap().count();
+        assert_eq!(on_disk, files.len(), "{coordinate}: extra files in lib/");
+        checked += 1;
+    }
+    checked
+}
+
+#[test]
+fn h1_h2_concurrent_installs_uninstalls_and_lists_never_mix_coordinates() {
+    // CI runs it briefly; `COPKG_STORE_SOAK_SECS=60 cargo test h1_h2` runs the minute.
+    let seconds: u64 = std::env::var("COPKG_STORE_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
+    let sandbox = Sandbox::new();
+    let coordinates = [
+        "com.example:app:2",
+        "com.example:app:2.0",
+        "com.example:app:2.0.1",
+        "com:example:hello",
+        "com.example:hello:1.0.0",
+    ];
+    let packages: Vec<(&str, Files)> = coordinates
+        .iter()
+        .map(|c| {
+            let (archive, files) = package_of(c, 60);
+            publish_at(&sandbox, c, &archive);
+            (*c, files)
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let counts = std::sync::Mutex::new([0usize; 3]);
+    std::thread::scope(|scope| {
+        for worker in 0..6u64 {
+            let sandbox = &sandbox;
+            let counts = &counts;
+            scope.spawn(move || {
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (worker + 1));
+                while Instant::now() < deadline {
+                    let coordinate = coordinates[rng.below(coordinates.len() as u64) as usize];
+                    let op = rng.below(3) as usize;
+                    let args: Vec<&str> = match op {
+                        0 => vec!["install", coordinate],
+                        1 => vec!["uninstall", coordinate],
+                        _ => vec!["list"],
+                    };
+                    let out = run(sandbox
+                        .copkg()
+                        .arg("--repo")
+                        .arg(sandbox.repo())
+                        .args(&args));
+                    // Nesting coordinates refuse each other (usage, 2); nothing else fails.
+                    let nests = coordinate.contains("hello");
+                    assert!(
+                        out.code == 0 || (op < 2 && nests && out.code == 2),
+                        "{args:?}: {out:?}"
+                    );
+                    if out.code == 2 {
+                        assert!(out.stderr.contains("install dirs may not nest"), "{out:?}");
+                    }
+                    if op == 2 {
+                        let both = out.stdout.lines().filter(|l| l.contains("hello")).count();
+                        assert!(
+                            both <= 1,
+                            "nested packages installed together: {}",
+                            out.stdout
+                        );
+                    }
+                    counts.lock().unwrap()[op] += 1;
+                }
+            });
+        }
+    });
+    let checked = assert_trees_match(&sandbox, &packages);
+    // Whatever is left installed also installs again as a no-op, verified.
+    for (coordinate, _) in &packages {
+        let out = run(sandbox
+            .copkg()
+            .arg("--repo")
+            .arg(sandbox.repo())
+            .args(["install", coordinate]));
+        assert!(out.code == 0 || out.code == 2, "{out:?}");
+    }
+    let checked_again = assert_trees_match(&sandbox, &packages);
+    let counts = counts.into_inner().unwrap();
+    eprintln!(
+        "h1_h2: {} installs, {} uninstalls, {} lists in {seconds} s; {checked} + {checked_again} trees checked, 0 mismatches",
+        counts[0], counts[1], counts[2]
+    );
+    assert!(counts.iter().all(|&n| n > 0));
+}
+
+#[test]
+fn h2_nesting_install_dirs_are_refused_both_ways_and_nothing_is_deleted() {
+    let sandbox = Sandbox::new();
+    let outer = "com:example:hello";
+    let (outer_archive, _) = package_of(outer, 3);
+    publish_at(&sandbox, outer, &outer_archive);
+    sandbox.publish_verified(&good_archive());
+    let copkg = |args: &[&str]| run(sandbox.copkg().arg("--repo").arg(sandbox.repo()).args(args));
+    let inner_dir = sandbox.install_dir();
+    let outer_dir = sandbox.root().join("com/example/hello");
+    assert_eq!(copkg(&["install", COORD]).code, 0);
+    for verb in ["install", "uninstall"] {
+        let out = copkg(&[verb, outer]);
+        assert_eq!(out.code, 2, "{verb}: {out:?}");
+        assert!(
+            out.stderr.ends_with(&format!(
+                "{} ({outer}) would contain {} ({COORD}); install dirs may not nest\n",
+                outer_dir.display(),
+                inner_dir.display()
+            )),
+            "{verb}: {}",
+            out.stderr
+        );
+        assert!(inner_dir.join(".copkg-install.json").is_file());
+    }
+    assert_eq!(copkg(&["uninstall", COORD]).code, 0);
+    // The empty parents the inner package left do not stand in the way.
+    assert_eq!(copkg(&["install", outer]).code, 0);
+    let out = copkg(&["install", COORD]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.ends_with(&format!(
+            "{} ({COORD}) would lie inside {} ({outer}); install dirs may not nest\n",
+            inner_dir.display(),
+            outer_dir.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(outer_dir.join(".copkg-install.json").is_file());
+    assert!(!inner_dir.exists());
+}
+
+#[test]
+fn leftovers_of_any_coordinate_are_swept_once_their_lock_is_free() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&good_archive());
+    let tmp = sandbox.root().join(".copkg/tmp");
+    let locks = sandbox.root().join(".copkg/locks");
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::create_dir_all(&locks).unwrap();
+    // What killed installs of two other install dirs left behind.
+    let free = "0123456789abcdef0123456789abcdef";
+    let busy = "fedcba9876543210fedcba9876543210";
+    for key in [free, busy] {
+        std::fs::create_dir_all(tmp.join(format!("{key}.x1/lib"))).unwrap();
+        std::fs::write(tmp.join(format!("{key}.x1/lib/big")), vec![0u8; 4096]).unwrap();
+    }
+    // An install of `busy` is still running: it holds its lock.
+    let mut holder = Command::new("flock")
+        .arg("--no-fork")
+        .arg(locks.join(format!("{busy}.lock")))
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let out = sandbox.install();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!tmp.join(format!("{free}.x1")).exists(), "leftover kept");
+    assert!(
+        tmp.join(format!("{busy}.x1/lib/big")).exists(),
+        "a running install's temp dir was deleted"
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
 }
