@@ -171,10 +171,12 @@ pub enum FetchError {
         url: String,
     },
     /// The repository could not be reached (connection refused, unknown host).
-    #[error("{url}: cannot connect")]
+    #[error("{url}: cannot connect{}", via.as_ref().map(|p| format!(" (through proxy {p})")).unwrap_or_default())]
     Unreachable {
         /// What was asked for.
         url: String,
+        /// The proxy it went through, credentials removed.
+        via: Option<String>,
         /// The transport error.
         #[source]
         source: ureq::Error,
@@ -532,6 +534,16 @@ impl Fetcher {
         Ok(out)
     }
 
+    /// The proxy a request for `url` goes through, for messages (no credentials).
+    fn proxy_for(&self, url: &str) -> Option<String> {
+        let (scheme, host) = scheme_and_host(url);
+        let proxy = match scheme {
+            "https" => self.proxies.https.as_ref(),
+            _ => self.proxies.http.as_ref(),
+        }?;
+        (!self.proxies.bypasses(host_without_port(host))).then(|| redact_url(proxy))
+    }
+
     fn agent_for(&self, url: &str) -> &ureq::Agent {
         let (scheme, host) = scheme_and_host(url);
         let proxied = match scheme {
@@ -649,12 +661,14 @@ impl Fetcher {
                 Err(err @ (ureq::Error::ConnectionFailed | ureq::Error::HostNotFound)) => {
                     return Err(FetchError::Unreachable {
                         url: url.to_owned(),
+                        via: self.proxy_for(url),
                         source: err,
                     });
                 }
                 Err(ureq::Error::Io(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
                     return Err(FetchError::Unreachable {
                         url: url.to_owned(),
+                        via: self.proxy_for(url),
                         source: ureq::Error::Io(e),
                     });
                 }

@@ -89,7 +89,9 @@ pub enum ServiceError {
         source: io::Error,
     },
     /// A stop schedule is malformed.
-    #[error("invalid stop schedule `{0}`: expected SIGNAL/SECONDS pairs such as TERM/10/KILL/5")]
+    #[error(
+        "invalid stop schedule `{0}`: expected SIGNAL/SECONDS pairs ending in KILL, such as TERM/10/KILL/5"
+    )]
     Schedule(String),
     /// A runtime-dir operation failed.
     #[error(transparent)]
@@ -703,6 +705,16 @@ impl StopSchedule {
     /// Parses `TERM/10/KILL/5` (signal names with or without `SIG`, seconds
     /// as decimals).
     pub fn parse(text: &str) -> Result<Self, ServiceError> {
+        let schedule = Self::parse_steps(text)?;
+        // Anything but KILL last could leave a service running for good.
+        if schedule.steps.last().map(|(signal, _)| *signal) != Some(Signal::SIGKILL) {
+            return Err(ServiceError::Schedule(text.to_owned()));
+        }
+        Ok(schedule)
+    }
+
+    /// The steps of a schedule, whatever its last signal.
+    fn parse_steps(text: &str) -> Result<Self, ServiceError> {
         let bad = || ServiceError::Schedule(text.to_owned());
         let parts: Vec<&str> = text.split('/').map(str::trim).collect();
         if parts.len() < 2 || !parts.len().is_multiple_of(2) {
@@ -800,8 +812,14 @@ mod tests {
                 (Signal::SIGKILL, Duration::from_secs(5))
             ]
         );
-        let s = StopSchedule::parse("sigint/0.5").unwrap();
-        assert_eq!(s.steps, vec![(Signal::SIGINT, Duration::from_millis(500))]);
+        let s = StopSchedule::parse("sigint/0.5/kill/1").unwrap();
+        assert_eq!(
+            s.steps,
+            vec![
+                (Signal::SIGINT, Duration::from_millis(500)),
+                (Signal::SIGKILL, Duration::from_secs(1))
+            ]
+        );
         for bad in [
             "",
             "TERM",
@@ -810,9 +828,49 @@ mod tests {
             "TERM/1/KILL",
             "TERM/-1",
             "TERM/inf",
+            "TERM/10",
+            "KILL/1/TERM/1",
         ] {
             assert!(StopSchedule::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_process_outliving_the_schedule_is_an_error_naming_it() {
+        let mut child = Command::new("sh")
+            .args(["-c", "trap '' TERM; while :; do sleep 0.05; done"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        std::thread::sleep(Duration::from_millis(100));
+        let stat = process::stat(pid).unwrap();
+        let record = ServiceRecord {
+            service: "1.a.b.c".into(),
+            runtime_path: "1.a.b.c".into(),
+            package: "g:a:1".into(),
+            package_dir: "/p".into(),
+            args: Vec::new(),
+            started_at: 0,
+            processes: vec![RecordedProcess {
+                pid,
+                start_time: stat.start_time,
+                pgrp: stat.pgrp,
+            }],
+            stopped_at: None,
+        };
+        // A schedule without KILL only parses here, to reach this case.
+        let schedule = StopSchedule::parse_steps("TERM/0.2").unwrap();
+        let err = stop_by_signals(&record, &schedule).unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "1.a.b.c still runs after the stop schedule TERM/0.2 (pid {pid}"
+            )),
+            "{err}"
+        );
+        assert!(process::is_running(pid, stat.start_time));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]

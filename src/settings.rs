@@ -51,6 +51,14 @@ pub enum SettingsError {
     /// The stop schedule is malformed.
     #[error(transparent)]
     Schedule(#[from] ServiceError),
+    /// A config value is out of range, not finite, or empty.
+    #[error("invalid config value for `{key}`: {reason}")]
+    Value {
+        /// The key.
+        key: &'static str,
+        /// What is wrong (never the value itself: it may be a secret).
+        reason: String,
+    },
     /// No home directory to put the defaults in.
     #[error("HOME is not set: give --software-root and --runtime-root")]
     NoHome,
@@ -64,6 +72,7 @@ impl Coded for SettingsError {
             | SettingsError::CaFile { .. }
             | SettingsError::Repository(_)
             | SettingsError::Schedule(_)
+            | SettingsError::Value { .. }
             | SettingsError::NoHome => ExitCode::Usage,
         }
     }
@@ -183,7 +192,9 @@ impl ConfigFile {
     }
 
     fn read(path: &Path, required: bool) -> Result<ConfigFile, SettingsError> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match read_bounded(path).and_then(|bytes| {
+            String::from_utf8(bytes).map_err(|_| std::io::Error::other("not UTF-8 text"))
+        }) {
             Ok(text) => text,
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(ConfigFile::default());
@@ -273,10 +284,92 @@ pub struct Settings {
     pub verbosity: Verbosity,
 }
 
-fn seconds(value: Option<f64>, default: Duration) -> Duration {
-    value
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .map_or(default, Duration::from_secs_f64)
+/// Largest config file, CA bundle and other file copkg reads for its settings.
+const CONFIG_FILE_LIMIT: u64 = 1 << 20;
+/// Longest time any `...Secs` key may give.
+const MAX_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> SettingsError {
+    SettingsError::Value {
+        key,
+        reason: reason.into(),
+    }
+}
+
+/// A `...Secs` value: finite, above zero, at most a week.
+fn seconds(
+    key: &'static str,
+    value: Option<f64>,
+    default: Duration,
+) -> Result<Duration, SettingsError> {
+    match value {
+        None => Ok(default),
+        Some(v) if v.is_finite() && v > 0.0 && v <= MAX_SECONDS => Ok(Duration::from_secs_f64(v)),
+        Some(_) => Err(invalid(
+            key,
+            format!("expected a number of seconds above 0 and at most {MAX_SECONDS}"),
+        )),
+    }
+}
+
+/// A whole number within `range`.
+fn within<T: PartialOrd + std::fmt::Display + Copy>(
+    key: &'static str,
+    value: Option<T>,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<Option<T>, SettingsError> {
+    match value {
+        Some(v) if !range.contains(&v) => Err(invalid(
+            key,
+            format!("expected {} to {}", range.start(), range.end()),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// A directory setting: never empty.
+fn non_empty_path(
+    key: &'static str,
+    path: Option<PathBuf>,
+) -> Result<Option<PathBuf>, SettingsError> {
+    match path {
+        Some(path) if path.as_os_str().is_empty() => Err(invalid(key, "an empty path")),
+        other => Ok(other),
+    }
+}
+
+/// Reads a file copkg's settings name: a regular file, at most
+/// [`CONFIG_FILE_LIMIT`] bytes (a FIFO or `/dev/zero` is refused, not read).
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(CONFIG_FILE_LIMIT + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > CONFIG_FILE_LIMIT {
+        return Err(std::io::Error::other(format!(
+            "larger than {CONFIG_FILE_LIMIT} bytes"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Credentials from a config entry: an empty user name (as the original
+/// copkg's configs for anonymous repositories have) means none.
+fn credentials(username: &Option<String>, password: &Option<String>) -> Option<Credentials> {
+    username
+        .clone()
+        .filter(|u| !u.is_empty())
+        .map(|username| Credentials {
+            username,
+            password: password.clone().unwrap_or_default(),
+        })
 }
 
 impl Settings {
@@ -319,15 +412,15 @@ impl Settings {
                 .join(".copkg")
                 .join(name))
         };
-        let software_root = match args.software_root.clone().or(config.package_dir.clone()) {
+        let software_root = match non_empty_path("packageDir", args.software_root.clone())?
+            .or(non_empty_path("packageDir", config.package_dir.clone())?)
+        {
             Some(dir) => dir,
             None => default_dir("software")?,
         };
-        let runtime_root = match args
-            .runtime_root
-            .clone()
-            .or(config.runtime_base_dir.clone())
-        {
+        let runtime_root = match non_empty_path("runtimeBaseDir", args.runtime_root.clone())?.or(
+            non_empty_path("runtimeBaseDir", config.runtime_base_dir.clone())?,
+        ) {
             Some(dir) => dir,
             None => default_dir("runtime")?,
         };
@@ -344,17 +437,11 @@ impl Settings {
             }
         } else {
             if let Some(base) = &config.package_base_url {
-                let credentials = config.username.clone().map(|username| Credentials {
-                    username,
-                    password: config.password.clone().unwrap_or_default(),
-                });
+                let credentials = credentials(&config.username, &config.password);
                 repositories.push(Repository::parse(base, credentials)?);
             }
             for repo in config.repositories.iter().flatten() {
-                let credentials = repo.username.clone().map(|username| Credentials {
-                    username,
-                    password: repo.password.clone().unwrap_or_default(),
-                });
+                let credentials = credentials(&repo.username, &repo.password);
                 repositories.push(Repository::parse(&repo.url, credentials)?);
             }
         }
@@ -362,7 +449,7 @@ impl Settings {
         let ca_certificates = match &config.ca_file {
             None => Vec::new(),
             Some(path) => {
-                let pem = std::fs::read(path).map_err(|source| SettingsError::Read {
+                let pem = read_bounded(path).map_err(|source| SettingsError::Read {
                     path: path.clone(),
                     source,
                 })?;
@@ -375,12 +462,23 @@ impl Settings {
         let defaults = HttpOptions::default();
         let http = HttpOptions {
             ca_certificates,
-            connect_timeout: seconds(config.connect_timeout_secs, defaults.connect_timeout),
-            response_timeout: seconds(config.response_timeout_secs, defaults.response_timeout),
-            read_timeout: seconds(config.read_timeout_secs, defaults.read_timeout),
-            retries: config.retries.unwrap_or(defaults.retries),
-            backoff: config
-                .retry_backoff_ms
+            connect_timeout: seconds(
+                "connectTimeoutSecs",
+                config.connect_timeout_secs,
+                defaults.connect_timeout,
+            )?,
+            response_timeout: seconds(
+                "responseTimeoutSecs",
+                config.response_timeout_secs,
+                defaults.response_timeout,
+            )?,
+            read_timeout: seconds(
+                "readTimeoutSecs",
+                config.read_timeout_secs,
+                defaults.read_timeout,
+            )?,
+            retries: within("retries", config.retries, 0..=100)?.unwrap_or(defaults.retries),
+            backoff: within("retryBackoffMs", config.retry_backoff_ms, 0..=600_000)?
                 .map_or(defaults.backoff, Duration::from_millis),
             ..defaults
         };
@@ -390,22 +488,51 @@ impl Settings {
             repositories,
             site: args.site.clone().or(config.site),
             checksum: config.checksum.unwrap_or_default(),
-            max_unpacked_bytes: config.max_unpacked_bytes,
-            max_entries: config.max_entries.unwrap_or(1_000_000),
+            max_unpacked_bytes: within(
+                "maxUnpackedBytes",
+                config.max_unpacked_bytes,
+                1..=u64::MAX,
+            )?,
+            max_entries: within("maxEntries", config.max_entries, 1..=u64::MAX)?
+                .unwrap_or(1_000_000),
             http,
             stop_schedule: match &config.stop_schedule {
                 Some(text) => StopSchedule::parse(text)?,
                 None => StopSchedule::default(),
             },
-            script_timeout: seconds(config.script_timeout_secs, Duration::from_secs(180)),
-            script_output_bytes: config.script_output_bytes.unwrap_or(64 * 1024),
-            log_cleanup: config
-                .log_cleanup
-                .map_or_else(LogCleanupOptions::default, |given| LogCleanupOptions {
-                    compress_after_days: given.compress_after_days,
-                    delete_after_days: given.delete_after_days,
-                    max_bytes: given.max_bytes,
-                }),
+            script_timeout: seconds(
+                "scriptTimeoutSecs",
+                config.script_timeout_secs,
+                Duration::from_secs(180),
+            )?,
+            script_output_bytes: within(
+                "scriptOutputBytes",
+                config.script_output_bytes,
+                1..=64 << 20,
+            )?
+            .unwrap_or(64 * 1024),
+            log_cleanup: match config.log_cleanup {
+                None => LogCleanupOptions::default(),
+                Some(given) => {
+                    let days = |key, value: Option<f64>| match value {
+                        Some(v) if !(v.is_finite() && v >= 0.0) => {
+                            Err(invalid(key, "expected a number of days, 0 or more"))
+                        }
+                        other => Ok(other),
+                    };
+                    LogCleanupOptions {
+                        compress_after_days: days(
+                            "logCleanup.compressAfterDays",
+                            given.compress_after_days,
+                        )?,
+                        delete_after_days: days(
+                            "logCleanup.deleteAfterDays",
+                            given.delete_after_days,
+                        )?,
+                        max_bytes: given.max_bytes,
+                    }
+                }
+            },
             json: args.json,
             verbosity: if args.quiet {
                 Verbosity::Quiet

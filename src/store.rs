@@ -114,6 +114,15 @@ pub enum StoreError {
         /// What each repository answered.
         tried: Vec<String>,
     },
+    /// No repository had the package, and not every one said so: some could
+    /// not be reached.
+    #[error("{coordinate}: not every repository could be reached{}", list_tried(.tried))]
+    Unreachable {
+        /// The coordinate.
+        coordinate: String,
+        /// What each repository answered.
+        tried: Vec<String>,
+    },
     /// No repository is configured.
     #[error("no repository is configured (use --repo, COPKG_REPO or a config file)")]
     NoRepository,
@@ -146,7 +155,7 @@ pub enum StoreError {
         coordinate: String,
         /// The fetch error.
         #[source]
-        source: FetchError,
+        source: Box<FetchError>,
     },
     /// The archive is unsafe, corrupt, or over a limit.
     #[error("cannot unpack {coordinate} from {url}")]
@@ -199,6 +208,7 @@ impl Coded for StoreError {
     fn exit_code(&self) -> ExitCode {
         match self {
             StoreError::NotFound { .. } => ExitCode::NotFound,
+            StoreError::Unreachable { .. } => ExitCode::Network,
             StoreError::NoRepository | StoreError::Nested { .. } => ExitCode::Usage,
             StoreError::ChecksumMismatch { .. } | StoreError::BadSidecar { .. } => {
                 ExitCode::ChecksumMismatch
@@ -474,7 +484,20 @@ impl Store {
         &self,
         request: &InstallRequest<'_>,
     ) -> Result<Option<Installed>, StoreError> {
-        match self.state(request.layout)? {
+        let mut state = self.state(request.layout)?;
+        if state == PackageState::Foreign {
+            // What looked foreign may be a package nested below that a
+            // concurrent uninstall is removing: settle it under the lock.
+            let _commit = self.commit_lock()?;
+            state = self.state(request.layout)?;
+            if state == PackageState::Foreign {
+                self.check_nesting(request.coordinate, request.layout)?;
+                return Err(StoreError::Foreign {
+                    path: self.install_dir(request.layout),
+                });
+            }
+        }
+        match state {
             PackageState::Installed(record) => {
                 if let Some(pin) = &request.coordinate.digest
                     && *pin != record.sha256
@@ -490,14 +513,7 @@ impl Store {
                     dir: self.install_dir(request.layout),
                 }))
             }
-            PackageState::Absent => Ok(None),
-            PackageState::Foreign => {
-                let _commit = self.commit_lock()?;
-                self.check_nesting(request.coordinate, request.layout)?;
-                Err(StoreError::Foreign {
-                    path: self.install_dir(request.layout),
-                })
-            }
+            PackageState::Absent | PackageState::Foreign => Ok(None),
         }
     }
 
@@ -555,9 +571,10 @@ impl Store {
         let coordinate = request.coordinate.id();
         let fetch_err = |source| StoreError::Fetch {
             coordinate: coordinate.clone(),
-            source,
+            source: Box::new(source),
         };
         let mut tried = Vec::new();
+        let mut unreachable = false;
         for repo in request.repositories {
             let mut expected = request.coordinate.digest.clone();
             match fetcher.read_small(repo, &request.layout.sha256, SIDECAR_LIMIT) {
@@ -587,19 +604,27 @@ impl Store {
                 }
                 Err(FetchError::NotFound { .. }) => {}
                 Err(e) if e.try_next_repository() => {
-                    tried.push(e.to_string());
+                    unreachable |= !matches!(e, FetchError::NotFound { .. });
+                    tried.push(crate::exit::one_line(&e));
                     continue;
                 }
                 Err(e) => return Err(fetch_err(e)),
             }
             match fetcher.open(repo, &request.layout.archive) {
                 Ok(download) => return Ok((download, expected)),
-                Err(e) if e.try_next_repository() => tried.push(e.to_string()),
+                Err(e) if e.try_next_repository() => {
+                    unreachable |= !matches!(e, FetchError::NotFound { .. });
+                    tried.push(crate::exit::one_line(&e));
+                }
                 Err(e) => return Err(fetch_err(e)),
             }
         }
         if request.repositories.is_empty() {
             return Err(StoreError::NoRepository);
+        }
+        // "Not found" only when every repository said so.
+        if unreachable {
+            return Err(StoreError::Unreachable { coordinate, tried });
         }
         Err(StoreError::NotFound { coordinate, tried })
     }

@@ -543,3 +543,31 @@ fn content_encoding_gzip_is_not_decoded() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(sandbox.install_dir().join("lib/part0").is_file());
 }
+
+#[test]
+fn empty_credentials_of_an_original_config_send_no_authorization() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&good_archive());
+    let repo = sandbox.repo();
+    let server = FaultServer::start(move |req, _, stream| serve_file(&repo, req, stream));
+    let config = sandbox.path().join("config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"packageBaseUrl": "{}", "username": "", "password": ""}}"#,
+            server.url
+        ),
+    )
+    .unwrap();
+    let out = run(sandbox
+        .copkg()
+        .arg("--config")
+        .arg(&config)
+        .args(["install", COORD]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let sent = server.requests();
+    assert!(!sent.is_empty());
+    for req in &sent {
+        assert_eq!(req.header("authorization"), None, "{}", req.path);
+    }
+}

@@ -6,6 +6,7 @@
 mod common;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -240,7 +241,7 @@ fn partial_failure_reports_each_and_exits_with_the_first_code() {
 }
 
 #[test]
-fn not_found_in_any_repository_lists_what_each_said() {
+fn an_unreachable_repository_is_a_network_failure_not_a_not_found() {
     let sandbox = Sandbox::new();
     let closed = format!("http://127.0.0.1:{}", free_port());
     let empty = tempfile::tempdir().unwrap();
@@ -249,14 +250,61 @@ fn not_found_in_any_repository_lists_what_each_said() {
         .args(["--repo", &closed, "--repo"])
         .arg(empty.path())
         .args(["install", COORD]));
-    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(out.code, 9, "{out:?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
     assert_eq!(
-        out.stderr,
+        lines[..2],
+        [
+            format!("error: cannot install {COORD}"),
+            format!("  caused by: {COORD}: not every repository could be reached"),
+        ]
+    );
+    assert!(
+        lines[2].starts_with(&format!(
+            "  {closed}/{ARCHIVE_PATH}.sha256: cannot connect: "
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        lines[3],
         format!(
-            "error: cannot install {COORD}\n  caused by: {COORD} was not found in any repository\n  {closed}/{ARCHIVE_PATH}.sha256: cannot connect\n  {}.sha256: not found (a checksum sidecar is required)\n",
+            "  {}.sha256: not found (a checksum sidecar is required)",
             empty.path().join(ARCHIVE_PATH).display()
         )
     );
+
+    // Every repository answering "not found" is exit 3.
+    let out = run(sandbox
+        .copkg()
+        .arg("--repo")
+        .arg(empty.path())
+        .args(["install", COORD]));
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stderr.contains("was not found in any repository"),
+        "{}",
+        out.stderr
+    );
+
+    // A dead proxy is named.
+    let dead = format!("http://user:pw@127.0.0.1:{}", free_port());
+    let out = run(sandbox.copkg().env("HTTP_PROXY", &dead).args([
+        "--repo",
+        "http://repo.invalid/",
+        "install",
+        COORD,
+    ]));
+    assert_eq!(out.code, 9, "{out:?}");
+    let port = dead.rsplit(':').next().unwrap();
+    assert!(
+        out.stderr.contains(&format!(
+            "http://repo.invalid/{ARCHIVE_PATH}.sha256: cannot connect (through proxy http://<redacted>@127.0.0.1:{port})"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(":pw@"), "{}", out.stderr);
 }
 
 #[test]
@@ -712,4 +760,64 @@ fn progress_line_only_on_a_terminal() {
         sandbox.install_dir().display()
     );
     assert!(out.stdout.contains(&expected), "{:?}", out.stdout);
+}
+
+#[test]
+fn h6_config_values_out_of_range_are_usage_errors_naming_the_key() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&good_archive());
+    let fifo = sandbox.path().join("ca.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let cases = [
+        (r#"{"scriptTimeoutSecs": 1e300}"#, "scriptTimeoutSecs"),
+        (r#"{"scriptTimeoutSecs": -1}"#, "scriptTimeoutSecs"),
+        (r#"{"connectTimeoutSecs": 0}"#, "connectTimeoutSecs"),
+        (r#"{"readTimeoutSecs": 1e300}"#, "readTimeoutSecs"),
+        (r#"{"retries": 1000000}"#, "retries"),
+        (r#"{"maxEntries": 0}"#, "maxEntries"),
+        (r#"{"scriptOutputBytes": 0}"#, "scriptOutputBytes"),
+        (r#"{"packageDir": ""}"#, "packageDir"),
+        (r#"{"runtimeBaseDir": ""}"#, "runtimeBaseDir"),
+        (
+            r#"{"logCleanup": {"compressAfterDays": -2}}"#,
+            "logCleanup.compressAfterDays",
+        ),
+    ];
+    for (json, key) in cases {
+        let out = sandbox.install_with_config(json);
+        assert_eq!(out.code, 2, "{json}: {out:?}");
+        assert!(
+            out.stderr
+                .starts_with(&format!("error: invalid config value for `{key}`: ")),
+            "{json}: {}",
+            out.stderr
+        );
+    }
+    // Nothing was installed anywhere, the current dir included.
+    assert!(!sandbox.install_dir().exists());
+    for (ca, why) in [
+        ("/dev/zero", "not a regular file"),
+        (fifo.to_str().unwrap(), "not a regular file"),
+    ] {
+        let started = Instant::now();
+        let out = sandbox.install_with_config(&format!(r#"{{"caFile": "{ca}"}}"#));
+        assert!(started.elapsed() < Duration::from_secs(10), "{ca} was read");
+        assert_eq!(out.code, 2, "{out:?}");
+        assert!(
+            out.stderr
+                .starts_with(&format!("error: cannot read config file {ca}"))
+                && out.stderr.contains(why),
+            "{}",
+            out.stderr
+        );
+    }
+    let big = sandbox.path().join("big.json");
+    std::fs::write(&big, vec![b' '; 2 << 20]).unwrap();
+    let out = run(sandbox.copkg().arg("--config").arg(&big).arg("list"));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("larger than 1048576 bytes"),
+        "{}",
+        out.stderr
+    );
 }
