@@ -1138,6 +1138,56 @@ fn example_site_keep_logs_archives_logs_before_cleanup() {
 }
 
 #[test]
+fn example_site_keep_logs_never_archives_through_a_planted_link() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "chatty",
+        &[(
+            "script.d/start.lua",
+            &lua_service("echo hi >> log/app.log; exec sleep 60"),
+            0o644,
+        )],
+    );
+    // As /var/tmp: anyone may create the archive dir first, as a link.
+    let shared = sandbox.path().join("shared-tmp");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let outside = sandbox.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, shared.join("copkg-logs")).unwrap();
+    let site = example_site("keep-logs.lua");
+    let copkg = || {
+        let mut cmd = sandbox.copkg();
+        cmd.env("COPKG_LOG_ARCHIVE", shared.join("copkg-logs"))
+            .arg("--site")
+            .arg(&site);
+        cmd
+    };
+    assert_eq!(run(copkg().args(["start", &package, SVC])).code, 0);
+    let runtime = runtime_dir(&sandbox, SVC);
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(runtime.join("log/app.log")).is_ok_and(|t| t == "hi\n")
+    }));
+    assert_eq!(run(copkg().args(["stop", SVC])).code, 0);
+    let out = run(copkg().args(["cleanup", SVC]));
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "refusing {}: it is a symlink in a directory other users can write (mode 1777); not followed",
+            shared.join("copkg-logs").display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(tree_state(&outside).is_empty(), "archived through the link");
+    assert!(
+        runtime.join("log/app.log").is_file(),
+        "logs gone unarchived"
+    );
+}
+
+#[test]
 fn start_script_inherits_no_descriptors_from_copkg() {
     let sandbox = Sandbox::new();
     let start_py = r#"#!/usr/bin/env python3
