@@ -1124,7 +1124,21 @@ fn example_site_keep_logs_archives_logs_before_cleanup() {
         std::fs::read_to_string(&log).is_ok_and(|t| t == "hi\n")
     }));
     assert_eq!(run(copkg().args(["stop", SVC])).code, 0);
-    assert_eq!(run(copkg().args(["cleanup", SVC])).code, 0);
+    // The account links a file of root's into its log dir: not archived.
+    let log_dir = runtime_dir(&sandbox, SVC).join("log");
+    let secret = sandbox.path().join("secret");
+    std::fs::write(&secret, "root's\n").unwrap();
+    std::fs::hard_link(&secret, log_dir.join("shadow")).unwrap();
+    give_to_account(&log_dir, 0o755);
+    let out = run(copkg().args(["cleanup", SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "keep-logs: not archived: copkg.read_file: refusing {}: it has 2 hard links in a directory other users can write (owned by uid {NOBODY}), so it may be a file from elsewhere linked in\n",
+            log_dir.join("shadow").display()
+        )
+    );
     let kept: Vec<PathBuf> = std::fs::read_dir(archive.join(SVC))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -1135,6 +1149,7 @@ fn example_site_keep_logs_archives_logs_before_cleanup() {
         "hi\n"
     );
     assert!(kept[0].join("stopped-at").is_file());
+    assert!(!kept[0].join("shadow").exists(), "root's file archived");
 }
 
 #[test]
