@@ -41,12 +41,19 @@ function copkg.platform() end
 ---@return string
 function copkg.binary(package_dir, name) end
 
---- Whether a path exists (a dangling symlink exists).
+--- Whether a path exists (a symlink exists, whatever it points at).
+---
+--- Like every file function, it walks the path by descriptor and follows a
+--- symlink only where it sits in a directory no other user can write (owned
+--- by copkg's user or root, not group/other-writable); a link elsewhere (a
+--- runtime dir, /tmp) is never followed, and a function that would have to
+--- follow one raises, naming it.
 ---@param path string
 ---@return boolean
 function copkg.exists(path) end
 
---- Whether a path is a regular file.
+--- Whether a path is a regular file (a final symlink followed only where
+--- its directory no other user can write).
 ---@param path string
 ---@return boolean
 function copkg.is_file(path) end
@@ -55,12 +62,16 @@ function copkg.is_file(path) end
 ---@param message string
 function copkg.log(message) end
 
---- Writes a file atomically (temp file, then rename): readers see the old or the new content.
+--- Writes a file atomically (temp file in the same dir, mode 0644, synced,
+--- then renamed): readers see the old or the new content, and a symlink at
+--- `path` is replaced, never written through.
 ---@param path string
 ---@param content string
 function copkg.write_file(path, content) end
 
---- Reads a whole file.
+--- Reads a whole regular file, of at most 256 MiB. A FIFO, socket or device
+--- is refused without blocking, and so is a file with more than one hard
+--- link in a directory other users can write.
 ---@param path string
 ---@return string
 function copkg.read_file(path) end
@@ -72,43 +83,49 @@ function copkg.read_file(path) end
 ---@field mtime integer   seconds since the Unix epoch
 ---@field type "file"|"dir"|"symlink"|"other"
 
---- The entries of a directory, sorted by name.
+--- The entries of a directory, sorted by name; a symlink is listed as
+--- `"symlink"`, never as what it points at.
 ---@param dir string
 ---@return copkg.Entry[]
 function copkg.list(dir) end
 
---- One path's entry, or nil when it does not exist.
+--- One path's entry, or nil when it does not exist; a symlink is reported
+--- as one, never followed.
 ---@param path string
 ---@return copkg.Entry|nil
 function copkg.stat(path) end
 
 --- Paths matching a pattern with `*` and `?` in any component, sorted;
---- hidden names match only patterns that start with a dot.
+--- hidden names match only patterns that start with a dot. A dir behind a
+--- symlink that is not followed matches nothing.
 ---@param pattern string
 ---@return string[]
 function copkg.glob(pattern) end
 
---- Creates a directory and its parents.
+--- Creates a directory and its missing parents (0755, less the umask).
 ---@param path string
 function copkg.mkdir_p(path) end
 
---- Removes a file, a symlink, or a directory with everything in it.
+--- Removes a file, a symlink (never what it points at), or a directory with
+--- everything in it (by descriptor: links inside are removed as links).
 --- Returns false when there was nothing to remove.
 ---@param path string
 ---@return boolean
 function copkg.remove(path) end
 
---- Renames a path.
+--- Renames a path; a symlink at either end is renamed or replaced, not followed.
 ---@param from string
 ---@param to string
 function copkg.rename(from, to) end
 
---- Compresses `path` into `path.gz` (keeping its mtime) and removes `path`.
+--- Compresses the regular file `path` into `path.gz`, which keeps its
+--- permission bits, times and (when copkg runs as root) owner and group,
+--- then removes `path`.
 ---@param path string
 ---@return string  the new path
 function copkg.gzip(path) end
 
---- The lowercase hex sha256 of a file.
+--- The lowercase hex sha256 of a regular file (read as `read_file` reads).
 ---@param path string
 ---@return string
 function copkg.sha256(path) end

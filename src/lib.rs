@@ -20,6 +20,7 @@ pub mod process;
 pub mod repo;
 pub mod rundir;
 pub mod runtime;
+pub mod safepath;
 pub mod service;
 pub mod settings;
 pub mod state;

@@ -134,7 +134,8 @@ pub enum FileKind {
 }
 
 impl FileKind {
-    fn of(mode: u32) -> FileKind {
+    /// The kind of a file of type `mode` (`st_mode`).
+    pub(crate) fn of(mode: u32) -> FileKind {
         match mode & libc::S_IFMT {
             libc::S_IFREG => FileKind::File,
             libc::S_IFDIR => FileKind::Dir,
@@ -324,24 +325,7 @@ impl RunDir {
         else {
             return Ok(Vec::new());
         };
-        let mut names = read_names(dir.as_fd(), &path)?;
-        names.sort();
-        let mut entries = Vec::with_capacity(names.len());
-        for name in names {
-            match nix::sys::stat::fstatat(&dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
-                Ok(stat) => entries.push(DirEntry {
-                    kind: FileKind::of(stat.st_mode),
-                    size: u64::try_from(stat.st_size).unwrap_or(0),
-                    mode: stat.st_mode & 0o7777,
-                    uid: stat.st_uid,
-                    mtime: stat.st_mtime,
-                    name,
-                }),
-                Err(Errno::ENOENT) => {}
-                Err(errno) => return Err(io_error("cannot inspect", path.join(&name), errno)),
-            }
-        }
-        Ok(entries)
+        list_entries(dir.as_fd(), &path)
     }
 
     /// Opens the file at `relative` with `flags` plus `O_NOFOLLOW |
@@ -442,9 +426,10 @@ fn remove_all_with(root: &Path, relative: &str, resolve: Resolve) -> Result<bool
 }
 
 /// Removes the entry `name` of the dir open as `parent` and, when it is a
-/// dir, everything in it, by descriptor. `path` names it in errors; `depth`
-/// is how many dirs below the removed runtime dir it lies.
-fn remove_tree(
+/// dir, everything in it, by descriptor: a symlink anywhere in it is removed
+/// as a link, never followed. `path` names it in errors; `depth` is how many
+/// dirs below the removed tree's top it lies (0 for the top).
+pub(crate) fn remove_tree(
     parent: BorrowedFd<'_>,
     name: &OsStr,
     path: &Path,
@@ -490,8 +475,10 @@ fn remove_tree(
 
 /// What an open is meant to find.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Want {
+pub(crate) enum Want {
+    /// A directory.
     Dir,
+    /// A regular file.
     File,
 }
 
@@ -514,7 +501,7 @@ impl Want {
 
 /// Why a file of type `mode` is refused where a `want` belongs; `None` when
 /// it is one.
-fn mismatch(mode: u32, want: Want) -> Option<String> {
+pub(crate) fn mismatch(mode: u32, want: Want) -> Option<String> {
     if want.matches(mode) {
         return None;
     }
@@ -700,6 +687,31 @@ fn open_component(
     open()
         .map(Some)
         .map_err(|errno| open_failure(parent, name, Want::Dir, path.to_owned(), errno))
+}
+
+/// The entries of the dir open as `dir` (named `path` in errors), sorted
+/// by name, each as `fstatat(AT_SYMLINK_NOFOLLOW)` saw it: a symlink is
+/// reported as one, never as its target. An entry removed while it is
+/// listed is left out.
+pub(crate) fn list_entries(dir: BorrowedFd<'_>, path: &Path) -> Result<Vec<DirEntry>, RunDirError> {
+    let mut names = read_names(dir, path)?;
+    names.sort();
+    let mut entries = Vec::with_capacity(names.len());
+    for name in names {
+        match nix::sys::stat::fstatat(dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(stat) => entries.push(DirEntry {
+                kind: FileKind::of(stat.st_mode),
+                size: u64::try_from(stat.st_size).unwrap_or(0),
+                mode: stat.st_mode & 0o7777,
+                uid: stat.st_uid,
+                mtime: stat.st_mtime,
+                name,
+            }),
+            Err(Errno::ENOENT) => {}
+            Err(errno) => return Err(io_error("cannot inspect", path.join(&name), errno)),
+        }
+    }
+    Ok(entries)
 }
 
 /// The names in the dir open as `dir`, without `.` and `..`, read through a

@@ -4,7 +4,6 @@
 //! its own records and locks elsewhere (`state.rs`).
 
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::exit::{Coded, ExitCode};
@@ -236,27 +235,10 @@ pub fn escape_controls(text: &str) -> String {
         .collect()
 }
 
-/// Writes `bytes` to a temp file beside `path`, syncs it, and renames it over `path`.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(io_err("cannot create a temp file in", dir))?;
-    temp.write_all(bytes)
-        .map_err(io_err("cannot write", path))?;
-    temp.as_file()
-        .sync_all()
-        .map_err(io_err("cannot sync", path))?;
-    std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o644))
-        .map_err(io_err("cannot write", path))?;
-    temp.persist(path)
-        .map_err(|e| io_err("cannot write", path)(e.error))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn prepare_makes_every_subdir_and_remove_takes_it_all() {

@@ -154,7 +154,7 @@ print(ok.a)
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(
         out.stdout,
-        "nil\tcopkg.read_file: /nonexistent/file: No such file or directory (os error 2)\nnil\ttrue\n1\n"
+        "nil\tcopkg.read_file: cannot open /nonexistent/file: No such file or directory (os error 2)\nnil\ttrue\n1\n"
     );
 }
 

@@ -819,15 +819,6 @@ fn clean_logs_compresses_deletes_and_never_touches_open_files() {
     assert!(wait_until(Duration::from_secs(5), || {
         std::fs::read_to_string(log.join("current.log")).is_ok_and(|t| t == "started\n")
     }));
-    let age = |path: &Path, days: u64| {
-        let when = std::time::SystemTime::now() - Duration::from_secs(days * 86_400);
-        std::fs::File::options()
-            .write(true)
-            .open(path)
-            .unwrap()
-            .set_modified(when)
-            .unwrap();
-    };
     std::fs::write(log.join("old.log"), "x".repeat(10_000)).unwrap();
     age(&log.join("old.log"), 3);
     std::fs::write(log.join("fresh.log"), "fresh").unwrap();
@@ -878,6 +869,141 @@ fn clean_logs_compresses_deletes_and_never_touches_open_files() {
     );
     assert!(log.join("current.log").exists());
     assert!(!log.join("fresh.log").exists() && !log.join("old.log.gz").exists());
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+}
+
+/// Every path below `dir` with its content, mode, owner and mtime: what a
+/// test expects to find unchanged.
+fn tree_state(dir: &Path) -> Vec<(PathBuf, Vec<u8>, u32, u32, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                dirs.push(path.clone());
+            }
+            let content = if meta.is_file() {
+                std::fs::read(&path).unwrap()
+            } else {
+                Vec::new()
+            };
+            out.push((path, content, meta.mode(), meta.uid(), meta.mtime()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Sets the mtime of `path` `days` back.
+fn age(path: &Path, days: u64) {
+    let when = std::time::SystemTime::now() - Duration::from_secs(days * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+}
+
+/// The uid that plays a service's hostile account.
+const NOBODY: u32 = 65534;
+
+/// Gives `path` to the account, as its own log files and dirs are.
+fn give_to_account(path: &Path, mode: u32) {
+    std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn clean_logs_never_follows_a_link_the_account_planted_in_its_log_dir() {
+    use std::os::unix::fs::MetadataExt;
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "hostile",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
+    let log = runtime_dir(&sandbox, SVC).join("log");
+    let outside = sandbox.path().join("outside");
+    std::fs::create_dir_all(outside.join("deeper")).unwrap();
+    for file in ["victim.log", "deeper/victim.log"] {
+        std::fs::write(outside.join(file), "not the service's\n").unwrap();
+        age(&outside.join(file), 3);
+    }
+    std::fs::create_dir(log.join("sub")).unwrap();
+    for (file, mode) in [("sub/old.log", 0o640), ("sub/private.log", 0o600)] {
+        std::fs::write(log.join(file), "x".repeat(10_000)).unwrap();
+        give_to_account(&log.join(file), mode);
+        age(&log.join(file), 3);
+    }
+    std::os::unix::fs::symlink(&outside, log.join("evil")).unwrap();
+    std::os::unix::fs::symlink(outside.join("victim.log"), log.join("sub/evil.log")).unwrap();
+    give_to_account(&log.join("sub"), 0o755);
+    give_to_account(&log, 0o755);
+    let before = tree_state(&outside);
+
+    let out = run(sandbox.copkg().args(["clean-logs", SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let left: u64 = ["sub/old.log.gz", "sub/private.log.gz"]
+        .iter()
+        .map(|f| std::fs::metadata(log.join(f)).unwrap().len())
+        .sum();
+    assert_eq!(
+        out.stdout,
+        format!(
+            "{SVC}: compressed 2, deleted 0, {left} bytes left in {}\n",
+            log.display()
+        )
+    );
+    assert_eq!(tree_state(&outside), before, "something outside changed");
+    for (file, mode) in [("sub/old.log", 0o640), ("sub/private.log", 0o600)] {
+        assert!(!log.join(file).exists(), "{file} left");
+        let meta = std::fs::symlink_metadata(log.join(format!("{file}.gz"))).unwrap();
+        assert_eq!(meta.mode() & 0o7777, mode, "{file}: mode");
+        assert_eq!((meta.uid(), meta.gid()), (NOBODY, NOBODY), "{file}: owner");
+    }
+    assert!(
+        std::fs::symlink_metadata(log.join("evil"))
+            .unwrap()
+            .is_symlink()
+    );
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+}
+
+#[test]
+fn clean_logs_refuses_a_log_dir_the_account_swapped_for_a_link() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "swapper",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
+    let runtime = runtime_dir(&sandbox, SVC);
+    let outside = sandbox.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("victim.log"), "not the service's\n").unwrap();
+    age(&outside.join("victim.log"), 3);
+    std::fs::remove_dir_all(runtime.join("log")).unwrap();
+    std::os::unix::fs::symlink(&outside, runtime.join("log")).unwrap();
+    give_to_account(&runtime, 0o755);
+    let before = tree_state(&outside);
+
+    let out = run(sandbox.copkg().args(["clean-logs", SVC]));
+    assert_eq!(tree_state(&outside), before, "something outside changed");
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "copkg.list: refusing {}/log: it is a symlink in a directory other users can write (owned by uid {NOBODY}); not followed",
+            runtime.display()
+        )),
+        "{}",
+        out.stderr
+    );
     assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
 }
 
@@ -998,7 +1124,21 @@ fn example_site_keep_logs_archives_logs_before_cleanup() {
         std::fs::read_to_string(&log).is_ok_and(|t| t == "hi\n")
     }));
     assert_eq!(run(copkg().args(["stop", SVC])).code, 0);
-    assert_eq!(run(copkg().args(["cleanup", SVC])).code, 0);
+    // The account links a file of root's into its log dir: not archived.
+    let log_dir = runtime_dir(&sandbox, SVC).join("log");
+    let secret = sandbox.path().join("secret");
+    std::fs::write(&secret, "root's\n").unwrap();
+    std::fs::hard_link(&secret, log_dir.join("shadow")).unwrap();
+    give_to_account(&log_dir, 0o755);
+    let out = run(copkg().args(["cleanup", SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "keep-logs: not archived: copkg.read_file: refusing {}: it has 2 hard links in a directory other users can write (owned by uid {NOBODY}), so it may be a file from elsewhere linked in\n",
+            log_dir.join("shadow").display()
+        )
+    );
     let kept: Vec<PathBuf> = std::fs::read_dir(archive.join(SVC))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -1009,6 +1149,57 @@ fn example_site_keep_logs_archives_logs_before_cleanup() {
         "hi\n"
     );
     assert!(kept[0].join("stopped-at").is_file());
+    assert!(!kept[0].join("shadow").exists(), "root's file archived");
+}
+
+#[test]
+fn example_site_keep_logs_never_archives_through_a_planted_link() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "chatty",
+        &[(
+            "script.d/start.lua",
+            &lua_service("echo hi >> log/app.log; exec sleep 60"),
+            0o644,
+        )],
+    );
+    // As /var/tmp: anyone may create the archive dir first, as a link.
+    let shared = sandbox.path().join("shared-tmp");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let outside = sandbox.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, shared.join("copkg-logs")).unwrap();
+    let site = example_site("keep-logs.lua");
+    let copkg = || {
+        let mut cmd = sandbox.copkg();
+        cmd.env("COPKG_LOG_ARCHIVE", shared.join("copkg-logs"))
+            .arg("--site")
+            .arg(&site);
+        cmd
+    };
+    assert_eq!(run(copkg().args(["start", &package, SVC])).code, 0);
+    let runtime = runtime_dir(&sandbox, SVC);
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(runtime.join("log/app.log")).is_ok_and(|t| t == "hi\n")
+    }));
+    assert_eq!(run(copkg().args(["stop", SVC])).code, 0);
+    let out = run(copkg().args(["cleanup", SVC]));
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "refusing {}: it is a symlink in a directory other users can write (mode 1777); not followed",
+            shared.join("copkg-logs").display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(tree_state(&outside).is_empty(), "archived through the link");
+    assert!(
+        runtime.join("log/app.log").is_file(),
+        "logs gone unarchived"
+    );
 }
 
 #[test]

@@ -312,7 +312,7 @@ mod tests {
         let err =
             eval("local ok, err = pcall(copkg.read_file, '/nonexistent/f'); return tostring(err)");
         assert!(
-            err.starts_with("copkg.read_file: /nonexistent/f: No such file"),
+            err.starts_with("copkg.read_file: cannot open /nonexistent/f: No such file"),
             "{err}"
         );
         assert_eq!(
