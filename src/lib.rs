@@ -11,6 +11,7 @@ pub mod commands;
 pub mod coordinate;
 pub mod exit;
 pub mod extract;
+pub mod interrupt;
 pub mod lifecycle;
 pub mod lock;
 pub mod lua;

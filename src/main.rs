@@ -5,6 +5,7 @@ use clap::Parser;
 use copkg::exit::{Coded, ExitCode, describe};
 
 fn main() -> std::process::ExitCode {
+    copkg::interrupt::install();
     let cli = copkg::cli::Cli::parse();
     let code = match copkg::commands::run(cli) {
         Ok(()) => ExitCode::Success,

@@ -2,6 +2,7 @@
 //! normalized modes, so packing the same tree twice gives identical bytes.
 
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -72,6 +73,8 @@ pub struct Packed {
     pub sha256: String,
     /// Whether an identical archive was already there.
     pub unchanged: bool,
+    /// Entries a service's account could not read once installed.
+    pub unreadable: Vec<String>,
 }
 
 /// Fixed modification time of every entry: `SOURCE_DATE_EPOCH` when set, else 0.
@@ -82,8 +85,9 @@ fn fixed_mtime() -> u64 {
         .unwrap_or(0)
 }
 
-/// Writes the reproducible `.tar.gz` of `dir` to `writer`; returns its sha256.
-pub fn write_archive<W: Write>(dir: &Path, writer: W) -> Result<String, PackError> {
+/// Writes the reproducible `.tar.gz` of `dir` to `writer`; returns its
+/// sha256 and the entries a service's account could not read.
+pub fn write_archive<W: Write>(dir: &Path, writer: W) -> Result<(String, Vec<String>), PackError> {
     struct Hashing<W> {
         inner: W,
         hasher: Sha256,
@@ -99,7 +103,8 @@ pub fn write_archive<W: Write>(dir: &Path, writer: W) -> Result<String, PackErro
         }
     }
     let mut entries = Vec::new();
-    collect(dir, dir, &mut entries)?;
+    let mut unreadable = Vec::new();
+    collect(dir, dir, &mut entries, &mut unreadable)?;
     if entries.is_empty() {
         return Err(PackError::Unpackable {
             path: dir.to_owned(),
@@ -123,7 +128,7 @@ pub fn write_archive<W: Write>(dir: &Path, writer: W) -> Result<String, PackErro
         let write = io_err("cannot write the archive for", &path);
         if meta.is_dir() {
             header.set_entry_type(tar::EntryType::Directory);
-            header.set_mode(0o755);
+            header.set_mode(crate::extract::dir_mode(meta.permissions().mode()));
             header.set_size(0);
             builder
                 .append_data(&mut header, relative, io::empty())
@@ -139,8 +144,7 @@ pub fn write_archive<W: Write>(dir: &Path, writer: W) -> Result<String, PackErro
         } else {
             let file = std::fs::File::open(&path).map_err(io_err("cannot read", &path))?;
             header.set_entry_type(tar::EntryType::Regular);
-            let exec = meta.permissions().mode() & 0o111 != 0;
-            header.set_mode(if exec { 0o755 } else { 0o644 });
+            header.set_mode(crate::extract::file_mode(meta.permissions().mode()));
             header.set_size(meta.len());
             builder
                 .append_data(&mut header, relative, file)
@@ -156,12 +160,18 @@ pub fn write_archive<W: Write>(dir: &Path, writer: W) -> Result<String, PackErro
     hashing
         .flush()
         .map_err(io_err("cannot write the archive for", dir))?;
-    Ok(hex(&hashing.hasher.finalize()))
+    Ok((hex(&hashing.hasher.finalize()), unreadable))
 }
 
 /// Lists `dir` below `root` depth-first in byte order of names, refusing
-/// what install would refuse: special files and links leaving the tree.
-fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PackError> {
+/// what install would refuse (by install's own rules: names, link targets,
+/// special files) and noting what a service's account could not read.
+fn collect(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    unreadable: &mut Vec<String>,
+) -> Result<(), PackError> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io_err("cannot list", dir))? {
         names.push(entry.map_err(io_err("cannot list", dir))?.file_name());
@@ -174,31 +184,33 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PackEr
             path: path.clone(),
             reason,
         };
-        if name
-            .to_str()
-            .is_none_or(|n| n.chars().any(char::is_control))
-        {
-            return Err(unpackable("its name is not printable UTF-8".to_owned()));
-        }
-        if relative.as_os_str() == crate::store::MARKER_FILE {
+        let refused = |err: crate::extract::ExtractError| match err {
+            crate::extract::ExtractError::Unsafe { reason, .. } => unpackable(reason),
+            other => unpackable(other.to_string()),
+        };
+        let bytes = relative.as_os_str().as_bytes();
+        let components = crate::extract::entry_components(bytes).map_err(refused)?;
+        if components.len() == 1 && crate::extract::RESERVED_TOP_LEVEL.contains(&components[0]) {
             return Err(unpackable("the name is reserved by copkg".to_owned()));
         }
         let meta = std::fs::symlink_metadata(&path).map_err(io_err("cannot inspect", &path))?;
         let kind = meta.file_type();
+        let mode = meta.permissions().mode();
         if kind.is_symlink() {
             let target = std::fs::read_link(&path).map_err(io_err("cannot read link", &path))?;
-            let depth = relative.components().count() as i64 - 1;
-            if !link_stays_inside(depth, &target) {
-                return Err(unpackable(format!(
-                    "symlink to `{}` leaves the package",
-                    target.display()
-                )));
-            }
+            crate::extract::check_symlink_target(bytes, &components, target.as_os_str().as_bytes())
+                .map_err(refused)?;
             out.push(relative);
         } else if kind.is_dir() {
+            if crate::extract::dir_mode(mode) & 0o005 != 0o005 {
+                unreadable.push(format!("{}/", relative.display()));
+            }
             out.push(relative);
-            collect(root, &path, out)?;
+            collect(root, &path, out, unreadable)?;
         } else if kind.is_file() {
+            if crate::extract::file_mode(mode) & 0o004 == 0 {
+                unreadable.push(relative.display().to_string());
+            }
             out.push(relative);
         } else {
             return Err(unpackable(
@@ -209,28 +221,16 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PackEr
     Ok(())
 }
 
-/// The rule install applies to symlinks: relative, `..` only leading, inside.
-fn link_stays_inside(mut depth: i64, target: &Path) -> bool {
-    use std::path::Component;
-    let mut climbing = true;
-    for component in target.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir if climbing => {
-                depth -= 1;
-                if depth < 0 {
-                    return false;
-                }
-            }
-            Component::Normal(_) => climbing = false,
-            _ => return false,
-        }
-    }
-    true
-}
-
-/// Packs `dir` into `repo_dir/archive` with its sidecar at `repo_dir/sidecar`,
-/// each written to a temp file and renamed into place.
+/// Packs `dir` into `repo_dir/archive` with its sidecar at `repo_dir/sidecar`.
+///
+/// Both are written into a staging dir in the repository (hidden, removed on
+/// any failure, on Ctrl-C and on SIGTERM) and then published: when they share
+/// a version dir that does not exist yet, by renaming a whole staged version
+/// dir into place, so they appear together; a republish (`force`) renames the
+/// old version dir aside first and deletes it after. Where the layout puts
+/// them elsewhere, or the version dir holds other files, the archive is
+/// renamed into place before the sidecar, so no client ever finds a sidecar
+/// without its archive. A failed pack leaves nothing, not even empty dirs.
 pub fn pack(
     dir: &Path,
     repo_dir: &Path,
@@ -244,23 +244,45 @@ pub fn pack(
             reason: "not a directory".to_owned(),
         });
     }
+    let repo_dir = &std::path::absolute(repo_dir).map_err(io_err("cannot resolve", repo_dir))?;
     let archive_path = repo_dir.join(archive);
     let sidecar_path = repo_dir.join(sidecar);
-    let parent = archive_path.parent().unwrap_or(repo_dir);
-    std::fs::create_dir_all(parent).map_err(io_err("cannot create", parent))?;
-    let mut temp = tempfile::NamedTempFile::new_in(parent)
-        .map_err(io_err("cannot create a temp file in", parent))?;
-    let sha256 = write_archive(dir, io::BufWriter::new(temp.as_file_mut()))?;
+    // What install would refuse is refused before anything is written.
+    collect(dir, dir, &mut Vec::new(), &mut Vec::new())?;
+    let created_repo = create_dirs(repo_dir, Path::new("/"))?;
+    let result = publish(dir, repo_dir, &archive_path, &sidecar_path, force);
+    if result.is_err() {
+        remove_created(&created_repo);
+    }
+    result
+}
 
-    let existing = match std::fs::File::open(&archive_path) {
-        Ok(mut file) => {
-            let mut hasher = Sha256::new();
-            io::copy(&mut file, &mut hasher).map_err(io_err("cannot read", &archive_path))?;
-            Some(hex(&hasher.finalize()))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io_err("cannot read", &archive_path)(e)),
-    };
+/// Stages and publishes; see [`pack`].
+fn publish(
+    dir: &Path,
+    repo_dir: &Path,
+    archive_path: &Path,
+    sidecar_path: &Path,
+    force: bool,
+) -> Result<Packed, PackError> {
+    let (archive_path, sidecar_path) = (archive_path.to_owned(), sidecar_path.to_owned());
+    let staging = tempfile::Builder::new()
+        .prefix(".copkg-pack.")
+        .tempdir_in(repo_dir)
+        .map_err(io_err("cannot create a temp dir in", repo_dir))?;
+    let _interrupted = crate::interrupt::Cleanup::register(staging.path());
+    let version = staging.path().join("version");
+    std::fs::create_dir(&version).map_err(io_err("cannot create", &version))?;
+    let staged_archive = version.join(file_name(&archive_path));
+    let staged_sidecar = version.join(file_name(&sidecar_path));
+
+    let mut file =
+        std::fs::File::create(&staged_archive).map_err(io_err("cannot create", &staged_archive))?;
+    let (sha256, unreadable) = write_archive(dir, io::BufWriter::new(&mut file))?;
+    file.sync_all()
+        .map_err(io_err("cannot sync", &staged_archive))?;
+    drop(file);
+    let existing = digest_of(&archive_path)?;
     let unchanged = existing.as_deref() == Some(sha256.as_str());
     if let Some(existing) = existing
         && !unchanged
@@ -271,34 +293,131 @@ pub fn pack(
             existing,
         });
     }
-    if !unchanged {
-        temp.as_file()
-            .sync_all()
-            .map_err(io_err("cannot sync", temp.path()))?;
-        std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o644))
-            .map_err(io_err("cannot write", temp.path()))?;
-        temp.persist(&archive_path)
-            .map_err(|e| io_err("cannot write", &archive_path)(e.error))?;
+    let mut side =
+        std::fs::File::create(&staged_sidecar).map_err(io_err("cannot create", &staged_sidecar))?;
+    writeln!(
+        side,
+        "{sha256}  {}",
+        file_name(&archive_path).to_string_lossy()
+    )
+    .and_then(|()| side.sync_all())
+    .map_err(io_err("cannot write", &staged_sidecar))?;
+    for staged in [&staged_archive, &staged_sidecar] {
+        std::fs::set_permissions(staged, std::fs::Permissions::from_mode(0o644))
+            .map_err(io_err("cannot write", staged))?;
     }
-    let file_name = archive_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let sidecar_parent = sidecar_path.parent().unwrap_or(repo_dir);
-    std::fs::create_dir_all(sidecar_parent).map_err(io_err("cannot create", sidecar_parent))?;
-    let mut side = tempfile::NamedTempFile::new_in(sidecar_parent)
-        .map_err(io_err("cannot create a temp file in", sidecar_parent))?;
-    writeln!(side, "{sha256}  {file_name}").map_err(io_err("cannot write", &sidecar_path))?;
-    std::fs::set_permissions(side.path(), std::fs::Permissions::from_mode(0o644))
-        .map_err(io_err("cannot write", side.path()))?;
-    side.persist(&sidecar_path)
-        .map_err(|e| io_err("cannot write", &sidecar_path)(e.error))?;
-    Ok(Packed {
-        archive: archive_path,
-        sidecar: sidecar_path,
+
+    let packed = Packed {
+        archive: archive_path.clone(),
+        sidecar: sidecar_path.clone(),
         sha256,
         unchanged,
-    })
+        unreadable,
+    };
+    let same_dir = archive_path.parent() == sidecar_path.parent();
+    let version_dir = archive_path.parent().unwrap_or(repo_dir);
+    let ours = [file_name(&archive_path), file_name(&sidecar_path)];
+    let only_ours = |path: &Path| -> Result<bool, PackError> {
+        match std::fs::read_dir(path) {
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry.map_err(io_err("cannot list", path))?;
+                    if !ours.contains(&entry.file_name().as_os_str()) {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(io_err("cannot list", path)(e)),
+        }
+    };
+    if same_dir && version_dir != repo_dir && only_ours(version_dir)? {
+        let parent = version_dir.parent().unwrap_or(repo_dir);
+        let created = create_dirs(parent, repo_dir)?;
+        let publish = || -> Result<(), PackError> {
+            if version_dir.exists() {
+                // A republish (or the same bytes again): the old version dir
+                // goes aside in one rename, the new one comes in with another.
+                let old = staging.path().join("old");
+                std::fs::rename(version_dir, &old)
+                    .map_err(io_err("cannot move aside", version_dir))?;
+            }
+            std::fs::rename(&version, version_dir)
+                .map_err(io_err("cannot move into place", version_dir))
+        };
+        if let Err(err) = publish() {
+            remove_created(&created);
+            return Err(err);
+        }
+    } else {
+        let parents = [archive_path.parent(), sidecar_path.parent()];
+        let mut created = Vec::new();
+        for parent in parents.into_iter().flatten() {
+            created.extend(create_dirs(parent, repo_dir)?);
+        }
+        let publish = || -> Result<(), PackError> {
+            std::fs::rename(&staged_archive, &archive_path)
+                .map_err(io_err("cannot move into place", &archive_path))?;
+            std::fs::rename(&staged_sidecar, &sidecar_path)
+                .map_err(io_err("cannot move into place", &sidecar_path))
+        };
+        if let Err(err) = publish() {
+            remove_created(&created);
+            return Err(err);
+        }
+    }
+    staging.close().map_err(io_err("cannot remove", repo_dir))?;
+    Ok(packed)
+}
+
+fn file_name(path: &Path) -> &std::ffi::OsStr {
+    path.file_name().unwrap_or_default()
+}
+
+/// The sha256 of the file at `path`, if there is one.
+fn digest_of(path: &Path) -> Result<Option<String>, PackError> {
+    match std::fs::File::open(path) {
+        Ok(mut file) => {
+            let mut hasher = Sha256::new();
+            io::copy(&mut file, &mut hasher).map_err(io_err("cannot read", path))?;
+            Ok(Some(hex(&hasher.finalize())))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("cannot read", path)(e)),
+    }
+}
+
+/// Creates `dir` and its missing parents up to `root`; the dirs it made,
+/// deepest first, so that a failure can take them away again.
+fn create_dirs(dir: &Path, root: &Path) -> Result<Vec<PathBuf>, PackError> {
+    let mut missing = Vec::new();
+    let mut current = Some(dir);
+    while let Some(path) = current.filter(|p| p.starts_with(root) && *p != root) {
+        if path.exists() {
+            break;
+        }
+        missing.push(path.to_owned());
+        current = path.parent();
+    }
+    for path in missing.iter().rev() {
+        match std::fs::create_dir(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                remove_created(&missing);
+                return Err(io_err("cannot create", path)(e));
+            }
+        }
+    }
+    Ok(missing)
+}
+
+/// Removes dirs [`create_dirs`] made, where they are still empty.
+fn remove_created(dirs: &[PathBuf]) {
+    for dir in dirs {
+        let _ = std::fs::remove_dir(dir);
+    }
 }
 
 #[cfg(test)]
@@ -318,7 +437,8 @@ mod tests {
         std::fs::write(dir.path().join("README"), "hello").unwrap();
         std::os::unix::fs::symlink("bin/run", dir.path().join("run")).unwrap();
         let mut first = Vec::new();
-        let digest = write_archive(dir.path(), &mut first).unwrap();
+        let (digest, unreadable) = write_archive(dir.path(), &mut first).unwrap();
+        assert_eq!(unreadable, ["bin/run"]);
         let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
         std::fs::File::options()
             .write(true)
@@ -327,20 +447,20 @@ mod tests {
             .set_modified(later)
             .unwrap();
         let mut second = Vec::new();
-        assert_eq!(write_archive(dir.path(), &mut second).unwrap(), digest);
+        assert_eq!(write_archive(dir.path(), &mut second).unwrap().0, digest);
         assert_eq!(first, second);
         assert_eq!(digest, hex(&Sha256::digest(&first)));
     }
 
     #[test]
     fn links_leaving_the_tree_are_refused() {
-        assert!(link_stays_inside(1, Path::new("../x")));
-        assert!(!link_stays_inside(0, Path::new("../x")));
-        assert!(!link_stays_inside(3, Path::new("/etc/passwd")));
-        assert!(!link_stays_inside(3, Path::new("a/../b")));
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("passwd")).unwrap();
         let err = write_archive(dir.path(), Vec::new()).unwrap_err();
-        assert!(err.to_string().contains("leaves the package"), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("links to the absolute path `/etc/passwd`"),
+            "{err}"
+        );
     }
 }

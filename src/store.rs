@@ -84,6 +84,8 @@ pub enum Installed {
         dir: PathBuf,
         /// What was recorded.
         record: InstallRecord,
+        /// Entries a service's account could not read.
+        unreadable: Vec<String>,
     },
     /// It was already there (possibly put there by a concurrent install).
     Already {
@@ -424,7 +426,7 @@ impl Store {
         self.clean_leftovers(request.layout)?;
 
         let mut restarts = 0;
-        let (temp, record) = loop {
+        let (temp, record, unreadable) = loop {
             match self.fetch_and_unpack(fetcher, request) {
                 Err(StoreError::Extract {
                     source: ExtractError::Read(err),
@@ -434,7 +436,11 @@ impl Store {
             }
         };
         if self.commit(temp, &record, request)? {
-            Ok(Installed::Fresh { dir, record })
+            Ok(Installed::Fresh {
+                dir,
+                record,
+                unreadable,
+            })
         } else {
             Ok(Installed::Already { dir })
         }
@@ -633,7 +639,7 @@ impl Store {
         &self,
         fetcher: &Fetcher,
         request: &InstallRequest<'_>,
-    ) -> Result<(tempfile::TempDir, InstallRecord), StoreError> {
+    ) -> Result<(tempfile::TempDir, InstallRecord, Vec<String>), StoreError> {
         let coordinate = request.coordinate.id();
         let (download, expected) = self.open_archive(fetcher, request)?;
         let url = download.url.clone();
@@ -687,7 +693,7 @@ impl Store {
             unpacked_bytes: unpacked.unpacked_bytes,
             entries: unpacked.entries,
         };
-        Ok((temp, record))
+        Ok((temp, record, unpacked.unreadable))
     }
 
     /// Writes the marker, makes everything durable, and renames the temp dir

@@ -254,7 +254,7 @@ fn a8_devices_and_fifos_are_refused() {
 }
 
 #[test]
-fn a9_modes_are_normalized() {
+fn a9_modes_lose_special_bits_and_group_other_write_and_are_never_widened() {
     use std::os::unix::fs::PermissionsExt;
     let sandbox = Sandbox::new();
     let archive = Tar::new()
@@ -265,10 +265,22 @@ fn a9_modes_are_normalized() {
         .data(b"y")
         .header(b"group-exec", REGULAR, 1, 0o070, b"")
         .data(b"z")
+        .header(b"private", REGULAR, 1, 0o600, b"")
+        .data(b"p")
+        .header(b"private-dir/", DIR, 0, 0o700, b"")
+        .header(b"private-dir/inner", REGULAR, 1, 0o640, b"")
+        .data(b"i")
         .end()
         .gz();
     sandbox.publish_verified(&archive);
-    assert_eq!(sandbox.install().code, 0);
+    let out = sandbox.install();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "warning: {COORD}: a service running as another user could not read group-exec, private, private-dir/, private-dir/inner\n"
+        )
+    );
     let mode = |p: &str| {
         std::fs::metadata(sandbox.install_dir().join(p))
             .unwrap()
@@ -279,7 +291,12 @@ fn a9_modes_are_normalized() {
     assert_eq!(mode("setuid"), 0o755);
     assert_eq!(mode("sticky-dir"), 0o755);
     assert_eq!(mode("plain"), 0o644);
-    assert_eq!(mode("group-exec"), 0o755);
+    assert_eq!(mode("group-exec"), 0o050);
+    assert_eq!(mode("private"), 0o600);
+    assert_eq!(mode("private-dir"), 0o700);
+    assert_eq!(mode("private-dir/inner"), 0o640);
+    // The install dir itself is 0755 whatever the archive says.
+    assert_eq!(mode(""), 0o755);
 }
 
 #[test]
@@ -496,13 +513,22 @@ fn a16_trailing_garbage_after_gzip_is_refused() {
         &archive,
         "corrupt archive: trailing data after the gzip stream",
     );
-    // A second gzip member counts as trailing data too.
+    // Zero padding that turns into something else is not padding.
     let mut archive = good_archive();
-    archive.extend_from_slice(&gzip(b"more"));
+    archive.extend_from_slice(&[0; 100]);
+    archive.extend_from_slice(b"x");
     assert_refused(
         &archive,
         "corrupt archive: trailing data after the gzip stream",
     );
+    // A second gzip member that is not gzip at all.
+    let mut archive = good_archive();
+    archive.extend_from_slice(&[0x1f, 0x8b, 0xff, 0xff]);
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&archive);
+    let out = sandbox.install();
+    assert_eq!(out.code, 5, "{out:?}");
+    assert!(!sandbox.install_dir().exists());
 }
 
 #[test]
@@ -549,4 +575,349 @@ fn a19_existing_link_in_target_is_never_followed() {
     );
     assert_eq!(out.code, 1);
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+}
+
+// H3: archives as real tools write them are installed, by the same rules.
+
+/// A tree like packages in the wild: long and non-ASCII names (npm writes PAX
+/// records for those), a backslash in a name (systemd unit names), private
+/// modes, an executable, links, and a fixed mtime on everything.
+fn real_world_tree(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let long = format!("lib/{}/deep.js", "n".repeat(120));
+    let files: [(&str, u32); 6] = [
+        (long.as_str(), 0o644),
+        ("lib/caf\u{e9}/m\u{f8}de.txt", 0o644),
+        ("etc/foo\\x2dbar.service", 0o644),
+        ("etc/secret.conf", 0o600),
+        ("bin/run", 0o755),
+        ("private/key", 0o640),
+    ];
+    for (name, mode) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, format!("content of {name}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    std::fs::set_permissions(dir.join("private"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    std::os::unix::fs::symlink("../bin/run", dir.join("lib/run")).unwrap();
+    let status = std::process::Command::new("find")
+        .arg(dir)
+        .args(["-exec", "touch", "-h", "-d", "@1600000000", "{}", "+"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Every entry below `dir`: (path, type, mode, mtime, content or target).
+fn snapshot(dir: &std::path::Path) -> Vec<(String, char, u32, i64, Vec<u8>)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.strip_prefix(dir).unwrap().display().to_string();
+            if name.starts_with(".copkg") {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let (kind, data) = if meta.is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                ('l', target.display().to_string().into_bytes())
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                ('d', Vec::new())
+            } else {
+                ('f', std::fs::read(&path).unwrap())
+            };
+            let mode = if kind == 'l' { 0 } else { meta.mode() & 0o7777 };
+            out.push((name, kind, mode, meta.mtime(), data));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn h3_archives_from_gnu_tar_bsdtar_busybox_python_and_git_install_whole() {
+    let source = tempfile::tempdir().unwrap();
+    real_world_tree(source.path());
+    let expected = snapshot(source.path());
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("a.tar.gz");
+    let src = source.path().to_str().unwrap().to_owned();
+    let python = "import sys, tarfile\n\
+        fmt = {'pax': tarfile.PAX_FORMAT, 'gnu': tarfile.GNU_FORMAT}[sys.argv[3]]\n\
+        with tarfile.open(sys.argv[1], 'w:gz', format=fmt) as t:\n    t.add(sys.argv[2], arcname='.')\n";
+    let tools: Vec<(&str, Vec<String>)> = vec![
+        (
+            "GNU tar (gnu)",
+            vec![
+                "tar".into(),
+                "--format=gnu".into(),
+                "-czf".into(),
+                out.display().to_string(),
+                "-C".into(),
+                src.clone(),
+                ".".into(),
+            ],
+        ),
+        (
+            "GNU tar (posix)",
+            vec![
+                "tar".into(),
+                "--format=posix".into(),
+                "-czf".into(),
+                out.display().to_string(),
+                "-C".into(),
+                src.clone(),
+                ".".into(),
+            ],
+        ),
+        (
+            "bsdtar",
+            vec![
+                "bsdtar".into(),
+                "-czf".into(),
+                out.display().to_string(),
+                "-C".into(),
+                src.clone(),
+                ".".into(),
+            ],
+        ),
+        (
+            "busybox tar",
+            vec![
+                "busybox".into(),
+                "tar".into(),
+                "-czf".into(),
+                out.display().to_string(),
+                "-C".into(),
+                src.clone(),
+                ".".into(),
+            ],
+        ),
+        (
+            "python tarfile (pax)",
+            vec![
+                "python3".into(),
+                "-c".into(),
+                python.into(),
+                out.display().to_string(),
+                src.clone(),
+                "pax".into(),
+            ],
+        ),
+        (
+            "python tarfile (gnu)",
+            vec![
+                "python3".into(),
+                "-c".into(),
+                python.into(),
+                out.display().to_string(),
+                src.clone(),
+                "gnu".into(),
+            ],
+        ),
+    ];
+    for (tool, argv) in tools {
+        let status = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .status()
+            .unwrap_or_else(|e| panic!("{tool}: {e}"));
+        assert!(status.success(), "{tool} failed");
+        let archive = std::fs::read(&out).unwrap();
+        let sandbox = Sandbox::new();
+        sandbox.publish_verified(&archive);
+        let result = sandbox.install();
+        assert_eq!(result.code, 0, "{tool}: {result:?}");
+        // What the account cannot read is named, nothing else is said.
+        assert_eq!(
+            result.stderr,
+            format!(
+                "warning: {COORD}: a service running as another user could not read etc/secret.conf, private/, private/key\n"
+            ),
+            "{tool}"
+        );
+        let mut installed = snapshot(&sandbox.install_dir());
+        // Modes, mtimes, contents and link targets as archived: private/
+        // is 0750 in the tree and stays so; no bit is added.
+        let mut want = expected.clone();
+        installed.retain(|e| !e.0.is_empty());
+        want.retain(|e| !e.0.is_empty());
+        assert_eq!(installed, want, "{tool}");
+    }
+}
+
+#[test]
+fn h3_git_archive_installs_with_gits_modes_and_times() {
+    let repo = tempfile::tempdir().unwrap();
+    real_world_tree(repo.path());
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo.path())
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "core.quotepath=off",
+            ])
+            .args(args)
+            .env("GIT_COMMITTER_DATE", "1600000000 +0000")
+            .env("GIT_AUTHOR_DATE", "1600000000 +0000")
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "x"]);
+    let archive = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo.path())
+        .args(["archive", "--format=tar.gz", "HEAD"])
+        .output()
+        .unwrap()
+        .stdout;
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&archive);
+    let out = sandbox.install();
+    assert_eq!(out.code, 0, "{out:?}");
+    let dir = sandbox.install_dir();
+    for name in [
+        "etc/foo\\x2dbar.service",
+        "lib/caf\u{e9}/m\u{f8}de.txt",
+        "bin/run",
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(dir.join(name)).unwrap(),
+            format!("content of {name}\n")
+        );
+    }
+    assert_eq!(
+        std::fs::read_link(dir.join("lib/run")).unwrap(),
+        std::path::Path::new("../bin/run")
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(dir.join("bin/run")).unwrap().mode() & 0o777,
+        0o755
+    );
+    assert_eq!(
+        std::fs::metadata(dir.join("bin/run")).unwrap().mtime(),
+        1_600_000_000
+    );
+}
+
+#[test]
+fn h3_gzip_members_zero_padding_and_pax_records_are_accepted() {
+    use std::io::Read;
+    let tar = {
+        let mut t = Tar::new();
+        t.pax(&[
+            ("path", "lib/named/by/pax.txt"),
+            ("size", "5"),
+            ("mtime", "1600000000.25"),
+        ])
+        .header(b"short", REGULAR, 5, 0o644, b"")
+        .data(b"hello")
+        .file("lib/second", b"world", 0o644)
+        .mtime(1_500_000_000)
+        .end();
+        t.bytes.clone()
+    };
+    // Two gzip members (split inside the tar stream), then zero padding.
+    let half = tar.len() / 2;
+    let mut archive = gzip(&tar[..half]);
+    archive.extend_from_slice(&gzip(&tar[half..]));
+    archive.extend_from_slice(&[0; 4096]);
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&archive);
+    let out = sandbox.install();
+    assert_eq!(out.code, 0, "{out:?}");
+    let dir = sandbox.install_dir();
+    use std::os::unix::fs::MetadataExt;
+    let mut text = String::new();
+    std::fs::File::open(dir.join("lib/named/by/pax.txt"))
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text, "hello");
+    assert_eq!(
+        std::fs::metadata(dir.join("lib/named/by/pax.txt"))
+            .unwrap()
+            .mtime(),
+        1_600_000_000
+    );
+    assert_eq!(
+        std::fs::metadata(dir.join("lib/second")).unwrap().mtime(),
+        1_500_000_000
+    );
+    assert!(!dir.join("short").exists());
+}
+
+#[test]
+fn h3_what_stays_refused_names_the_entry() {
+    let mismatch = Tar::new()
+        .pax(&[("size", "9")])
+        .header(b"lib/liar", REGULAR, 5, 0o644, b"")
+        .data(b"hello")
+        .end()
+        .gz();
+    assert_refused(
+        &mismatch,
+        "unsafe archive: entry `lib/liar` has a size of 9 in its PAX record but 5 in its header",
+    );
+    let pax_sparse = Tar::new()
+        .pax(&[("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0")])
+        .header(b"disk.img", REGULAR, 5, 0o644, b"")
+        .data(b"hello")
+        .end()
+        .gz();
+    assert_refused(
+        &pax_sparse,
+        "unsafe archive: entry `disk.img` is a sparse file (GNU sparse formats are not supported)",
+    );
+    let gnu_sparse = Tar::new()
+        .header(b"old.img", b'S', 0, 0o644, b"")
+        .end()
+        .gz();
+    assert_refused(
+        &gnu_sparse,
+        "unsafe archive: entry `old.img` is a sparse file (GNU sparse formats are not supported)",
+    );
+    let bad_pax = Tar::new()
+        .header(b"PaxHeaders/x", b'x', 7, 0o644, b"")
+        .data(b"garbage")
+        .file("x", b"1", 0o644)
+        .end()
+        .gz();
+    assert_refused(
+        &bad_pax,
+        "unsafe archive: entry `PaxHeaders/x` is a PAX header with a malformed record",
+    );
+}
+
+#[test]
+fn h3_directories_count_toward_the_size_limit() {
+    let mut tar = Tar::new();
+    for i in 0..300 {
+        tar.dir(&format!("d{i}/"));
+    }
+    let archive = tar.file("f", b"x", 0o644).end().gz();
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&archive);
+    let out = sandbox.install_with_config(r#"{"maxUnpackedBytes": 1048576}"#);
+    assert_eq!(out.code, 5, "{out:?}");
+    assert!(
+        out.stderr
+            .ends_with("caused by: archive exceeds the unpacked size limit of 1048576\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(!sandbox.install_dir().exists());
 }

@@ -606,3 +606,152 @@ fn leftovers_of_any_coordinate_are_swept_once_their_lock_is_free() {
     holder.kill().unwrap();
     holder.wait().unwrap();
 }
+
+/// Every path below `dir`, relative, sorted (empty when `dir` is missing).
+fn tree_of(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(current) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&current) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            if path.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn pack_cmd(sandbox: &Sandbox, dir: &std::path::Path, repo: &std::path::Path) -> Command {
+    let mut cmd = sandbox.copkg();
+    cmd.arg("pack")
+        .arg(dir)
+        .args(["--coordinate", COORD, "--out"])
+        .arg(repo);
+    cmd
+}
+
+/// A tree of `mib` MiB that does not compress, slow enough to interrupt.
+fn big_tree(sandbox: &Sandbox, mib: usize) -> std::path::PathBuf {
+    let dir = sandbox.path().join("big");
+    std::fs::create_dir_all(dir.join("lib")).unwrap();
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    for i in 0..mib {
+        let data: Vec<u8> = (0..1 << 20).map(|_| rng.below(256) as u8).collect();
+        std::fs::write(dir.join(format!("lib/blob{i}")), data).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn h5_a_failed_or_interrupted_pack_leaves_nothing_in_the_repository() {
+    let sandbox = Sandbox::new();
+    let repo = sandbox.path().join("published");
+    // Refused trees: nothing is created, not even the repository dir.
+    let bad = sandbox.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", bad.join("passwd")).unwrap();
+    let out = run(&mut pack_cmd(&sandbox, &bad, &repo));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(!repo.exists(), "a refused pack created {}", repo.display());
+
+    // Interrupted with Ctrl-C (SIGINT) or SIGTERM mid-way: exit 130/143 and
+    // no staging dir, archive, sidecar or version dir.
+    let big = big_tree(&sandbox, 24);
+    std::fs::create_dir_all(&repo).unwrap();
+    for (signal, code) in [
+        (nix::sys::signal::Signal::SIGINT, 130),
+        (nix::sys::signal::Signal::SIGTERM, 143),
+    ] {
+        let child = pack_cmd(&sandbox, &big, &repo)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until the staging dir exists, then interrupt.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tree_of(&repo).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!tree_of(&repo).is_empty(), "pack never started writing");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("copkg: interrupted by {}", signal.as_str())),
+            "{stderr}"
+        );
+        assert_eq!(
+            tree_of(&repo),
+            Vec::<String>::new(),
+            "left in the repository"
+        );
+    }
+
+    // A good pack then publishes exactly the archive and its sidecar.
+    let out = run(&mut pack_cmd(&sandbox, &big, &repo));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        tree_of(&repo),
+        [
+            "com",
+            "com/example",
+            "com/example/hello",
+            "com/example/hello/1.0.0",
+            "com/example/hello/1.0.0/hello-1.0.0-copkg.tar.gz",
+            "com/example/hello/1.0.0/hello-1.0.0-copkg.tar.gz.sha256",
+        ]
+    );
+}
+
+#[test]
+fn h5_a_full_disk_publishes_nothing_and_a_republish_replaces_both_files() {
+    let sandbox = Sandbox::new();
+    let mount = sandbox.path().join("small");
+    std::fs::create_dir_all(&mount).unwrap();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .expect("mount is needed for the disk-full test");
+    assert!(status.success(), "mounting a small tmpfs needs root");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount.clone());
+    let big = big_tree(&sandbox, 4);
+    let out = run(&mut pack_cmd(&sandbox, &big, &mount));
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("No space left on device"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(tree_of(&mount), Vec::<String>::new());
+
+    // A republish with --force swaps the version dir whole: the sidecar
+    // always matches the archive next to it.
+    let small = sandbox.path().join("small-tree");
+    std::fs::create_dir_all(&small).unwrap();
+    std::fs::write(small.join("a"), "one").unwrap();
+    assert_eq!(run(&mut pack_cmd(&sandbox, &small, &mount)).code, 0);
+    std::fs::write(small.join("a"), "two").unwrap();
+    let out = run(&mut pack_cmd(&sandbox, &small, &mount));
+    assert_eq!(out.code, 1, "{out:?}");
+    let out = run(pack_cmd(&sandbox, &small, &mount).arg("--force"));
+    assert_eq!(out.code, 0, "{out:?}");
+    let version = mount.join("com/example/hello/1.0.0");
+    let archive = std::fs::read(version.join("hello-1.0.0-copkg.tar.gz")).unwrap();
+    let sidecar = std::fs::read_to_string(version.join("hello-1.0.0-copkg.tar.gz.sha256")).unwrap();
+    assert!(sidecar.starts_with(&sha256_hex(&archive)), "{sidecar}");
+    assert_eq!(tree_of(&mount).len(), 6, "{:?}", tree_of(&mount));
+}

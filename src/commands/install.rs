@@ -142,7 +142,7 @@ fn report(
     let id = coordinate.id();
     if ctx.settings.json {
         let value = match result {
-            Ok(Installed::Fresh { dir, record }) => serde_json::json!({
+            Ok(Installed::Fresh { dir, record, .. }) => serde_json::json!({
                 "coordinate": id, "status": "installed", "dir": dir,
                 "sha256": record.sha256, "verified": record.verified, "source": record.source,
             }),
@@ -158,7 +158,12 @@ fn report(
         return out(&value.to_string());
     }
     match result {
-        Ok(Installed::Fresh { dir, record }) => {
+        Ok(Installed::Fresh {
+            dir,
+            record,
+            unreadable,
+        }) => {
+            super::warn_unreadable(ctx, &id, unreadable);
             if !record.verified {
                 ctx.progress(&format!(
                     "warning: {id} was installed without a checksum to verify it against"

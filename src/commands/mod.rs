@@ -155,6 +155,26 @@ fn lua_hook() -> Result {
     Ok(())
 }
 
+/// Warns about entries of a package a service's account could not read.
+pub fn warn_unreadable(ctx: &Context, package: &str, entries: &[String]) {
+    const SHOWN: usize = 10;
+    if entries.is_empty() {
+        return;
+    }
+    let mut entries = entries.to_vec();
+    entries.sort();
+    let more = entries.len().saturating_sub(SHOWN);
+    ctx.progress(&format!(
+        "warning: {package}: a service running as another user could not read {}{}",
+        entries[..entries.len().min(SHOWN)].join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    ));
+}
+
 /// A usage error.
 pub fn usage(message: impl Into<String>) -> Error {
     Error::Usage(message.into())

@@ -22,6 +22,7 @@ pub fn run(ctx: &Context, args: &PackArgs) -> Result {
         args.force,
     )
     .with_context(|| format!("cannot pack {coordinate}"))?;
+    super::warn_unreadable(ctx, &coordinate.id(), &packed.unreadable);
     if ctx.settings.json {
         out(&serde_json::json!({
             "coordinate": coordinate.id(), "archive": packed.archive,

@@ -59,7 +59,7 @@ fn result_table(
     let table = lua.create_table()?;
     table.set("coordinate", coordinate.id())?;
     match result {
-        Ok(Installed::Fresh { dir, record }) => {
+        Ok(Installed::Fresh { dir, record, .. }) => {
             table.set("status", "installed")?;
             table.set("dir", dir.display().to_string())?;
             table.set("sha256", record.sha256.as_str())?;

@@ -196,6 +196,8 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 #[derive(Default, Clone)]
 pub struct Tar {
     pub bytes: Vec<u8>,
+    /// Where the last header starts.
+    last: usize,
 }
 
 pub const REGULAR: u8 = b'0';
@@ -221,6 +223,7 @@ impl Tar {
         link: &[u8],
     ) -> &mut Self {
         let mut h = [0u8; 512];
+        self.last = self.bytes.len();
         h[..name.len()].copy_from_slice(name);
         h[100..108].copy_from_slice(format!("{mode:07o}\0").as_bytes());
         h[108..116].copy_from_slice(b"0000000\0");
@@ -241,6 +244,16 @@ impl Tar {
         let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
         h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
         self.bytes.extend_from_slice(&h);
+        self
+    }
+
+    /// Sets the mtime of the last header (and its checksum again).
+    pub fn mtime(&mut self, seconds: u64) -> &mut Self {
+        let h = &mut self.bytes[self.last..self.last + 512];
+        h[136..148].copy_from_slice(format!("{seconds:011o}\0").as_bytes());
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
         self
     }
 

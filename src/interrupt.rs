@@ -1,0 +1,126 @@
+//! Ctrl-C, SIGTERM and SIGHUP as a clean exit: copkg removes what it was in
+//! the middle of writing (the paths registered with [`Cleanup`]) and exits
+//! 130, 143 or 129 saying so, instead of dying with a half-written file in
+//! a repository. A handler only writes the signal's number into a pipe; a
+//! watcher thread does the rest. The signal mask is left alone (children
+//! inherit a mask, and a service must get its TERM), and exec resets the
+//! handler, so nothing of this reaches a child process.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, Once};
+
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+
+use crate::exit::ExitCode;
+
+static REGISTERED: Mutex<Vec<(u64, PathBuf)>> = Mutex::new(Vec::new());
+static NEXT_ID: Mutex<u64> = Mutex::new(0);
+static INSTALL: Once = Once::new();
+
+/// The write end of the pipe the handler writes to (-1 until installed).
+static PIPE_WRITE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn on_signal(signal: nix::libc::c_int) {
+    let fd = PIPE_WRITE.load(std::sync::atomic::Ordering::Relaxed);
+    let byte = signal as u8;
+    // SAFETY: write(2) is async-signal-safe; the buffer is a local byte.
+    unsafe {
+        nix::libc::write(fd, (&raw const byte).cast(), 1);
+    }
+}
+
+/// Starts the watcher and installs the handlers. Call once, early in `main`.
+pub fn install() {
+    INSTALL.call_once(|| {
+        let Ok((read, write)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+            return;
+        };
+        PIPE_WRITE.store(
+            std::os::fd::IntoRawFd::into_raw_fd(write),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let spawned = std::thread::Builder::new()
+            .name("copkg-signals".into())
+            .spawn(move || {
+                use std::io::Read;
+                let mut byte = [0u8; 1];
+                let mut pipe = std::fs::File::from(read);
+                if pipe.read_exact(&mut byte).is_err() {
+                    return;
+                }
+                let signal = Signal::try_from(i32::from(byte[0])).unwrap_or(Signal::SIGTERM);
+                let removed = clean_up();
+                let code = match signal {
+                    Signal::SIGINT => ExitCode::Interrupted.code(),
+                    Signal::SIGTERM => ExitCode::Terminated.code(),
+                    _ => 128 + signal as u8,
+                };
+                eprintln!(
+                    "copkg: interrupted by {}{}",
+                    signal.as_str(),
+                    if removed > 0 {
+                        format!("; removed {removed} unfinished file(s)")
+                    } else {
+                        String::new()
+                    }
+                );
+                std::process::exit(i32::from(code));
+            });
+        if spawned.is_err() {
+            return;
+        }
+        let action = SigAction::new(
+            SigHandler::Handler(on_signal),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            // SAFETY: the handler only calls write(2), which is async-signal-safe.
+            let _ = unsafe { sigaction(signal, &action) };
+        }
+    });
+}
+
+/// Removes every registered path; how many there were.
+fn clean_up() -> usize {
+    let paths = std::mem::take(&mut *REGISTERED.lock().unwrap_or_else(|e| e.into_inner()));
+    for (_, path) in &paths {
+        let _ = match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+            Ok(_) => std::fs::remove_file(path),
+            Err(_) => Ok(()),
+        };
+    }
+    paths.len()
+}
+
+/// A path removed if copkg is interrupted while this guard lives.
+#[derive(Debug)]
+pub struct Cleanup {
+    id: u64,
+}
+
+impl Cleanup {
+    /// Registers `path` (a temp file or dir copkg is writing).
+    pub fn register(path: impl Into<PathBuf>) -> Cleanup {
+        let id = {
+            let mut next = NEXT_ID.lock().unwrap_or_else(|e| e.into_inner());
+            *next += 1;
+            *next
+        };
+        REGISTERED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((id, path.into()));
+        Cleanup { id }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        REGISTERED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(id, _)| *id != self.id);
+    }
+}
