@@ -180,7 +180,10 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PackEr
         {
             return Err(unpackable("its name is not printable UTF-8".to_owned()));
         }
-        if relative.as_os_str() == crate::store::MARKER_FILE {
+        if crate::extract::RESERVED_TOP_LEVEL
+            .iter()
+            .any(|name| relative.as_os_str() == *name)
+        {
             return Err(unpackable("the name is reserved by copkg".to_owned()));
         }
         let meta = std::fs::symlink_metadata(&path).map_err(io_err("cannot inspect", &path))?;

@@ -22,6 +22,9 @@ use crate::repo::{Download, FetchError, Fetcher, Repository, is_restart_needed};
 
 /// The completion marker at the top of every install dir, written last.
 pub const MARKER_FILE: &str = ".copkg-install.json";
+/// The install manifest at the top of every install dir, written just
+/// before the marker.
+pub const MANIFEST_FILE: &str = ".copkg-manifest.json";
 const STATE_DIR: &str = ".copkg";
 /// Largest checksum sidecar read.
 const SIDECAR_LIMIT: u64 = 64 * 1024;
