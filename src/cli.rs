@@ -89,6 +89,8 @@ pub enum Command {
     List,
     /// Show where a package installs, where it is fetched from, and its state.
     Resolve(ResolveArgs),
+    /// Check installed packages' files against the manifest recorded at install.
+    Verify(VerifyArgs),
     /// Pack a directory into a reproducible package archive in a repository.
     Pack(PackArgs),
     /// Start a service from an installed package.
@@ -186,6 +188,21 @@ pub struct ResolveArgs {
     /// Package coordinate.
     #[arg(value_name = "COORD")]
     pub coordinate: String,
+}
+
+/// `copkg verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Package coordinates.
+    #[arg(
+        value_name = "COORD",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub coordinates: Vec<String>,
+    /// Verify every installed package.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// `copkg pack`.

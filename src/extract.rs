@@ -23,9 +23,9 @@ use sha2::{Digest, Sha256};
 
 use crate::exit::{Coded, ExitCode};
 
-/// Name of the completion marker copkg writes at the top of an install dir;
-/// an archive may not carry it.
-pub const RESERVED_TOP_LEVEL: &[&str] = &[crate::store::MARKER_FILE];
+/// Names of the files copkg writes at the top of an install dir (the
+/// completion marker and the install manifest); an archive may not carry them.
+pub const RESERVED_TOP_LEVEL: &[&str] = &[crate::store::MARKER_FILE, crate::store::MANIFEST_FILE];
 
 const MAX_COMPONENT_BYTES: usize = 255;
 const MAX_PATH_BYTES: usize = 4096;

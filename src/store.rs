@@ -3,9 +3,13 @@
 //! (`locks/`, `tmp/`, `trash/`).
 //!
 //! An install is fetched and unpacked in one streaming pass into a fresh temp
-//! dir in `<root>/.copkg/tmp`, its digest checked, a completion marker
-//! written last, everything made durable, and only then renamed into place,
-//! all while holding a per-coordinate `flock`.
+//! dir in `<root>/.copkg/tmp`, its digest checked, its manifest recorded
+//! (`store/manifest.rs`), a completion marker written last, everything made
+//! durable, and only then renamed into place, all while holding a
+//! per-coordinate `flock`. [`Store::verify`] compares an install dir with
+//! its manifest.
+
+mod manifest;
 
 use std::fs::File;
 use std::io;
@@ -20,8 +24,15 @@ use crate::extract::{self, ExtractError, Limits};
 use crate::lock::{FileLock, LockError, lock_exclusive};
 use crate::repo::{Download, FetchError, Fetcher, Repository, is_restart_needed};
 
+pub use manifest::{
+    Checked, Difference, DifferenceKind, MANIFEST_VERSION, ManifestEntry, mode_text,
+};
+
 /// The completion marker at the top of every install dir, written last.
 pub const MARKER_FILE: &str = ".copkg-install.json";
+/// The install manifest at the top of every install dir, written just
+/// before the marker.
+pub const MANIFEST_FILE: &str = ".copkg-manifest.json";
 const STATE_DIR: &str = ".copkg";
 /// Largest checksum sidecar read.
 const SIDECAR_LIMIT: u64 = 64 * 1024;
@@ -103,6 +114,36 @@ pub enum PackageState {
     Absent,
     /// Something is at the install dir that copkg did not complete.
     Foreign,
+}
+
+/// What [`Store::verify`] found at an install dir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// The install dir.
+    pub dir: PathBuf,
+    /// Its completion marker's record.
+    pub record: InstallRecord,
+    /// How the disk compares with the manifest.
+    pub outcome: VerifyOutcome,
+}
+
+/// How an install dir compares with its manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyOutcome {
+    /// Compared; clean when there is no difference.
+    Checked(Checked),
+    /// Installed before copkg recorded manifests: nothing to compare with.
+    NoManifest,
+}
+
+impl Verification {
+    /// Whether the disk matches the manifest exactly.
+    pub fn is_clean(&self) -> bool {
+        match &self.outcome {
+            VerifyOutcome::Checked(checked) => checked.differences.is_empty(),
+            VerifyOutcome::NoManifest => false,
+        }
+    }
 }
 
 /// Why a store operation failed.
@@ -190,6 +231,31 @@ pub enum StoreError {
         /// The install dir.
         path: PathBuf,
     },
+    /// Nothing is installed at an install dir.
+    #[error("no package is installed at {}", dir.display())]
+    NotInstalled {
+        /// The install dir.
+        dir: PathBuf,
+    },
+    /// An install dir holds another package than the one asked for (the
+    /// layout policy maps both to it).
+    #[error("{} holds {found}, not {coordinate}", dir.display())]
+    OtherPackage {
+        /// The coordinate asked for.
+        coordinate: String,
+        /// The install dir.
+        dir: PathBuf,
+        /// The coordinate its marker records.
+        found: String,
+    },
+    /// An install manifest cannot be read as one: it was altered.
+    #[error("invalid install manifest {}: {reason}", path.display())]
+    BadManifest {
+        /// The manifest.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A lock could not be taken.
     #[error(transparent)]
     Lock(#[from] LockError),
@@ -209,7 +275,10 @@ pub enum StoreError {
 impl Coded for StoreError {
     fn exit_code(&self) -> ExitCode {
         match self {
-            StoreError::NotFound { .. } => ExitCode::NotFound,
+            StoreError::NotFound { .. }
+            | StoreError::NotInstalled { .. }
+            | StoreError::OtherPackage { .. } => ExitCode::NotFound,
+            StoreError::BadManifest { .. } => ExitCode::VerifyDiffers,
             StoreError::Unreachable { .. } => ExitCode::Network,
             StoreError::NoRepository | StoreError::Nested { .. } => ExitCode::Usage,
             StoreError::ChecksumMismatch { .. } | StoreError::BadSidecar { .. } => {
@@ -323,33 +392,54 @@ impl Store {
 
     /// What is at a coordinate's install dir.
     pub fn state(&self, layout: &PackageLayout) -> Result<PackageState, StoreError> {
-        let dir = self.install_dir(layout);
-        let marker = dir.join(MARKER_FILE);
-        match std::fs::read(&marker) {
-            Ok(bytes) => match serde_json::from_slice(&bytes) {
-                Ok(record) => Ok(PackageState::Installed(record)),
-                Err(_) => Ok(PackageState::Foreign),
-            },
-            Err(e)
-                if e.kind() == io::ErrorKind::NotFound
-                    || e.kind() == io::ErrorKind::NotADirectory =>
-            {
-                match std::fs::symlink_metadata(&dir) {
-                    // An empty dir (left by an uninstalled package nested
-                    // below it) holds nothing to lose.
-                    Ok(meta) if meta.is_dir() && is_empty_dir(&dir) => Ok(PackageState::Absent),
-                    Ok(_) => Ok(PackageState::Foreign),
-                    Err(e)
-                        if e.kind() == io::ErrorKind::NotFound
-                            || e.kind() == io::ErrorKind::NotADirectory =>
-                    {
-                        Ok(PackageState::Absent)
-                    }
-                    Err(e) => Err(io_err("cannot inspect", &dir)(e)),
-                }
-            }
-            Err(e) => Err(io_err("cannot read", &marker)(e)),
+        state_at(&self.install_dir(layout))
+    }
+
+    /// Compares a package's install dir with the manifest recorded at
+    /// install, never following a symlink. A package not installed, or an
+    /// install dir holding another coordinate, is an error; one installed
+    /// before manifests were recorded is [`VerifyOutcome::NoManifest`].
+    pub fn verify(
+        &self,
+        coordinate: &PackageCoordinate,
+        layout: &PackageLayout,
+    ) -> Result<Verification, StoreError> {
+        let verification = self.verify_dir(&self.install_dir(layout))?;
+        if verification.record.coordinate != coordinate.id() {
+            return Err(StoreError::OtherPackage {
+                coordinate: coordinate.id(),
+                dir: verification.dir,
+                found: verification.record.coordinate,
+            });
         }
+        Ok(verification)
+    }
+
+    /// Compares an install dir (as [`Store::list`] returns them) with its
+    /// manifest.
+    pub fn verify_dir(&self, dir: &Path) -> Result<Verification, StoreError> {
+        let record = match state_at(dir)? {
+            PackageState::Installed(record) => record,
+            PackageState::Absent => {
+                return Err(StoreError::NotInstalled {
+                    dir: dir.to_owned(),
+                });
+            }
+            PackageState::Foreign => {
+                return Err(StoreError::Foreign {
+                    path: dir.to_owned(),
+                });
+            }
+        };
+        let outcome = match manifest::Reader::open(dir)? {
+            Some(mut reader) => VerifyOutcome::Checked(manifest::check(dir, &mut reader)?),
+            None => VerifyOutcome::NoManifest,
+        };
+        Ok(Verification {
+            dir: dir.to_owned(),
+            record,
+            outcome,
+        })
     }
 
     /// Takes the lock of one install dir, calling `on_wait` once if another
@@ -696,7 +786,7 @@ impl Store {
         Ok((temp, record, unpacked.unreadable))
     }
 
-    /// Writes the marker, makes everything durable, and renames the temp dir
+    /// Writes the manifest and then the marker, makes everything durable, and renames the temp dir
     /// into place. Returns false when a complete install was already there.
     fn commit(
         &self,
@@ -705,6 +795,7 @@ impl Store {
         request: &InstallRequest<'_>,
     ) -> Result<bool, StoreError> {
         let dir = self.install_dir(request.layout);
+        manifest::write(temp.path())?;
         let marker = temp.path().join(MARKER_FILE);
         let json = serde_json::to_vec_pretty(record)
             .map_err(|e| io_err("cannot write", &marker)(e.into()))?;
@@ -854,6 +945,35 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+/// What is at an install dir.
+fn state_at(dir: &Path) -> Result<PackageState, StoreError> {
+    let marker = dir.join(MARKER_FILE);
+    match std::fs::read(&marker) {
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(record) => Ok(PackageState::Installed(record)),
+            Err(_) => Ok(PackageState::Foreign),
+        },
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory =>
+        {
+            match std::fs::symlink_metadata(dir) {
+                // An empty dir (left by an uninstalled package nested
+                // below it) holds nothing to lose.
+                Ok(meta) if meta.is_dir() && is_empty_dir(dir) => Ok(PackageState::Absent),
+                Ok(_) => Ok(PackageState::Foreign),
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        || e.kind() == io::ErrorKind::NotADirectory =>
+                {
+                    Ok(PackageState::Absent)
+                }
+                Err(e) => Err(io_err("cannot inspect", dir)(e)),
+            }
+        }
+        Err(e) => Err(io_err("cannot read", &marker)(e)),
     }
 }
 

@@ -821,3 +821,305 @@ fn h6_config_values_out_of_range_are_usage_errors_naming_the_key() {
         out.stderr
     );
 }
+
+/// A package with files, a symlink and a file to lose, for `verify`.
+fn verify_archive() -> Vec<u8> {
+    Tar::new()
+        .dir("bin/")
+        .file("bin/hello", b"#!/bin/sh\necho hello\n", 0o755)
+        .file("etc/hello.conf", b"greeting=hello\n", 0o644)
+        .file("lib/old", b"old\n", 0o644)
+        .symlink("lib/conf", "../etc/hello.conf")
+        .end()
+        .gz()
+}
+
+fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn verify_reports_a_clean_install_then_exactly_what_changed() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&verify_archive());
+    assert_eq!(sandbox.install().code, 0);
+    let dir = sandbox.install_dir();
+    let verify = |json: bool| {
+        let mut cmd = sandbox.copkg();
+        if json {
+            cmd.arg("--json");
+        }
+        run(cmd.args(["verify", COORD]))
+    };
+
+    let out = verify(false);
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (0, format!("{COORD}: ok (3 files)\n").as_str(), "")
+    );
+    let out = verify(true);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    assert_eq!(
+        json_lines(&out.stdout),
+        [serde_json::json!({
+            "coordinate": COORD, "dir": dir, "ok": true, "manifest": true, "files": 3,
+            "differences": [], "changed": false,
+        })]
+    );
+
+    // Same size, other content; one file gone, one new; a chmod; a link retargeted.
+    let conf = dir.join("etc/hello.conf");
+    let size = std::fs::metadata(&conf).unwrap().len();
+    std::fs::write(&conf, "greeting=howdy\n").unwrap();
+    assert_eq!(std::fs::metadata(&conf).unwrap().len(), size);
+    std::fs::remove_file(dir.join("lib/old")).unwrap();
+    std::fs::write(dir.join("lib/new"), "new\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("bin/hello"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    std::fs::remove_file(dir.join("lib/conf")).unwrap();
+    std::os::unix::fs::symlink("../bin/hello", dir.join("lib/conf")).unwrap();
+
+    let out = verify(false);
+    assert_eq!(out.code, 13, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "{COORD}: mode bin/hello (0755 → 0777)\n\
+             {COORD}: modified etc/hello.conf\n\
+             {COORD}: target lib/conf (../etc/hello.conf → ../bin/hello)\n\
+             {COORD}: extra lib/new\n\
+             {COORD}: missing lib/old\n"
+        )
+    );
+    assert_eq!(
+        out.stderr,
+        "error: verify found differences in 1 of 1 installed packages\n"
+    );
+    let out = verify(true);
+    assert_eq!(out.code, 13, "{out:?}");
+    assert_eq!(
+        json_lines(&out.stdout),
+        [serde_json::json!({
+            "coordinate": COORD, "dir": dir, "ok": false, "manifest": true, "files": 3,
+            "differences": [
+                {"path": "bin/hello", "kind": "mode", "expected": "0755", "actual": "0777"},
+                {"path": "etc/hello.conf", "kind": "modified"},
+                {"path": "lib/conf", "kind": "target",
+                 "expected": "../etc/hello.conf", "actual": "../bin/hello"},
+                {"path": "lib/new", "kind": "extra"},
+                {"path": "lib/old", "kind": "missing"},
+            ],
+            "changed": false,
+        })]
+    );
+}
+
+#[test]
+fn verify_all_reports_every_installed_package() {
+    let sandbox = Sandbox::new();
+    let hello = example_dir("hello");
+    let second = "com.example:hello:1.0.1";
+    sandbox.pack_and_install(&hello, COORD);
+    sandbox.pack_and_install(&hello, second);
+    let changed = sandbox.root().join("com/example/hello/1.0.1/bin/hello");
+    let mut script = std::fs::read(&changed).unwrap();
+    script.extend_from_slice(b"# changed\n");
+    std::fs::write(&changed, script).unwrap();
+
+    let want = format!("{COORD}: ok (3 files)\n{second}: modified bin/hello\n");
+    let stderr = "error: verify found differences in 1 of 2 installed packages\n";
+    for args in [vec!["verify", "--all"], vec!["verify", COORD, second]] {
+        let out = run(sandbox.copkg().args(&args));
+        assert_eq!(
+            (out.code, out.stdout.as_str(), out.stderr.as_str()),
+            (13, want.as_str(), stderr),
+            "{args:?}"
+        );
+    }
+    let out = run(sandbox.copkg().args(["--json", "verify", "--all"]));
+    assert_eq!(out.code, 13, "{out:?}");
+    let results: Vec<_> = json_lines(&out.stdout)
+        .iter()
+        .map(|v| (v["coordinate"].clone(), v["ok"].clone()))
+        .collect();
+    assert_eq!(
+        results,
+        [(COORD.into(), true.into()), (second.into(), false.into())]
+    );
+
+    // Once the change is undone, all is clean again.
+    sandbox.pack_and_install(&hello, "com.example:other:1");
+    std::fs::copy(hello.join("bin/hello"), &changed).unwrap();
+    let out = run(sandbox.copkg().args(["verify", "--all"]));
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (
+            0,
+            format!(
+                "{COORD}: ok (3 files)\n{second}: ok (3 files)\ncom.example:other:1: ok (3 files)\n"
+            )
+            .as_str(),
+            ""
+        )
+    );
+}
+
+#[test]
+fn verify_of_a_package_not_installed_is_not_found() {
+    let sandbox = Sandbox::new();
+    let out = run(sandbox.copkg().args(["verify", COORD]));
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (
+            3,
+            "",
+            format!(
+                "error: cannot verify {COORD}\n  caused by: no package is installed at {}\n",
+                sandbox.install_dir().display()
+            )
+            .as_str()
+        )
+    );
+    // Nothing installed at all: --all has nothing to report.
+    let out = run(sandbox.copkg().args(["verify", "--all"]));
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""));
+    // Neither or both of COORD and --all is a usage error.
+    assert_eq!(run(sandbox.copkg().arg("verify")).code, 2);
+    assert_eq!(
+        run(sandbox.copkg().args(["verify", "--all", COORD])).code,
+        2
+    );
+
+    // A layout mapping every version to one dir: the dir holds 1.0.0, so
+    // 1.0.1 is not installed, whatever a check of its files would say.
+    sandbox.publish_verified(&verify_archive());
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(
+        &site,
+        "return { install_path = function(pkg) return 'apps/' .. pkg.artifact end }\n",
+    )
+    .unwrap();
+    let with_site = || {
+        let mut cmd = sandbox.copkg();
+        cmd.arg("--site")
+            .arg(&site)
+            .arg("--repo")
+            .arg(sandbox.repo());
+        cmd
+    };
+    assert_eq!(run(with_site().args(["install", COORD])).code, 0);
+    let out = run(with_site().args(["verify", COORD]));
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "com.example:hello:1.0.0: ok (3 files)\n")
+    );
+    let out = run(with_site().args(["verify", "com.example:hello:1.0.1"]));
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            3,
+            format!(
+                "error: cannot verify com.example:hello:1.0.1\n  caused by: {} holds {COORD}, not com.example:hello:1.0.1\n",
+                sandbox.root().join("apps/hello").display()
+            )
+            .as_str()
+        )
+    );
+}
+
+#[test]
+fn verify_reports_an_install_without_a_manifest() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&verify_archive());
+    assert_eq!(sandbox.install().code, 0);
+    let dir = sandbox.install_dir();
+    std::fs::remove_file(dir.join(".copkg-manifest.json")).unwrap();
+    let out = run(sandbox.copkg().args(["verify", COORD]));
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (
+            13,
+            format!("{COORD}: no manifest (installed before copkg recorded one)\n").as_str(),
+            "error: verify found differences in 1 of 1 installed packages\n"
+        )
+    );
+    let out = run(sandbox.copkg().args(["--json", "verify", COORD]));
+    assert_eq!(out.code, 13);
+    assert_eq!(
+        json_lines(&out.stdout),
+        [serde_json::json!({
+            "coordinate": COORD, "dir": dir, "ok": false, "manifest": false, "files": null,
+            "differences": [], "changed": false,
+        })]
+    );
+}
+
+#[test]
+fn a_manifest_in_an_archive_or_a_package_dir_is_refused() {
+    for name in [".copkg-manifest.json", "./.copkg-manifest.json"] {
+        let sandbox = Sandbox::new();
+        sandbox.publish_verified(
+            &Tar::new()
+                .file("bin/hello", b"#!/bin/sh\n", 0o755)
+                .file(name, b"{\"copkg_manifest\":1}\n", 0o644)
+                .end()
+                .gz(),
+        );
+        let out = sandbox.install();
+        assert_eq!(
+            (out.code, out.stderr.as_str()),
+            (
+                5,
+                format!(
+                    "error: cannot install {COORD}\n  caused by: cannot unpack {COORD} from {}\n  caused by: unsafe archive: entry `{name}` uses a name reserved by copkg\n",
+                    sandbox.repo().join(ARCHIVE_PATH).display()
+                )
+                .as_str()
+            )
+        );
+        assert!(!sandbox.install_dir().exists());
+    }
+
+    let sandbox = Sandbox::new();
+    let tree = sandbox.path().join("tree");
+    std::fs::create_dir_all(tree.join("lib")).unwrap();
+    std::fs::write(tree.join(".copkg-manifest.json"), "{}\n").unwrap();
+    let out = run(sandbox
+        .copkg()
+        .arg("pack")
+        .arg(&tree)
+        .args(["--coordinate", COORD, "--out"])
+        .arg(sandbox.repo()));
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            2,
+            format!(
+                "error: cannot pack {COORD}\n  caused by: cannot pack {}: the name is reserved by copkg\n",
+                tree.join(".copkg-manifest.json").display()
+            )
+            .as_str()
+        )
+    );
+    assert!(!sandbox.repo().join(ARCHIVE_PATH).exists());
+
+    // Below the top the name is the package's own: packed, installed, verified.
+    std::fs::rename(
+        tree.join(".copkg-manifest.json"),
+        tree.join("lib/.copkg-manifest.json"),
+    )
+    .unwrap();
+    sandbox.pack_and_install(&tree, COORD);
+    let out = run(sandbox.copkg().args(["verify", COORD]));
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, format!("{COORD}: ok (1 file)\n").as_str())
+    );
+}

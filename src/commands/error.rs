@@ -28,6 +28,15 @@ pub enum Error {
         /// The exit code of the first failure.
         code: ExitCode,
     },
+    /// `verify` found installed packages differing from their manifests
+    /// (each was reported on stdout).
+    #[error("verify found differences in {differing} of {total} installed packages")]
+    VerifyDiffers {
+        /// Packages that differ (or have no manifest).
+        differing: usize,
+        /// Packages verified.
+        total: usize,
+    },
     /// Writing results or reading input failed.
     #[error("{action}")]
     Io {
@@ -77,6 +86,7 @@ impl Coded for Error {
         match self {
             Error::Usage(_) => ExitCode::Usage,
             Error::Partial { code, .. } => *code,
+            Error::VerifyDiffers { .. } => ExitCode::VerifyDiffers,
             Error::Io { .. } => ExitCode::Failure,
             Error::Context { source, .. } => source.exit_code(),
             Error::Coordinate(e) => e.exit_code(),

@@ -14,6 +14,7 @@ pub mod start;
 pub mod status;
 pub mod stop;
 pub mod uninstall;
+pub mod verify;
 
 pub use error::{Error, ResultExt};
 
@@ -126,6 +127,7 @@ pub fn run(cli: Cli) -> Result {
         Command::Uninstall(args) => uninstall::run(&ctx, args),
         Command::List => list::run(&ctx),
         Command::Resolve(args) => resolve::run(&ctx, args),
+        Command::Verify(args) => verify::run(&ctx, args),
         Command::Pack(args) => pack::run(&ctx, args),
         Command::Start(args) => start::run(&ctx, args),
         Command::Stop(args) => stop::run(&ctx, args),
