@@ -197,17 +197,27 @@ function copkg.fetch(coordinate, path) end
 function copkg.extract(archive, dir) end
 
 --- Starts a service as `copkg start` does (lock, runtime dir, hooks, start
---- script, pid check, record).
+--- script, pid check, record). Starting a service that already runs the same
+--- package with the same arguments succeeds with `changed = false`; one that
+--- runs anything else raises.
 ---@param package string   group:artifact:version
 ---@param service string   instance.service.user.cell
 ---@param args? string[]   arguments for the start script
 ---@param options? {install?: boolean}  install the package first
----@return {service: string, package: string, pids: integer[], runtime_dir: string}
+---@return {service: string, package: string, pids: integer[], runtime_dir: string, changed: boolean}
 function copkg.start(package, service, args, options) end
 
---- Stops a service as `copkg stop` does.
+--- Stops a service as `copkg stop` does; a service that does not run is
+--- success with `changed = false`.
 ---@param service string
+---@return {service: string, changed: boolean}
 function copkg.stop(service) end
+
+--- Restarts a service as `copkg restart` does: stop, then start with the
+--- recorded package and arguments.
+---@param service string
+---@return {service: string, package: string, pids: integer[], runtime_dir: string, changed: boolean}
+function copkg.restart(service) end
 
 --- The runtime dir of a service, by the `runtime_path` policy.
 ---@param service string  instance.service.user.cell
@@ -266,5 +276,7 @@ function copkg.try_fetch(coordinate, path) end
 function copkg.try_extract(archive, dir) end
 ---@return table|nil, string?
 function copkg.try_start(package, service, args, options) end
----@return nil, string?
+---@return table|nil, string?
 function copkg.try_stop(service) end
+---@return table|nil, string?
+function copkg.try_restart(service) end

@@ -95,8 +95,10 @@ pub enum Command {
     Pack(PackArgs),
     /// Start a service from an installed package.
     Start(StartArgs),
-    /// Stop a service.
+    /// Stop a service (a no-op that succeeds when it does not run).
     Stop(ServiceArgs),
+    /// Stop a service and start it again with its recorded package and arguments.
+    Restart(ServiceArgs),
     /// Show whether services run (all services when none are named).
     Status(StatusArgs),
     /// Remove a stopped service's runtime dir.

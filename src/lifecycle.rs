@@ -238,6 +238,21 @@ pub enum LifecycleError {
         #[source]
         source: PolicyError,
     },
+    /// The service runs something else than what a start asked for.
+    #[error(
+        "{service} already runs {package} with arguments {args:?} (pid {}); use `copkg restart` for new arguments or `copkg upgrade` for another package",
+        pids.iter().map(i32::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    RunsOther {
+        /// The service.
+        service: String,
+        /// What it runs.
+        package: String,
+        /// With which arguments.
+        args: Vec<String>,
+        /// Its live pids.
+        pids: Vec<i32>,
+    },
     /// A package cannot be uninstalled while a service runs from it.
     #[error("{package} is used by running service {service}; stop it first, or use --force")]
     InUse {
@@ -302,7 +317,7 @@ impl Coded for LifecycleError {
         match self {
             LifecycleError::NotInstalled(_) => ExitCode::NotFound,
             LifecycleError::NoStartScript { .. } => ExitCode::ScriptFailed,
-            LifecycleError::InUse { .. } => ExitCode::InUse,
+            LifecycleError::InUse { .. } | LifecycleError::RunsOther { .. } => ExitCode::InUse,
             LifecycleError::Policy { source, .. }
             | LifecycleError::Hook { source, .. }
             | LifecycleError::PackageScript { source, .. }
@@ -573,6 +588,9 @@ pub struct Started {
     pub pids: Vec<i32>,
     /// The runtime dir.
     pub runtime_dir: PathBuf,
+    /// Whether it was started (false: the same package with the same
+    /// arguments already ran, which is success too).
+    pub changed: bool,
 }
 
 /// Starts a service: installs the package when asked, takes the service's
@@ -580,6 +598,20 @@ pub struct Started {
 /// records what it started in copkg's state dir.
 pub fn start(
     settings: &Settings,
+    policy: &dyn SitePolicy,
+    request: &StartRequest<'_>,
+    notify: Notify<'_>,
+) -> Result<Started, LifecycleError> {
+    let state = StateDir::open(&settings.runtime_root)?;
+    let what = request.service.to_string();
+    let _lock = state.lock(&what, &mut lock_notice(notify, what.clone()))?;
+    start_locked(settings, &state, policy, request, notify)
+}
+
+/// [`start`] with the service's lock held.
+fn start_locked(
+    settings: &Settings,
+    state: &StateDir,
     policy: &dyn SitePolicy,
     request: &StartRequest<'_>,
     notify: Notify<'_>,
@@ -606,19 +638,29 @@ pub fn start(
         return Err(LifecycleError::NotInstalled(package.id()));
     }
     let package_dir = store.install_dir(&layout);
-    let state = StateDir::open(&settings.runtime_root)?;
     let runtime = runtime_dir(settings, policy, service)?;
 
     let what = service.to_string();
-    let _lock = state.lock(&what, &mut lock_notice(notify, what.clone()))?;
-    ensure_own_runtime_dir(&state, &what, &runtime)?;
+    ensure_own_runtime_dir(state, &what, &runtime)?;
     let record = state.read(&what)?;
     if let ServiceState::Running { pids } = service::status(record.as_ref(), &runtime) {
-        return Err(ServiceError::AlreadyRunning {
-            service: what,
-            pids,
+        let record = record.expect("a running service has a record");
+        // The same start again is a no-op; anything else is refused.
+        if record.package == package.id() && record.args == args {
+            return Ok(Started {
+                service: what,
+                package: record.package,
+                pids,
+                runtime_dir: runtime.path().to_owned(),
+                changed: false,
+            });
         }
-        .into());
+        return Err(LifecycleError::RunsOther {
+            service: what,
+            package: record.package,
+            args: record.args,
+            pids,
+        });
     }
     runtime.prepare()?;
     let context = ServiceContext {
@@ -662,6 +704,7 @@ pub fn start(
         package: package.id(),
         pids: processes.iter().map(|p| p.pid).collect(),
         runtime_dir: runtime.path().to_owned(),
+        changed: true,
     })
 }
 
@@ -720,16 +763,31 @@ pub fn stop(
     policy: &dyn SitePolicy,
     service: &ServiceCoordinate,
     notify: Notify<'_>,
-) -> Result<(), LifecycleError> {
+) -> Result<Stopped, LifecycleError> {
     let state = StateDir::open(&settings.runtime_root)?;
     let what = service.to_string();
     let _lock = state.lock(&what, &mut lock_notice(notify, what.clone()))?;
-    let Known { runtime, record } = find(settings, &state, policy, service)?;
-    let not_running = || {
-        LifecycleError::from(ServiceError::NotRunning {
-            service: what.clone(),
-        })
-    };
+    stop_locked(settings, &state, policy, service, notify)
+}
+
+/// What [`stop`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    /// Whether a running service was stopped (false: it was not running,
+    /// which is success too, as for `systemctl stop`).
+    pub changed: bool,
+}
+
+/// [`stop`] with the service's lock held.
+fn stop_locked(
+    settings: &Settings,
+    state: &StateDir,
+    policy: &dyn SitePolicy,
+    service: &ServiceCoordinate,
+    notify: Notify<'_>,
+) -> Result<Stopped, LifecycleError> {
+    let what = service.to_string();
+    let Known { runtime, record } = find(settings, state, policy, service)?;
     let status = service::status(record.as_ref(), &runtime);
     let (ServiceState::Running { .. }, Some(mut record)) = (&status, record.clone()) else {
         // Dead pids are never signalled; copkg clears what they left.
@@ -744,7 +802,7 @@ pub fn stop(
                 status.name()
             ));
         }
-        return Err(not_running());
+        return Ok(Stopped { changed: false });
     };
     let context = context_from_record(service, &runtime, Some(&record));
     call_hook(policy, LifecycleHook::BeforeStop, &context)?;
@@ -772,7 +830,36 @@ pub fn stop(
     state.write(&record)?;
     runtime.clear_pidfile()?;
     call_hook(policy, LifecycleHook::AfterStop, &context)?;
-    Ok(())
+    Ok(Stopped { changed: true })
+}
+
+/// Restarts a service: stops it (when it runs) and starts it again from
+/// its recorded package with its recorded arguments, under one hold of its
+/// lock, so no other start slips in between.
+pub fn restart(
+    settings: &Settings,
+    policy: &dyn SitePolicy,
+    service: &ServiceCoordinate,
+    notify: Notify<'_>,
+) -> Result<Started, LifecycleError> {
+    let state = StateDir::open(&settings.runtime_root)?;
+    let what = service.to_string();
+    let _lock = state.lock(&what, &mut lock_notice(notify, what.clone()))?;
+    let Some(record) = state.read(&what)? else {
+        return Err(no_such_service(&state, what));
+    };
+    let package: PackageCoordinate = record
+        .package
+        .parse()
+        .map_err(|_| LifecycleError::NotInstalled(record.package.clone()))?;
+    stop_locked(settings, &state, policy, service, notify)?;
+    let request = StartRequest {
+        package: &package,
+        service,
+        args: &record.args,
+        install: false,
+    };
+    start_locked(settings, &state, policy, &request, notify)
 }
 
 /// Runs `stop.lua` or `stop.py` when the package has one; whether it did.

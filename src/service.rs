@@ -128,6 +128,17 @@ fn pids_text(pids: &[i32]) -> String {
         .join(", ")
 }
 
+/// The environment every script and service starts from: that of the
+/// account copkg runs as (`PATH`, `LANG`, `HOME`, `USER`, `LOGNAME`), never
+/// copkg's own (a repository URL with a password, tokens) — SECURITY.md F7.
+pub fn clean_environment() -> Vec<(OsString, OsString)> {
+    Account::from_ids(
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    )
+    .environment()
+}
+
 /// What to spawn detached.
 #[derive(Debug, Clone)]
 pub struct SpawnSpec {
@@ -135,7 +146,7 @@ pub struct SpawnSpec {
     pub program: PathBuf,
     /// Its arguments.
     pub args: Vec<OsString>,
-    /// Environment variables added to copkg's own.
+    /// Environment variables added to the clean environment.
     pub env: Vec<(OsString, OsString)>,
     /// Working directory.
     pub cwd: PathBuf,
@@ -210,6 +221,8 @@ pub fn spawn_detached(spec: &SpawnSpec) -> Result<RecordedProcess, ServiceError>
     let mut command = Command::new(&spec.program);
     command
         .args(&spec.args)
+        .env_clear()
+        .envs(clean_environment())
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&spec.cwd)
         .stdin(Stdio::null())
@@ -261,7 +274,7 @@ pub struct ScriptRun {
     pub program: PathBuf,
     /// Its arguments.
     pub args: Vec<OsString>,
-    /// Environment variables added to copkg's own.
+    /// Environment variables added to the clean environment.
     pub env: Vec<(OsString, OsString)>,
     /// Working directory.
     pub cwd: PathBuf,
@@ -307,6 +320,8 @@ pub fn run_script(run: &ScriptRun) -> Result<String, ServiceError> {
     let mut command = Command::new(&run.program);
     command
         .args(&run.args)
+        .env_clear()
+        .envs(clean_environment())
         .envs(run.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&run.cwd)
         .stdin(Stdio::null())

@@ -271,12 +271,16 @@ for i, port in ipairs(ports) do
   local s = copkg.start("com.example:webapp:1.0.0", i .. ".web.prod.trd", { "--port=" .. port }, { install = true })
   print(s.service, #s.pids, copkg.status(s.service).state)
 end
-local again, err = copkg.try_start("com.example:webapp:1.0.0", "1.web.prod.trd", { "--port=" .. ports[1] })
-print(again, (err:gsub("%(pid %d+%)", "(pid N)")))
+local again = copkg.start("com.example:webapp:1.0.0", "1.web.prod.trd", { "--port=" .. ports[1] })
+print(again.changed, #again.pids)
+local other, err = copkg.try_start("com.example:webapp:1.0.0", "1.web.prod.trd", { "--port=1" })
+print(other, (err:gsub("%(pid %d+%)", "(pid N)")))
+local restarted = copkg.restart("2.web.prod.trd")
+print(restarted.changed, restarted.pids[1] ~= nil)
 for i = 1, 2 do
-  print(copkg.try_stop(i .. ".web.prod.trd"), copkg.status(i .. ".web.prod.trd").state)
+  print(copkg.stop(i .. ".web.prod.trd").changed, copkg.status(i .. ".web.prod.trd").state)
 end
-print(copkg.try_stop("1.web.prod.trd"))
+print(copkg.stop("1.web.prod.trd").changed)
 "#,
     );
     let out = run(sandbox
@@ -289,9 +293,12 @@ print(copkg.try_stop("1.web.prod.trd"))
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(
         out.stdout,
-        "1.web.prod.trd\t1\trunning\n2.web.prod.trd\t1\trunning\n\
-         nil\tcopkg.start: 1.web.prod.trd is already running (pid N)\n\
-         true\tstopped\ntrue\tstopped\nnil\tcopkg.stop: 1.web.prod.trd is not running\n"
+        format!(
+            "1.web.prod.trd\t1\trunning\n2.web.prod.trd\t1\trunning\nfalse\t1\n\
+             nil\tcopkg.start: 1.web.prod.trd already runs com.example:webapp:1.0.0 with arguments [\"--port={}\"] (pid N); use `copkg restart` for new arguments or `copkg upgrade` for another package\n\
+             true\ttrue\ntrue\tstopped\ntrue\tstopped\nfalse\n",
+            ports[0]
+        )
     );
 }
 

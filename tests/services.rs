@@ -233,11 +233,18 @@ fn d1_dead_pid_is_crashed_and_stop_sends_nothing_and_clears_it() {
     assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)));
     let out = run(sandbox.copkg().args(["status", SVC]));
     assert_eq!(out.stdout, format!("{SVC}\tcrashed\t-\t{package}\n"));
+    // Stopping what does not run succeeds and says so (like `systemctl stop`).
     let out = run(sandbox.copkg().args(["stop", SVC]));
-    assert_eq!(out.code, 7, "{out:?}");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout, format!("{SVC} is not running\n"));
     assert_eq!(
         out.stderr,
-        format!("{SVC} was crashed; cleared its pid file\nerror: {SVC} is not running\n")
+        format!("{SVC} was crashed; cleared its pid file\n")
+    );
+    let out = run(sandbox.copkg().args(["--json", "stop", SVC]));
+    assert_eq!(
+        out.stdout,
+        format!("{{\"changed\":false,\"service\":\"{SVC}\",\"status\":\"stopped\"}}\n")
     );
     assert!(!runtime_dir(&sandbox, SVC).join("run/start.pid").exists());
     let out = run(sandbox.copkg().args(["status", SVC]));
@@ -278,7 +285,11 @@ fn d2_reused_pid_is_never_signalled() {
     let out = run(sandbox.copkg().args(["status", SVC]));
     assert_eq!(out.stdout, format!("{SVC}\tcrashed\t-\t{package}\n"));
     let out = run(sandbox.copkg().args(["stop", SVC]));
-    assert_eq!(out.code, 7, "{out:?}");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, format!("{SVC} is not running\n").as_str()),
+        "{out:?}"
+    );
     std::thread::sleep(Duration::from_millis(200));
     assert!(
         unrelated.try_wait().unwrap().is_none(),
@@ -559,12 +570,21 @@ fn d8_two_starts_at_once_give_one_instance() {
                 .unwrap()
         })
         .collect();
-    let mut codes: Vec<i32> = children
+    // Both succeed: one starts it, the other finds the same start done.
+    let mut said: Vec<String> = children
         .into_iter()
-        .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8_lossy(&out.stdout)
+                .split(' ')
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .collect();
-    codes.sort();
-    assert_eq!(codes, [0, 6]);
+    said.sort();
+    assert_eq!(said, [format!("{SVC} already"), format!("started {SVC}")]);
     let out = run(sandbox.copkg().args(["--json", "status", SVC]));
     let status: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
     assert_eq!(status["pids"].as_array().unwrap().len(), 1);
@@ -1594,4 +1614,119 @@ return {
     );
     assert!(!log.join("old.log").exists());
     assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+}
+
+#[test]
+fn f7_scripts_and_services_get_a_clean_environment() {
+    let sandbox = Sandbox::new();
+    let start_py = "#!/bin/sh\nenv | sort > \"$COPKG_RUNTIME_DIR/data/script.env\"\nsh -c 'env | sort > data/service.env; exec sleep 60' </dev/null >/dev/null 2>&1 &\necho $! > \"$COPKG_RUNTIME_DIR/run/start.pid\"\n";
+    let package = install_package(&sandbox, "envs", &[("script.d/start.py", start_py, 0o755)]);
+    let out = run(sandbox
+        .copkg()
+        .env("COPKG_REPO", "https://deploy:s3cret@repo.example/")
+        .env("AWS_SECRET_ACCESS_KEY", "hunter2")
+        .args(["start", &package, SVC, "--", "--flag"]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let data = runtime_dir(&sandbox, SVC).join("data");
+    assert!(wait_until(Duration::from_secs(5), || data
+        .join("service.env")
+        .is_file()));
+    std::thread::sleep(Duration::from_millis(100));
+    for file in ["script.env", "service.env"] {
+        let text = std::fs::read_to_string(data.join(file)).unwrap();
+        let names: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+            .collect();
+        assert!(
+            !text.contains("s3cret") && !text.contains("hunter2"),
+            "{file}: {text}"
+        );
+        assert!(
+            text.contains("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"),
+            "{file}: {text}"
+        );
+        for name in [
+            "COPKG_RUNTIME_DIR",
+            "COPKG_COORDINATE",
+            "COPKG_PACKAGE",
+            "HOME",
+            "LANG",
+        ] {
+            assert!(names.contains(&name), "{file} lacks {name}: {text}");
+        }
+        for name in names {
+            assert!(
+                [
+                    "COPKG_RUNTIME_DIR",
+                    "COPKG_PACKAGE_DIR",
+                    "COPKG_COORDINATE",
+                    "COPKG_PACKAGE",
+                    "COPKG_PLATFORM",
+                    "PATH",
+                    "LANG",
+                    "HOME",
+                    "USER",
+                    "LOGNAME",
+                    "PWD",
+                    "SHLVL",
+                    "_",
+                    "OLDPWD",
+                ]
+                .contains(&name),
+                "{file}: unexpected {name}"
+            );
+        }
+    }
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+}
+
+#[test]
+fn restart_starts_the_recorded_package_with_its_arguments_again() {
+    let sandbox = Sandbox::new();
+    let package = install_example(&sandbox, "webapp");
+    let port = free_port();
+    let service = "1.web.prod.trd";
+    let arg = format!("--port={port}");
+    assert_eq!(start(&sandbox, &package, service, &[&arg]).code, 0);
+    let first = recorded_pid(&sandbox, service);
+    // The same start again changes nothing; another argument is refused.
+    let out = start(&sandbox, &package, service, &[&arg]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!("{service} already runs {package} (pid {first})\n")
+    );
+    let out = start(&sandbox, &package, service, &["--port=1"]);
+    assert_eq!(out.code, 6, "{out:?}");
+    assert!(
+        out.stderr.contains("use `copkg restart` for new arguments"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run(sandbox.copkg().args(["restart", service]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let second = recorded_pid(&sandbox, service);
+    assert_ne!(first, second);
+    assert!(!pid_alive(first));
+    assert!(
+        out.stdout
+            .starts_with(&format!("started {service} (pid {second}) from {package}")),
+        "{}",
+        out.stdout
+    );
+    wait_for_port(port);
+    assert!(
+        http_get(port).is_some(),
+        "the restarted service does not answer on its port"
+    );
+    assert_eq!(record(&sandbox, service)["args"][0], arg.as_str());
+    let out = run(sandbox.copkg().args(["restart", "9.nope.prod.trd"]));
+    assert_eq!(out.code, 11, "{out:?}");
+    assert_eq!(run(sandbox.copkg().args(["stop", service])).code, 0);
+    // A stopped service restarts too.
+    let out = run(sandbox.copkg().args(["restart", service]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(run(sandbox.copkg().args(["stop", service])).code, 0);
 }

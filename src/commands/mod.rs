@@ -8,6 +8,7 @@ pub mod install;
 pub mod list;
 pub mod pack;
 pub mod resolve;
+pub mod restart;
 pub mod run;
 pub mod site;
 pub mod start;
@@ -131,6 +132,7 @@ pub fn run(cli: Cli) -> Result {
         Command::Pack(args) => pack::run(&ctx, args),
         Command::Start(args) => start::run(&ctx, args),
         Command::Stop(args) => stop::run(&ctx, args),
+        Command::Restart(args) => restart::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Cleanup(args) => cleanup::run(&ctx, args),
         Command::Run(args) => run::run(&ctx, args),

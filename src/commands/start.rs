@@ -17,20 +17,35 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result {
         install: args.install,
     };
     let started = lifecycle::start(&ctx.settings, &host.policy(), &request, &notices(ctx))?;
+    report(ctx, &started)
+}
+
+/// Prints what a start or restart did.
+pub fn report(ctx: &Context, started: &lifecycle::Started) -> Result {
     if ctx.settings.json {
         out(&serde_json::json!({
-            "service": started.service, "status": "started", "pids": started.pids,
+            "service": started.service, "status": "running", "pids": started.pids,
             "package": started.package, "runtime_dir": started.runtime_dir,
+            "changed": started.changed,
         })
         .to_string())?;
-    } else {
-        let pids: Vec<String> = started.pids.iter().map(i32::to_string).collect();
+        return Ok(());
+    }
+    let pids: Vec<String> = started.pids.iter().map(i32::to_string).collect();
+    if started.changed {
         out(&format!(
             "started {} (pid {}) from {} in {}",
             started.service,
             pids.join(", "),
             started.package,
             started.runtime_dir.display()
+        ))?;
+    } else {
+        out(&format!(
+            "{} already runs {} (pid {})",
+            started.service,
+            started.package,
+            pids.join(", ")
         ))?;
     }
     Ok(())

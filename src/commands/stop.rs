@@ -9,11 +9,16 @@ use crate::lifecycle;
 pub fn run(ctx: &Context, args: &ServiceArgs) -> Result {
     let service: ServiceCoordinate = args.service.parse()?;
     let host = ctx.host()?;
-    lifecycle::stop(&ctx.settings, &host.policy(), &service, &notices(ctx))?;
+    let stopped = lifecycle::stop(&ctx.settings, &host.policy(), &service, &notices(ctx))?;
     if ctx.settings.json {
-        out(&serde_json::json!({"service": service.to_string(), "status": "stopped"}).to_string())?;
-    } else {
+        out(&serde_json::json!({
+            "service": service.to_string(), "status": "stopped", "changed": stopped.changed,
+        })
+        .to_string())?;
+    } else if stopped.changed {
         out(&format!("stopped {service}"))?;
+    } else {
+        out(&format!("{service} is not running"))?;
     }
     Ok(())
 }

@@ -155,6 +155,7 @@ const TRY_VARIANTS: &[&str] = &[
     "extract",
     "start",
     "stop",
+    "restart",
     "read_file",
     "json_decode",
     "spawn",

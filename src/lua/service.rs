@@ -142,23 +142,45 @@ fn start(
         eprintln!("{message}")
     })
     .map_err(|e| super::raise_error(lua, F, &e))?;
+    started_table(lua, started)
+}
+
+fn started_table(lua: &Lua, started: lifecycle::Started) -> mlua::Result<Table> {
     let table = lua.create_table()?;
     table.set("service", started.service)?;
     table.set("package", started.package)?;
     table.set("pids", lua.create_sequence_from(started.pids)?)?;
     table.set("runtime_dir", started.runtime_dir.display().to_string())?;
+    table.set("changed", started.changed)?;
     Ok(table)
 }
 
 /// `copkg.stop(service)`: stops a service as `copkg stop` does.
-fn stop(lua: &Lua, service: String) -> mlua::Result<()> {
+fn stop(lua: &Lua, service: String) -> mlua::Result<Table> {
     const F: &str = "stop";
     let (settings, hooks) = settings_and_hooks(lua, F)?;
     let service = service.parse().map_err(|e| fail(F, e))?;
-    lifecycle::stop(&settings, &Policy::new(lua, &hooks), &service, &|message| {
+    let stopped = lifecycle::stop(&settings, &Policy::new(lua, &hooks), &service, &|message| {
         eprintln!("{message}")
     })
-    .map_err(|e| super::raise_error(lua, F, &e))
+    .map_err(|e| super::raise_error(lua, F, &e))?;
+    let table = lua.create_table()?;
+    table.set("service", service.to_string())?;
+    table.set("changed", stopped.changed)?;
+    Ok(table)
+}
+
+/// `copkg.restart(service)`: restarts a service as `copkg restart` does;
+/// returns what `copkg.start` returns.
+fn restart(lua: &Lua, service: String) -> mlua::Result<Table> {
+    const F: &str = "restart";
+    let (settings, hooks) = settings_and_hooks(lua, F)?;
+    let service = service.parse().map_err(|e| fail(F, e))?;
+    let started = lifecycle::restart(&settings, &Policy::new(lua, &hooks), &service, &|message| {
+        eprintln!("{message}")
+    })
+    .map_err(|e| super::raise_error(lua, F, &e))?;
+    started_table(lua, started)
 }
 
 /// Adds these functions to the `copkg` table.
@@ -170,5 +192,6 @@ pub(crate) fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
     module.set("kill", lua.create_function(kill)?)?;
     module.set("start", lua.create_function(start)?)?;
     module.set("stop", lua.create_function(stop)?)?;
+    module.set("restart", lua.create_function(restart)?)?;
     Ok(())
 }
