@@ -6,8 +6,14 @@
 
 ---@class copkg
 ---@field version string  copkg's version
+---@field api_version integer  the version of this Lua API (see copkg.require_api)
 ---@field args string[]   arguments after the script in `copkg run SCRIPT [ARGS…]`
 copkg = {}
+
+--- Refuses to go on (raises) under a copkg whose Lua API is older than
+--- `version`, so that a later script fails clearly on an older copkg.
+---@param version integer
+function copkg.require_api(version) end
 
 ---@class copkg.SpawnSpec
 ---@field program string     the program to run

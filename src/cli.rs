@@ -117,6 +117,9 @@ pub enum Command {
 /// `copkg run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Stop the script (exit 8) after this many seconds; none by default.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
     /// The Lua script.
     #[arg(value_name = "SCRIPT")]
     pub script: PathBuf,

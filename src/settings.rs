@@ -129,6 +129,8 @@ struct ConfigFile {
     script_timeout_secs: Option<f64>,
     /// How much of a script's output is kept for reports, in bytes.
     script_output_bytes: Option<usize>,
+    /// Memory limit of one Lua hook call or package script, in bytes.
+    lua_memory_bytes: Option<usize>,
     /// Options for the `clean_logs` hook.
     log_cleanup: Option<LogCleanupConfig>,
     /// PEM bundle of CA certificates trusted for https instead of the built-in roots.
@@ -186,6 +188,7 @@ impl ConfigFile {
             stop_schedule: self.stop_schedule.or(lower.stop_schedule),
             script_timeout_secs: self.script_timeout_secs.or(lower.script_timeout_secs),
             script_output_bytes: self.script_output_bytes.or(lower.script_output_bytes),
+            lua_memory_bytes: self.lua_memory_bytes.or(lower.lua_memory_bytes),
             log_cleanup: self.log_cleanup.or(lower.log_cleanup),
             ca_file: self.ca_file.or(lower.ca_file),
         }
@@ -276,6 +279,8 @@ pub struct Settings {
     pub script_timeout: Duration,
     /// How much of a script's output is kept.
     pub script_output_bytes: usize,
+    /// Memory limit of one Lua hook call or package script.
+    pub lua_memory_bytes: usize,
     /// Options for the `clean_logs` hook.
     pub log_cleanup: LogCleanupOptions,
     /// Print results as JSON.
@@ -511,6 +516,12 @@ impl Settings {
                 1..=64 << 20,
             )?
             .unwrap_or(64 * 1024),
+            lua_memory_bytes: within(
+                "luaMemoryBytes",
+                config.lua_memory_bytes,
+                1 << 20..=64 << 30,
+            )?
+            .unwrap_or(256 << 20),
             log_cleanup: match config.log_cleanup {
                 None => LogCleanupOptions::default(),
                 Some(given) => {

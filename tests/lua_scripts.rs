@@ -422,3 +422,108 @@ fn example_rollout_script_runs_twice() {
         assert_eq!(run(sandbox.copkg().args(["stop", service])).code, 0);
     }
 }
+
+/// Runs `copkg` with a site script and a config in the sandbox.
+fn with_site_and_config(sandbox: &Sandbox, site: &str, config: &str) -> std::process::Command {
+    let site_path = sandbox.path().join("site.lua");
+    std::fs::write(&site_path, site).unwrap();
+    let config_path = sandbox.path().join("config.json");
+    std::fs::write(&config_path, config).unwrap();
+    let mut cmd = sandbox.copkg();
+    cmd.arg("--site")
+        .arg(&site_path)
+        .arg("--config")
+        .arg(&config_path);
+    cmd
+}
+
+#[test]
+fn g8_hooks_that_loop_block_or_allocate_are_bounded_with_a_clear_error() {
+    let sandbox = Sandbox::new();
+    let cases = [
+        (
+            "while true do end",
+            r#"{"scriptTimeoutSecs": 0.5}"#,
+            "hook `install_path` exceeded its time limit of 0.5 s (scriptTimeoutSecs)",
+        ),
+        (
+            "os.execute('sleep 30')",
+            r#"{"scriptTimeoutSecs": 0.5}"#,
+            "hook `install_path` exceeded its time limit of 0.5 s (scriptTimeoutSecs)",
+        ),
+        (
+            "io.popen('sleep 30'):read('a')",
+            r#"{"scriptTimeoutSecs": 0.5}"#,
+            "hook `install_path` exceeded its time limit of 0.5 s (scriptTimeoutSecs)",
+        ),
+        (
+            "local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 64) .. i end",
+            r#"{"luaMemoryBytes": 16777216}"#,
+            "hook `install_path` exceeded its memory limit of 16777216 bytes (luaMemoryBytes)",
+        ),
+        (
+            "os.exit(true)",
+            "{}",
+            "hook `install_path` called os.exit, which hooks and package scripts may not (raise an error instead)",
+        ),
+    ];
+    for (body, config, want) in cases {
+        let site = format!("return {{ install_path = function(pkg)\n  {body}\nend }}\n");
+        let started = std::time::Instant::now();
+        let out = run(with_site_and_config(&sandbox, &site, config)
+            .args(["resolve", "com.example:hello:1.0.0"]));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "{body}: took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(out.code, 8, "{body}: {out:?}");
+        assert!(out.stderr.contains(want), "{body}: {}", out.stderr);
+    }
+    // A hook within its limits still works, io.popen and os.execute included.
+    let site = "return { install_path = function(pkg)\n  local p = io.popen('printf \"a\\\\nb\\\\n\"')\n  local first, second = p:read('l', 'l')\n  assert(p:close())\n  assert(os.execute('true'))\n  return 'apps/' .. first .. second .. '/' .. pkg.version\nend }\n";
+    let out = run(
+        with_site_and_config(&sandbox, site, r#"{"scriptTimeoutSecs": 5}"#)
+            .args(["resolve", "com.example:hello:1.0.0"]),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("software/apps/ab/1.0.0"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn run_scripts_have_no_limit_unless_asked_and_os_exit_is_their_code() {
+    let sandbox = Sandbox::new();
+    let path = script(
+        &sandbox,
+        "print('before')\nos.execute('sleep 0.2')\nos.exit(3)\n",
+    );
+    let out = run(sandbox.copkg().arg("run").arg(&path));
+    assert_eq!((out.code, out.stdout.as_str()), (3, "before\n"), "{out:?}");
+    let path = script(&sandbox, "while true do end\n");
+    let out = run(sandbox.copkg().args(["run", "--timeout", "0.5"]).arg(&path));
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "{} exceeded its time limit of 0.5 s",
+            path.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    let path = script(
+        &sandbox,
+        "assert(copkg.api_version == 1)\ncopkg.require_api(1)\ncopkg.require_api(99)\n",
+    );
+    let out = run(sandbox.copkg().arg("run").arg(&path));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("copkg.require_api: this script needs copkg Lua API 99"),
+        "{}",
+        out.stderr
+    );
+}

@@ -1730,3 +1730,64 @@ fn restart_starts_the_recorded_package_with_its_arguments_again() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(run(sandbox.copkg().args(["stop", service])).code, 0);
 }
+
+#[test]
+fn g8_a_start_lua_that_loops_and_a_stop_hook_calling_os_exit_fail_clearly() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "loops",
+        &[("script.d/start.lua", "while true do end\n", 0o644)],
+    );
+    let config = sandbox.path().join("config.json");
+    std::fs::write(&config, r#"{"scriptTimeoutSecs": 1}"#).unwrap();
+    let started = Instant::now();
+    let out = run(sandbox
+        .copkg()
+        .arg("--config")
+        .arg(&config)
+        .args(["start", &package, SVC]));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("script.d/start.lua exceeded its time limit of 1 s"),
+        "{}",
+        out.stderr
+    );
+
+    // os.exit(true) in a stop hook used to make a failed stop exit 0.
+    let package = install_package(
+        &sandbox,
+        "exits",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    assert_eq!(start(&sandbox, &package, "2.svc.test.local", &[]).code, 0);
+    let pid = recorded_pid(&sandbox, "2.svc.test.local");
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(
+        &site,
+        "return { before_stop = function(ctx) os.exit(true) end }\n",
+    )
+    .unwrap();
+    let out = run(sandbox
+        .copkg()
+        .arg("--site")
+        .arg(&site)
+        .args(["stop", "2.svc.test.local"]));
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(
+        out.stderr.contains("hook `before_stop` called os.exit"),
+        "{}",
+        out.stderr
+    );
+    assert!(pid_alive(pid));
+    assert_eq!(
+        run(sandbox.copkg().args(["stop", "2.svc.test.local"])).code,
+        0
+    );
+}

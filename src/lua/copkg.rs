@@ -131,6 +131,11 @@ fn log(_: &Lua, message: String) -> mlua::Result<()> {
 pub(crate) fn register(lua: &Lua) -> mlua::Result<()> {
     let module = lua.create_table()?;
     module.set("version", env!("CARGO_PKG_VERSION"))?;
+    module.set("api_version", super::limits::API_VERSION)?;
+    module.set(
+        "require_api",
+        lua.create_function(super::limits::require_api)?,
+    )?;
     module.set("args", lua.create_table()?)?;
     module.set("spawn", lua.create_function(spawn)?)?;
     module.set("platform", lua.create_function(platform)?)?;

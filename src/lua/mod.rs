@@ -4,6 +4,7 @@
 mod child;
 mod copkg;
 mod fs;
+mod limits;
 mod policy;
 mod service;
 mod store;
@@ -175,6 +176,7 @@ impl Host {
         let lua = Lua::new();
         lua.set_app_data(RaisedCodes::default());
         copkg::register(&lua)?;
+        limits::install(&lua)?;
         let default: Table = lua
             .load(DEFAULT_POLICY)
             .set_name("@<builtin>/lua/policy.lua")
@@ -255,8 +257,14 @@ impl Host {
         self.lua.set_app_data(settings);
     }
 
-    /// Runs a script file with `copkg.args` set to `args`.
-    pub fn run_script(&self, path: &Path, args: &[String]) -> Result<(), LuaError> {
+    /// Runs a script file with `copkg.args` set to `args`; under a time
+    /// limit only when `timeout` is given (a top-level script has none).
+    pub fn run_script(
+        &self,
+        path: &Path,
+        args: &[String],
+        timeout: Option<std::time::Duration>,
+    ) -> Result<(), LuaError> {
         let source = std::fs::read(path).map_err(|source| LuaError::Read {
             path: path.to_owned(),
             source,
@@ -267,11 +275,19 @@ impl Host {
             self.lua
                 .create_sequence_from(args.iter().map(String::as_str))?,
         )?;
-        self.lua
-            .load(source)
-            .set_name(format!("@{}", path.display()))
-            .exec()
-            .map_err(|err| with_code(&self.lua, err))
+        let run = || {
+            self.lua
+                .load(source)
+                .set_name(format!("@{}", path.display()))
+                .exec()
+                .map_err(|err| with_code(&self.lua, err))
+        };
+        match timeout {
+            Some(timeout) => {
+                limits::limited(&self.lua, path.display().to_string(), Some(timeout), run)
+            }
+            None => run(),
+        }
     }
 
     /// Every hook name with whether the site script overrides it, in hook order.

@@ -72,6 +72,17 @@ impl<'a> Policy<'a> {
         Ok(self.hooks.get::<Function>(name)?)
     }
 
+    /// Calls a hook under the time and memory limits.
+    fn call_hook<R: mlua::FromLuaMulti>(
+        &self,
+        name: &'static str,
+        args: impl mlua::IntoLuaMulti,
+    ) -> Result<R, LuaError> {
+        super::limits::limited(self.lua, format!("hook `{name}`"), None, || {
+            Ok(self.hook(name)?.call(args)?)
+        })
+    }
+
     fn package_table(&self, coordinate: &PackageCoordinate) -> Result<Table, LuaError> {
         let pkg = self.lua.create_table()?;
         pkg.set("group", coordinate.group.as_str())?;
@@ -98,8 +109,10 @@ impl<'a> Policy<'a> {
             .load(source)
             .set_name(format!("@{}", path.display()))
             .into_function()?;
-        chunk.call::<()>(self.context_table(context)?)?;
-        Ok(())
+        let context = self.context_table(context)?;
+        super::limits::limited(self.lua, path.display().to_string(), None, || {
+            Ok(chunk.call::<()>(context)?)
+        })
     }
 
     /// Processes spawned through `copkg.spawn` in this state so far.
@@ -164,7 +177,7 @@ impl<'a> Policy<'a> {
         opts.set("compress_after_days", options.compress_after_days)?;
         opts.set("delete_after_days", options.delete_after_days)?;
         opts.set("max_bytes", options.max_bytes)?;
-        let returned: Value = self.hook(HOOK)?.call((ctx, opts))?;
+        let returned: Value = self.call_hook(HOOK, (ctx, opts))?;
         let bad = |problem: String| LuaError::BadResult {
             hook: HOOK,
             problem,
@@ -210,7 +223,7 @@ impl<'a> Policy<'a> {
     pub fn lifecycle(&self, hook: LifecycleHook, context: &ServiceContext) -> Result<(), LuaError> {
         let hook = hook.name();
         let ctx = self.context_table(context)?;
-        let returned: Value = self.hook(hook)?.call(ctx)?;
+        let returned: Value = self.call_hook(hook, ctx)?;
         if !returned.is_nil() {
             return Err(LuaError::BadResult {
                 hook,
@@ -228,14 +241,14 @@ impl<'a> Policy<'a> {
         table.set("user", service.user.as_str())?;
         table.set("cell", service.cell.as_str())?;
         table.set("coordinate", service.to_string())?;
-        let path: Value = self.hook("runtime_path")?.call(table)?;
+        let path: Value = self.call_hook("runtime_path", table)?;
         relative_path("runtime_path", "result", path)
     }
 
     /// Evaluates `install_path` and `repository_paths` for a coordinate.
     pub fn layout(&self, coordinate: &PackageCoordinate) -> Result<PackageLayout, LuaError> {
         let pkg = self.package_table(coordinate)?;
-        let install: Value = self.hook("install_path")?.call(pkg.clone())?;
+        let install: Value = self.call_hook("install_path", pkg.clone())?;
         let install_path = relative_path("install_path", "result", install)?;
         if install_path.split('/').next() == Some(".copkg") {
             return Err(LuaError::BadResult {
@@ -243,7 +256,7 @@ impl<'a> Policy<'a> {
                 problem: "`.copkg` at the top of the software root is copkg's own".to_owned(),
             });
         }
-        let paths: Value = self.hook("repository_paths")?.call(pkg)?;
+        let paths: Value = self.call_hook("repository_paths", pkg)?;
         let Value::Table(paths) = paths else {
             return Err(LuaError::BadResult {
                 hook: "repository_paths",
