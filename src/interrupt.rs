@@ -13,9 +13,18 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction
 
 use crate::exit::ExitCode;
 
-static REGISTERED: Mutex<Vec<(u64, PathBuf)>> = Mutex::new(Vec::new());
+/// What to undo: a path to remove, or a cgroup whose processes to kill.
+#[derive(Debug)]
+enum Undo {
+    Remove(PathBuf),
+    KillCgroup(PathBuf),
+}
+
+static REGISTERED: Mutex<Vec<(u64, Undo)>> = Mutex::new(Vec::new());
 static NEXT_ID: Mutex<u64> = Mutex::new(0);
 static INSTALL: Once = Once::new();
+/// The signal being handled, once one arrived (0 before).
+static RECEIVED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 /// The write end of the pipe the handler writes to (-1 until installed).
 static PIPE_WRITE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
@@ -49,6 +58,7 @@ pub fn install() {
                     return;
                 }
                 let signal = Signal::try_from(i32::from(byte[0])).unwrap_or(Signal::SIGTERM);
+                RECEIVED.store(signal as i32, std::sync::atomic::Ordering::SeqCst);
                 let removed = clean_up();
                 let code = match signal {
                     Signal::SIGINT => ExitCode::Interrupted.code(),
@@ -81,17 +91,43 @@ pub fn install() {
     });
 }
 
+/// Waits for the watcher to end the process when a signal is being
+/// handled, so that the work the cleanup broke (a start script it killed)
+/// does not end copkg first with another exit code. Returns at once
+/// otherwise.
+pub fn settle() {
+    if RECEIVED.load(std::sync::atomic::Ordering::SeqCst) != 0 {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
 /// Removes every registered path; how many there were.
 fn clean_up() -> usize {
-    let paths = std::mem::take(&mut *REGISTERED.lock().unwrap_or_else(|e| e.into_inner()));
-    for (_, path) in &paths {
-        let _ = match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
-            Ok(_) => std::fs::remove_file(path),
-            Err(_) => Ok(()),
-        };
+    let undo = std::mem::take(&mut *REGISTERED.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut removed = 0;
+    for (_, what) in &undo {
+        match what {
+            Undo::Remove(path) => {
+                removed += 1;
+                let _ = match std::fs::symlink_metadata(path) {
+                    Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+                    Ok(_) => std::fs::remove_file(path),
+                    Err(_) => Ok(()),
+                };
+            }
+            Undo::KillCgroup(path) => {
+                let cgroup = crate::cgroup::ServiceCgroup::at(path.clone());
+                if !cgroup.members().is_empty() {
+                    eprintln!("copkg: ending the processes of the interrupted start");
+                }
+                cgroup.kill_all(std::time::Duration::from_secs(5));
+                cgroup.remove();
+            }
+        }
     }
-    paths.len()
+    removed
 }
 
 /// A path removed if copkg is interrupted while this guard lives.
@@ -103,6 +139,15 @@ pub struct Cleanup {
 impl Cleanup {
     /// Registers `path` (a temp file or dir copkg is writing).
     pub fn register(path: impl Into<PathBuf>) -> Cleanup {
+        Self::push(Undo::Remove(path.into()))
+    }
+
+    /// Registers a cgroup whose processes are killed (a start in progress).
+    pub fn kill_cgroup(path: impl Into<PathBuf>) -> Cleanup {
+        Self::push(Undo::KillCgroup(path.into()))
+    }
+
+    fn push(undo: Undo) -> Cleanup {
         let id = {
             let mut next = NEXT_ID.lock().unwrap_or_else(|e| e.into_inner());
             *next += 1;
@@ -111,7 +156,7 @@ impl Cleanup {
         REGISTERED
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((id, path.into()));
+            .push((id, undo));
         Cleanup { id }
     }
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::account::Account;
+use crate::cgroup::{Placing, ServiceCgroup};
 use crate::coordinate::{PackageCoordinate, ServiceCoordinate};
 use crate::exit::{Coded, ExitCode};
 use crate::platform::Platform;
@@ -675,28 +676,61 @@ fn start_locked(
     call_hook(policy, LifecycleHook::BeforeStart, &context)?;
     runtime.clear_pidfile()?;
 
-    let started =
-        run_start_script(settings, policy, &runtime, &context).and_then(|(output, spawned)| {
-            if spawned.is_empty() {
-                Ok(service::processes_from_pidfile(&runtime, &output)?)
-            } else {
-                Ok(spawned)
-            }
-        });
-    let processes = started.map_err(|source| LifecycleError::StartFailed {
-        service: what.clone(),
-        source: Box::new(source),
-    })?;
-    let record = ServiceRecord {
+    // Every process the start launches joins the service's cgroup, where
+    // copkg may make one; the record says a start is under way before
+    // anything runs, so that a copkg killed meanwhile leaves nothing the
+    // next command cannot find.
+    let cgroup = ServiceCgroup::for_service(state.path(), &what).filter(|cg| cg.create().is_ok());
+    let mut record = ServiceRecord {
         service: what.clone(),
         runtime_path: runtime.relative().to_owned(),
         package: package.id(),
         package_dir,
         args: args.to_vec(),
         started_at: now(),
-        processes: processes.clone(),
+        processes: Vec::new(),
         stopped_at: None,
+        cgroup: cgroup.as_ref().map(|cg| cg.path().to_owned()),
+        starting: true,
+        failed: None,
     };
+    state.write(&record)?;
+    let _interrupted = cgroup
+        .as_ref()
+        .map(|cg| crate::interrupt::Cleanup::kill_cgroup(cg.path()));
+    let started = {
+        let _placing = match &cgroup {
+            Some(cg) => Some(Placing::start(cg).map_err(|source| RuntimeError::Io {
+                action: "cannot open the cgroup of",
+                path: cg.path().to_owned(),
+                source,
+            })?),
+            None => None,
+        };
+        run_start_script(settings, policy, &runtime, &context)
+    }
+    .and_then(|(output, spawned)| started_processes(&runtime, cgroup.as_ref(), &output, spawned));
+    let processes = match started {
+        Ok(processes) => processes,
+        Err(source) => {
+            // A failed start leaves nothing running and says why.
+            if let Some(cg) = &cgroup {
+                cg.kill_all(AFTER_STOP_SCRIPT);
+                cg.remove();
+            }
+            let err = LifecycleError::StartFailed {
+                service: what.clone(),
+                source: Box::new(source),
+            };
+            record.starting = false;
+            record.stopped_at = Some(now());
+            record.failed = Some(crate::exit::one_line(&err));
+            state.write(&record)?;
+            return Err(err);
+        }
+    };
+    record.processes = processes.clone();
+    record.starting = false;
     state.write(&record)?;
     call_hook(policy, LifecycleHook::AfterStart, &context)?;
     Ok(Started {
@@ -706,6 +740,84 @@ fn start_locked(
         runtime_dir: runtime.path().to_owned(),
         changed: true,
     })
+}
+
+/// The processes a start left running. With a cgroup: every process in it,
+/// and a pid in `run/start.pid` counts only if it is one of them (a pid file
+/// is a hint, never trust: G4). Without: what start.lua spawned, or the
+/// live processes the pid file names.
+fn started_processes(
+    runtime: &RuntimeDir,
+    cgroup: Option<&ServiceCgroup>,
+    output: &str,
+    spawned: Vec<RecordedProcess>,
+) -> Result<Vec<RecordedProcess>, LifecycleError> {
+    let Some(cgroup) = cgroup else {
+        return if spawned.is_empty() {
+            Ok(service::processes_from_pidfile(runtime, output)?)
+        } else {
+            Ok(spawned)
+        };
+    };
+    let members: Vec<RecordedProcess> = cgroup
+        .members()
+        .into_iter()
+        .filter_map(|pid| {
+            let stat = crate::process::stat(pid).filter(|s| s.is_alive())?;
+            Some(RecordedProcess {
+                pid,
+                start_time: stat.start_time,
+                pgrp: stat.pgrp,
+            })
+        })
+        .collect();
+    let console = || {
+        let mut text = runtime.console_tail(4096);
+        if !output.trim().is_empty() {
+            text.push_str(&format!("--- start script output ---\n{output}"));
+        }
+        text
+    };
+    let pidfile = runtime.path().join(crate::runtime::PIDFILE);
+    // Its owner and mode do not matter here: membership is the proof.
+    let hinted = runtime.pidfile_hint()?;
+    if let Some(pids) = &hinted
+        && let Some(stranger) = pids
+            .iter()
+            .find(|pid| !members.iter().any(|m| m.pid == **pid))
+    {
+        let reason = if crate::process::stat(*stranger).is_some_and(|s| s.is_alive()) {
+            format!(
+                "{} names pid {stranger}, which is not a process the start script started",
+                pidfile.display()
+            )
+        } else {
+            format!(
+                "{} names no live process (pid {})",
+                pidfile.display(),
+                pids.iter()
+                    .map(i32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        return Err(ServiceError::NoLiveProcess {
+            reason,
+            console: console(),
+        }
+        .into());
+    }
+    if members.is_empty() {
+        return Err(ServiceError::NoLiveProcess {
+            reason: format!(
+                "the start script exited without writing {} and left no process running",
+                pidfile.display()
+            ),
+            console: console(),
+        }
+        .into());
+    }
+    Ok(members)
 }
 
 /// Runs `start.lua` through the policy, or `start.py` by the contract;
@@ -825,6 +937,9 @@ fn stop_locked(
             Ok(()) | Err(ServiceError::NotRunning { .. }) => {}
             Err(err) => return Err(err.into()),
         }
+    }
+    if let Some(path) = &record.cgroup {
+        ServiceCgroup::at(path.clone()).remove();
     }
     record.stopped_at = Some(now());
     state.write(&record)?;
@@ -994,6 +1109,9 @@ pub fn cleanup(
     call_hook(policy, LifecycleHook::BeforeCleanup, &context)?;
     if runtime.exists() {
         runtime.remove()?;
+    }
+    if let Some(path) = record.as_ref().and_then(|r| r.cgroup.clone()) {
+        ServiceCgroup::at(path).remove();
     }
     state.remove(&what)?;
     Ok(Cleanup::Removed(runtime.path().to_owned()))

@@ -7,7 +7,9 @@ use copkg::exit::{Coded, ExitCode, describe};
 fn main() -> std::process::ExitCode {
     copkg::interrupt::install();
     let cli = copkg::cli::Cli::parse();
-    let code = match copkg::commands::run(cli) {
+    let result = copkg::commands::run(cli);
+    copkg::interrupt::settle();
+    let code = match result {
         Ok(()) => ExitCode::Success,
         // stdout closed under us (`copkg list | head`): end quietly.
         Err(err) if err.is_broken_pipe() => ExitCode::Success,

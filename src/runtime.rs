@@ -125,8 +125,20 @@ impl RuntimeDir {
     /// The pids in `run/start.pid` (one a line), or `None` when there is no
     /// pid file. A pid file that is not a regular file, is a link, is
     /// writable by group or others, or is owned by another user (not root)
-    /// is not trusted.
+    /// is not trusted: this is all copkg has to go by when it tracks no
+    /// cgroup.
     pub fn read_pidfile(&self) -> Result<Option<Vec<i32>>, RuntimeError> {
+        self.pids(true)
+    }
+
+    /// The pids `run/start.pid` names, whoever wrote it: a hint to check
+    /// against the processes copkg knows the start script started (its
+    /// cgroup), never trusted by itself. Only its form is checked.
+    pub fn pidfile_hint(&self) -> Result<Option<Vec<i32>>, RuntimeError> {
+        self.pids(false)
+    }
+
+    fn pids(&self, trusted_only: bool) -> Result<Option<Vec<i32>>, RuntimeError> {
         let path = self.path.join(PIDFILE);
         let untrusted = |reason: String| RuntimeError::UntrustedPidfile {
             path: path.clone(),
@@ -141,14 +153,14 @@ impl RuntimeDir {
         if entry.kind != FileKind::File {
             return Err(untrusted("not a regular file".to_owned()));
         }
-        if entry.mode & 0o022 != 0 {
+        if trusted_only && entry.mode & 0o022 != 0 {
             return Err(untrusted(format!(
                 "writable by group or others (mode {:04o})",
                 entry.mode
             )));
         }
         let me = nix::unistd::geteuid().as_raw();
-        if entry.uid != me && entry.uid != 0 {
+        if trusted_only && entry.uid != me && entry.uid != 0 {
             return Err(untrusted(format!("owned by uid {}, not {me}", entry.uid)));
         }
         let bytes = match dir.read_file(PIDFILE, PIDFILE_LIMIT) {
@@ -158,11 +170,17 @@ impl RuntimeDir {
             Err(err) => return Err(err.into()),
         };
         let text = String::from_utf8_lossy(&bytes);
+        let lowest = if trusted_only { 2 } else { 1 };
         let mut pids = Vec::new();
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
             match line.parse::<i32>() {
-                Ok(pid) if pid > 1 => pids.push(pid),
-                _ => return Err(untrusted(format!("`{}` is not a pid", line.escape_debug()))),
+                Ok(pid) if pid >= lowest => pids.push(pid),
+                _ => {
+                    return Err(untrusted(format!(
+                        "`{}` is not a pid",
+                        escape_controls(line)
+                    )));
+                }
             }
         }
         Ok(Some(pids))

@@ -229,10 +229,15 @@ pub fn spawn_detached(spec: &SpawnSpec) -> Result<RecordedProcess, ServiceError>
         .stdout(stdout)
         .stderr(stderr);
     // SAFETY: runs in the forked child before exec and calls only
-    // async-signal-safe functions: fork, write, _exit, setsid, umask,
-    // close_range (a raw syscall) and fcntl. It touches no locks or heap.
+    // async-signal-safe functions: write (joining the service's cgroup),
+    // fork, _exit, setsid, umask, close_range (a raw syscall) and fcntl. It
+    // touches no locks or heap.
+    let cgroup = crate::cgroup::placing_fd();
     unsafe {
         command.pre_exec(move || {
+            if let Some(fd) = cgroup {
+                crate::cgroup::join_in_child(fd)?;
+            }
             match nix::libc::fork() {
                 -1 => return Err(io::Error::last_os_error()),
                 0 => {}
@@ -328,9 +333,14 @@ pub fn run_script(run: &ScriptRun) -> Result<String, ServiceError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    // SAFETY: the hook only marks descriptors close-on-exec (async-signal-safe).
+    let cgroup = crate::cgroup::placing_fd();
+    // SAFETY: the hook only writes to an open fd (joining the service's
+    // cgroup) and marks descriptors close-on-exec (async-signal-safe).
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
+            if let Some(fd) = cgroup {
+                crate::cgroup::join_in_child(fd)?;
+            }
             mark_inherited_fds_cloexec();
             Ok(())
         });
@@ -610,6 +620,11 @@ pub enum ServiceState {
     /// `run/start.pid` names processes that are not what copkg recorded
     /// (dead, or a reused pid).
     StalePidfile,
+    /// Its last start failed (or copkg died during it) and nothing of it runs.
+    Failed {
+        /// Why.
+        reason: String,
+    },
     /// copkg's record of the service is unreadable.
     BadRecord {
         /// What is wrong with it.
@@ -626,6 +641,7 @@ impl ServiceState {
             ServiceState::Crashed => "crashed",
             ServiceState::StalePidfile => "stale-pidfile",
             ServiceState::BadRecord { .. } => "bad-record",
+            ServiceState::Failed { .. } => "failed",
         }
     }
 }
@@ -637,6 +653,20 @@ impl ServiceState {
 /// never among them.
 pub fn live_processes(record: &ServiceRecord) -> Vec<(i32, u64)> {
     let me = std::process::id() as i32;
+    if let Some(path) = &record.cgroup {
+        // The kernel keeps every descendant of the start script here.
+        let mut live: Vec<(i32, u64)> = crate::cgroup::ServiceCgroup::at(path.clone())
+            .members()
+            .into_iter()
+            .filter(|&pid| pid != me)
+            .filter_map(|pid| {
+                let stat = process::stat(pid).filter(|s| s.is_alive())?;
+                Some((pid, stat.start_time))
+            })
+            .collect();
+        live.sort_unstable();
+        return live;
+    }
     let mut live: Vec<(i32, u64)> = record
         .processes
         .iter()
@@ -688,17 +718,26 @@ pub fn open_files(record: &ServiceRecord) -> Vec<PathBuf> {
 
 /// The state of a service from copkg's record (if any) and its runtime dir.
 pub fn status(record: Option<&ServiceRecord>, runtime: &RuntimeDir) -> ServiceState {
-    if let Some(record) = record
-        && record.stopped_at.is_none()
-    {
+    if let Some(record) = record {
         let live = live_processes(record);
-        return if live.is_empty() {
-            ServiceState::Crashed
-        } else {
-            ServiceState::Running {
+        if !live.is_empty() {
+            return ServiceState::Running {
                 pids: live.iter().map(|(pid, _)| *pid).collect(),
-            }
-        };
+            };
+        }
+        if let Some(reason) = &record.failed {
+            return ServiceState::Failed {
+                reason: reason.clone(),
+            };
+        }
+        if record.starting {
+            return ServiceState::Failed {
+                reason: "copkg ended before the start finished".to_owned(),
+            };
+        }
+        if record.stopped_at.is_none() {
+            return ServiceState::Crashed;
+        }
     }
     // Not started by copkg (or stopped by it): a pid file left here, trusted
     // or not, names nothing copkg will act on.
@@ -873,6 +912,9 @@ mod tests {
                 pgrp: stat.pgrp,
             }],
             stopped_at: None,
+            cgroup: None,
+            starting: false,
+            failed: None,
         };
         // A schedule without KILL only parses here, to reach this case.
         let schedule = StopSchedule::parse_steps("TERM/0.2").unwrap();

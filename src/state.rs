@@ -103,6 +103,15 @@ pub struct ServiceRecord {
     pub processes: Vec<RecordedProcess>,
     /// Seconds since the Unix epoch when copkg stopped it, if it did.
     pub stopped_at: Option<u64>,
+    /// The cgroup its processes are in, when copkg made one.
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
+    /// Whether a start is (or was, when copkg died during it) in progress.
+    #[serde(default)]
+    pub starting: bool,
+    /// Why the last start failed, when it did.
+    #[serde(default)]
+    pub failed: Option<String>,
 }
 
 /// copkg's state dir under a runtime root.
@@ -296,6 +305,9 @@ mod tests {
                 pgrp: 10,
             }],
             stopped_at: None,
+            cgroup: None,
+            starting: false,
+            failed: None,
         }
     }
 

@@ -322,6 +322,8 @@ fn d3_zombie_is_not_running() {
         .collect();
     assert_eq!(fields[0], "Z");
     let mut rec = record(&sandbox, SVC);
+    // As without a cgroup (not root): the recorded pids are all copkg has.
+    rec["cgroup"] = serde_json::Value::Null;
     rec["processes"][0]["pid"] = zpid.into();
     rec["processes"][0]["pgrp"] = fields[2].parse::<i64>().unwrap().into();
     rec["processes"][0]["start_time"] = fields[19].parse::<u64>().unwrap().into();
@@ -337,9 +339,11 @@ fn d3_zombie_is_not_running() {
 }
 
 #[test]
-fn d4_untrusted_pidfile_is_refused() {
+fn d4_g4_a_pid_file_is_a_hint_checked_against_what_the_script_started() {
     let sandbox = Sandbox::new();
-    let start_py = r#"#!/usr/bin/env python3
+    // A world-writable pid file naming the daemon the script started: the
+    // daemon is one of the script's processes, so it is adopted.
+    let honest = r#"#!/usr/bin/env python3
 import os, subprocess, sys
 runtime = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--runtime-dir=")][0]
 p = subprocess.Popen(["sleep", "60"], start_new_session=True, stdin=subprocess.DEVNULL,
@@ -349,26 +353,60 @@ with open(path, "w") as f:
     f.write(f"{p.pid}\n")
 os.chmod(path, 0o666)
 "#;
-    let package = install_package(&sandbox, "d4", &[("script.d/start.py", start_py, 0o755)]);
+    let package = install_package(&sandbox, "d4", &[("script.d/start.py", honest, 0o755)]);
     let out = start(&sandbox, &package, SVC, &[]);
-    assert_eq!(out.code, 8, "{out:?}");
-    let pidfile = runtime_dir(&sandbox, SVC).join("run/start.pid");
-    assert_eq!(
-        out.stderr,
-        format!(
-            "error: {SVC} did not start\n  caused by: {} is not trusted: writable by group or others (mode 0666)\n",
-            pidfile.display()
-        )
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+
+    // A pid file naming what the script did not start — pid 1, an older
+    // process, copkg's own parent — is refused, and what the script did
+    // start is ended.
+    let mut older = Command::new("sleep").arg("60").spawn().unwrap();
+    for (i, stranger) in ["1".to_owned(), older.id().to_string(), "$PPID".to_owned()]
+        .iter()
+        .enumerate()
+    {
+        let liar = format!(
+            "#!/bin/sh
+sh -c 'exec sleep 60' </dev/null >/dev/null 2>&1 &
+echo $! > \"$COPKG_RUNTIME_DIR/started.pid\"
+echo {stranger} > \"$COPKG_RUNTIME_DIR/run/start.pid\"
+"
+        );
+        let name = format!("liar{i}");
+        let package = install_package(&sandbox, &name, &[("script.d/start.py", &liar, 0o755)]);
+        let service = format!("{}.liar.test.local", i + 1);
+        let out = start(&sandbox, &package, &service, &[]);
+        assert_eq!(out.code, 8, "{stranger}: {out:?}");
+        assert!(
+            out.stderr
+                .contains("which is not a process the start script started"),
+            "{stranger}: {}",
+            out.stderr
+        );
+        let daemon: i32 =
+            std::fs::read_to_string(runtime_dir(&sandbox, &service).join("started.pid"))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+        assert!(
+            wait_until(Duration::from_secs(5), || !pid_alive(daemon)),
+            "the script's daemon was left running"
+        );
+        let out = run(sandbox.copkg().args(["status", &service]));
+        assert!(
+            out.stdout.starts_with(&format!("{service}\tfailed\t-\t")),
+            "{}",
+            out.stdout
+        );
+    }
+    assert!(
+        older.try_wait().unwrap().is_none(),
+        "an older process was signalled"
     );
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    older.kill().unwrap();
+    older.wait().unwrap();
 }
 
 #[test]
@@ -657,7 +695,7 @@ fn d10_start_without_a_live_pid_fails_with_the_console_tail() {
     let runtime = runtime_dir(&sandbox, SVC);
     assert!(
         out.stderr.starts_with(&format!(
-            "error: {SVC} did not start\n  caused by: the start script exited without writing {}; its output ends with:\n--- start script output ---\n",
+            "error: {SVC} did not start\n  caused by: the start script exited without writing {} and left no process running; its output ends with:\n--- start script output ---\n",
             runtime.join("run/start.pid").display()
         )),
         "{}",
@@ -686,8 +724,12 @@ fn d10_start_without_a_live_pid_fails_with_the_console_tail() {
         "console tail missing: {}",
         out.stderr
     );
+    // The failed start is in the registry, as failed.
     let out = run(sandbox.copkg().args(["status", "2.svc.test.local"]));
-    assert_eq!(out.stdout, "2.svc.test.local\tstale-pidfile\t-\t\n");
+    assert_eq!(
+        out.stdout,
+        "2.svc.test.local\tfailed\t-\tcom.example:deadpid:1.0.0\n"
+    );
 }
 
 #[test]
@@ -1489,7 +1531,8 @@ fn f2_links_planted_in_the_runtime_dir_are_never_followed() {
     let out = start(&sandbox, &lua, "2.b.test.local", &[]);
     assert_eq!(out.code, 8, "{out:?}");
     assert!(!target.exists(), "root created a file through a link");
-    assert!(!record_path(&sandbox, "2.b.test.local").exists());
+    // The failed start is in the registry, as failed.
+    assert!(record(&sandbox, "2.b.test.local")["failed"].is_string());
 
     // The runtime dir itself a link (to another service's dir): refused.
     let other = planted_runtime(&sandbox, "3.c.test.local");
@@ -1790,4 +1833,151 @@ fn g8_a_start_lua_that_loops_and_a_stop_hook_calling_os_exit_fail_clearly() {
         run(sandbox.copkg().args(["stop", "2.svc.test.local"])).code,
         0
     );
+}
+
+/// Pids of processes whose command line contains `marker`.
+fn pids_with(marker: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .filter(|pid| pid_alive(*pid))
+        .collect()
+}
+
+#[test]
+fn g1_g5_whatever_a_start_script_launches_is_tracked_and_stopped() {
+    let sandbox = Sandbox::new();
+    // A daemon that double-forks into a new session and writes no pid file,
+    // plus a pool of 300 workers.
+    let marker = format!("60.{}1", std::process::id());
+    let script = format!(
+        "#!/bin/sh\nsetsid sh -c 'sh -c \"exec sleep {marker}\" & exit 0' </dev/null >/dev/null 2>&1 &\n\
+         i=0; while [ $i -lt 300 ]; do (exec sleep {marker}) </dev/null >/dev/null 2>&1 & i=$((i+1)); done\nsleep 0.2\n"
+    );
+    let package = install_package(&sandbox, "g1", &[("script.d/start.py", &script, 0o755)]);
+    let out = start(&sandbox, &package, SVC, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(wait_until(Duration::from_secs(5), || pids_with(&marker)
+        .len()
+        == 301));
+    let out = run(sandbox.copkg().args(["--json", "status", SVC]));
+    let status: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(status["state"], "running");
+    assert_eq!(
+        status["pids"].as_array().unwrap().len(),
+        301,
+        "{}",
+        out.stdout
+    );
+    let out = run(sandbox.copkg().args(["stop", SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || pids_with(&marker).is_empty()),
+        "left: {:?}",
+        pids_with(&marker)
+    );
+}
+
+#[test]
+fn g2_a_failed_start_ends_everything_it_launched() {
+    let sandbox = Sandbox::new();
+    let marker = format!("60.{}2", std::process::id());
+    let failing = format!(
+        "#!/bin/sh\nsetsid sh -c 'exec sleep {marker}' </dev/null >/dev/null 2>&1 &\necho started a daemon, then failed\nexit 3\n"
+    );
+    let package = install_package(&sandbox, "g2", &[("script.d/start.py", &failing, 0o755)]);
+    let out = start(&sandbox, &package, SVC, &[]);
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(
+        out.stderr.contains("failed with exit code 3"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || pids_with(&marker).is_empty()),
+        "left running"
+    );
+    let out = run(sandbox.copkg().args(["status", SVC]));
+    assert!(
+        out.stdout.starts_with(&format!("{SVC}\tfailed\t-\t")),
+        "{}",
+        out.stdout
+    );
+
+    // start.lua that spawns and then raises: the same.
+    let lua = format!(
+        "local ctx = ...\ncopkg.spawn({{ program = '/bin/sh', args = {{ '-c', 'exec sleep {marker}' }}, cwd = ctx.runtime_dir, stdout = '/dev/null', stderr = '/dev/null' }})\nerror('configuration missing')\n"
+    );
+    let package = install_package(&sandbox, "g2lua", &[("script.d/start.lua", &lua, 0o644)]);
+    let out = start(&sandbox, &package, "2.svc.test.local", &[]);
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(
+        out.stderr.contains("configuration missing"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || pids_with(&marker).is_empty()),
+        "left running"
+    );
+}
+
+#[test]
+fn g3_copkg_killed_or_interrupted_during_start_leaves_nothing_unfound() {
+    let sandbox = Sandbox::new();
+    let marker = format!("60.{}3", std::process::id());
+    let slow = format!(
+        "#!/bin/sh\nsetsid sh -c 'exec sleep {marker}' </dev/null >/dev/null 2>&1 &\nsleep 30\n"
+    );
+    let package = install_package(&sandbox, "g3", &[("script.d/start.py", &slow, 0o755)]);
+    for (signal, code) in [
+        (nix::sys::signal::Signal::SIGINT, Some(130)),
+        (nix::sys::signal::Signal::SIGTERM, Some(143)),
+        (nix::sys::signal::Signal::SIGKILL, None),
+    ] {
+        let child = sandbox
+            .copkg()
+            .args(["start", &package, SVC])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert!(wait_until(Duration::from_secs(10), || pids_with(&marker)
+            .len()
+            == 1));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), code, "{signal:?}: {out:?}");
+        if code.is_some() {
+            // Interrupted: copkg ended what the start launched itself.
+            assert!(
+                wait_until(Duration::from_secs(5), || pids_with(&marker).is_empty()),
+                "{signal:?}: left running"
+            );
+        } else {
+            // Killed outright: the next status sees the leftovers, and stop ends them.
+            let out = run(sandbox.copkg().args(["status", SVC]));
+            assert!(
+                out.stdout.starts_with(&format!("{SVC}\trunning\t")),
+                "{}",
+                out.stdout
+            );
+            let out = run(sandbox.copkg().args(["stop", SVC]));
+            assert_eq!(out.code, 0, "{out:?}");
+            assert!(
+                wait_until(Duration::from_secs(5), || pids_with(&marker).is_empty()),
+                "left running"
+            );
+        }
+        let out = run(sandbox.copkg().args(["status", SVC]));
+        assert!(
+            !out.stdout.contains("\trunning\t"),
+            "{signal:?}: {}",
+            out.stdout
+        );
+    }
 }
