@@ -225,6 +225,20 @@ function copkg.stop(service) end
 ---@return {service: string, package: string, pids: integer[], runtime_dir: string, changed: boolean}
 function copkg.restart(service) end
 
+--- Moves a service to another package as `copkg upgrade` does: installs it,
+--- stops the service, starts the new version and waits for it to be ready;
+--- on failure starts the old version again and raises (exit code 12, or 15
+--- when the old version did not come back either).
+---@param service string
+---@param package string  group:artifact:version
+---@param options? {args?: string[], ready?: string, ready_timeout?: number}
+---@return {service: string, from: string, to: string, pids: integer[], downtime: number}
+function copkg.upgrade(service, package, options) end
+
+--- Every service in copkg's registry, with its state.
+---@return {service: string, state: string, pids: integer[], package: string?, runtime_dir: string}[]
+function copkg.services() end
+
 --- The runtime dir of a service, by the `runtime_path` policy.
 ---@param service string  instance.service.user.cell
 ---@return string
@@ -286,3 +300,5 @@ function copkg.try_start(package, service, args, options) end
 function copkg.try_stop(service) end
 ---@return table|nil, string?
 function copkg.try_restart(service) end
+---@return table|nil, string?
+function copkg.try_upgrade(service, package, options) end

@@ -109,6 +109,15 @@ function policy.after_stop(ctx) end
 ---@param ctx copkg.ServiceContext
 function policy.before_cleanup(ctx) end
 
+--- Around `copkg upgrade`: before_upgrade runs before the running version
+--- is stopped (ctx describes it: snapshot data/ here, since a rollback runs
+--- the old version on whatever data the new one left); after_upgrade runs
+--- once the new version is ready (ctx describes the new one).
+---@param ctx copkg.ServiceContext
+function policy.before_upgrade(ctx) end
+---@param ctx copkg.ServiceContext
+function policy.after_upgrade(ctx) end
+
 ---@class copkg.LogCleanupOptions
 ---@field compress_after_days? number  gzip plain log files older than this (default 1)
 ---@field delete_after_days? number    delete compressed logs older than this (default 30)

@@ -98,7 +98,9 @@ pub enum Command {
     /// Stop a service (a no-op that succeeds when it does not run).
     Stop(ServiceArgs),
     /// Stop a service and start it again with its recorded package and arguments.
-    Restart(ServiceArgs),
+    Restart(RestartArgs),
+    /// Move a service to another package version; roll back if it does not start or become ready.
+    Upgrade(UpgradeArgs),
     /// Show whether services run (all services when none are named).
     Status(StatusArgs),
     /// Remove a stopped service's runtime dir.
@@ -144,7 +146,50 @@ pub struct StartArgs {
     /// Install the package first if it is not installed.
     #[arg(long)]
     pub install: bool,
+    /// When the service counts as started.
+    #[command(flatten)]
+    pub ready: ReadyArgs,
     /// Arguments passed on to the start script.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+/// `--ready` and `--ready-timeout`.
+#[derive(Debug, Args)]
+pub struct ReadyArgs {
+    /// Readiness check: tcp:HOST:PORT, http:URL (2xx) or exec:PROGRAM [ARGS]
+    /// (run in the package dir). Default: the package's script.d/ready.py, if any.
+    #[arg(long, value_name = "CHECK")]
+    pub ready: Option<String>,
+    /// How long the service has to become ready, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub ready_timeout: f64,
+}
+
+/// `copkg restart`.
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// Service coordinate (instance.service.user.cell).
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+    /// When the service counts as started.
+    #[command(flatten)]
+    pub ready: ReadyArgs,
+}
+
+/// `copkg upgrade`.
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Service coordinate (instance.service.user.cell).
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+    /// The package to move the service to (group:artifact:version).
+    #[arg(value_name = "NEW_COORD")]
+    pub package: String,
+    /// When the new version counts as started.
+    #[command(flatten)]
+    pub ready: ReadyArgs,
+    /// Arguments for the new version's start script (default: the recorded ones).
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
 }

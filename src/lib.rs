@@ -19,6 +19,7 @@ pub mod lua;
 pub mod pack;
 pub mod platform;
 pub mod process;
+pub mod ready;
 pub mod repo;
 pub mod rundir;
 pub mod runtime;

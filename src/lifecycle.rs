@@ -8,13 +8,14 @@
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::account::Account;
 use crate::cgroup::{Placing, ServiceCgroup};
 use crate::coordinate::{PackageCoordinate, ServiceCoordinate};
 use crate::exit::{Coded, ExitCode};
 use crate::platform::Platform;
+use crate::ready::ReadyCheck;
 use crate::repo::{Fetcher, ProxyError, ProxySettings};
 use crate::runtime::{RuntimeDir, RuntimeError};
 use crate::service::{self, ScriptRun, ServiceError, ServiceState};
@@ -73,6 +74,10 @@ pub enum LifecycleHook {
     AfterStop,
     /// Before a runtime dir is removed.
     BeforeCleanup,
+    /// Before an upgrade stops the running version (snapshot data/ here).
+    BeforeUpgrade,
+    /// After an upgraded service is ready.
+    AfterUpgrade,
 }
 
 impl LifecycleHook {
@@ -84,6 +89,8 @@ impl LifecycleHook {
             LifecycleHook::BeforeStop => "before_stop",
             LifecycleHook::AfterStop => "after_stop",
             LifecycleHook::BeforeCleanup => "before_cleanup",
+            LifecycleHook::BeforeUpgrade => "before_upgrade",
+            LifecycleHook::AfterUpgrade => "after_upgrade",
         }
     }
 }
@@ -254,6 +261,48 @@ pub enum LifecycleError {
         /// Its live pids.
         pids: Vec<i32>,
     },
+    /// The service started but never became ready (and was stopped).
+    #[error("{service} did not become ready ({check}): {reason}{}", if console.trim().is_empty() { String::new() } else { format!("; its console ends with:\n{}", console.trim_end()) })]
+    NeverReady {
+        /// The service.
+        service: String,
+        /// The check.
+        check: String,
+        /// What the last attempt found.
+        reason: String,
+        /// The tail of console/.
+        console: String,
+    },
+    /// An upgrade failed and the old version runs again.
+    #[error("upgrade of {service} to {to} failed; rolled back to {back_to}, which runs again")]
+    RolledBack {
+        /// The service.
+        service: String,
+        /// The version that failed.
+        to: String,
+        /// The version that runs again.
+        back_to: String,
+        /// Why the new version failed.
+        #[source]
+        source: Box<LifecycleError>,
+    },
+    /// An upgrade failed and the old version did not come back either.
+    #[error(
+        "upgrade of {service} to {to} failed ({reason}), and {back_to} did not start again either; the service is stopped"
+    )]
+    RollbackFailed {
+        /// The service.
+        service: String,
+        /// The version that failed.
+        to: String,
+        /// The version that did not come back.
+        back_to: String,
+        /// Why the new version failed.
+        reason: String,
+        /// Why the old one did not start.
+        #[source]
+        source: Box<LifecycleError>,
+    },
     /// A package cannot be uninstalled while a service runs from it.
     #[error("{package} is used by running service {service}; stop it first, or use --force")]
     InUse {
@@ -319,6 +368,9 @@ impl Coded for LifecycleError {
             LifecycleError::NotInstalled(_) => ExitCode::NotFound,
             LifecycleError::NoStartScript { .. } => ExitCode::ScriptFailed,
             LifecycleError::InUse { .. } | LifecycleError::RunsOther { .. } => ExitCode::InUse,
+            LifecycleError::NeverReady { .. } => ExitCode::NeverReady,
+            LifecycleError::RolledBack { .. } => ExitCode::RolledBack,
+            LifecycleError::RollbackFailed { .. } => ExitCode::RollbackFailed,
             LifecycleError::Policy { source, .. }
             | LifecycleError::Hook { source, .. }
             | LifecycleError::PackageScript { source, .. }
@@ -576,6 +628,11 @@ pub struct StartRequest<'a> {
     pub args: &'a [String],
     /// Install the package first when it is not installed.
     pub install: bool,
+    /// When the service counts as started (else the package's
+    /// `script.d/ready.py`, if it has one).
+    pub ready: Option<&'a ReadyCheck>,
+    /// How long it has to become ready.
+    pub ready_timeout: Duration,
 }
 
 /// What [`start`] started.
@@ -622,6 +679,7 @@ fn start_locked(
         service,
         args,
         install,
+        ..
     } = *request;
     let layout = policy.layout(package).map_err(policy_err(package))?;
     let store = Store::new(&settings.software_root);
@@ -732,6 +790,39 @@ fn start_locked(
     record.processes = processes.clone();
     record.starting = false;
     state.write(&record)?;
+    // Ready, or the start failed: everything it launched is ended.
+    let package_dir = record.package_dir.clone();
+    let check = request.ready.cloned().or_else(|| {
+        let script = package_dir.join("script.d/ready.py");
+        script.is_file().then(|| {
+            ReadyCheck::Exec(vec![
+                script.display().to_string(),
+                format!("--runtime-dir={}", runtime.path().display()),
+                format!("--coordinate={what}"),
+            ])
+        })
+    });
+    if let Some(check) = check {
+        let alive = || !service::live_processes(&record).is_empty();
+        if let Err(reason) = check.wait(
+            &package_dir,
+            &script_env(&context),
+            request.ready_timeout,
+            &alive,
+        ) {
+            end_everything(settings, &record);
+            let err = LifecycleError::NeverReady {
+                service: what.clone(),
+                check: check.to_string(),
+                reason,
+                console: runtime.console_tail(4096),
+            };
+            record.stopped_at = Some(now());
+            record.failed = Some(crate::exit::one_line(&err));
+            state.write(&record)?;
+            return Err(err);
+        }
+    }
     call_hook(policy, LifecycleHook::AfterStart, &context)?;
     Ok(Started {
         service: what,
@@ -740,6 +831,21 @@ fn start_locked(
         runtime_dir: runtime.path().to_owned(),
         changed: true,
     })
+}
+
+/// Ends every process of a service at once, whatever its stop script would
+/// do: a start that failed has nothing worth a graceful stop.
+fn end_everything(settings: &Settings, record: &ServiceRecord) {
+    match &record.cgroup {
+        Some(path) => {
+            let cgroup = ServiceCgroup::at(path.clone());
+            cgroup.kill_all(AFTER_STOP_SCRIPT);
+            cgroup.remove();
+        }
+        None => {
+            let _ = service::stop_by_signals(record, &settings.stop_schedule);
+        }
+    }
 }
 
 /// The processes a start left running. With a cgroup: every process in it,
@@ -955,6 +1061,7 @@ pub fn restart(
     settings: &Settings,
     policy: &dyn SitePolicy,
     service: &ServiceCoordinate,
+    ready: (Option<&ReadyCheck>, Duration),
     notify: Notify<'_>,
 ) -> Result<Started, LifecycleError> {
     let state = StateDir::open(&settings.runtime_root)?;
@@ -973,8 +1080,151 @@ pub fn restart(
         service,
         args: &record.args,
         install: false,
+        ready: ready.0,
+        ready_timeout: ready.1,
     };
     start_locked(settings, &state, policy, &request, notify)
+}
+
+/// What to upgrade.
+#[derive(Debug, Clone)]
+pub struct UpgradeRequest<'a> {
+    /// The service.
+    pub service: &'a ServiceCoordinate,
+    /// The package to move it to.
+    pub package: &'a PackageCoordinate,
+    /// New arguments, or `None` for the recorded ones.
+    pub args: Option<&'a [String]>,
+    /// When a version counts as started.
+    pub ready: Option<&'a ReadyCheck>,
+    /// How long it has to become ready.
+    pub ready_timeout: Duration,
+}
+
+/// What [`upgrade`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upgraded {
+    /// The package it ran before.
+    pub from: String,
+    /// What runs now.
+    pub started: Started,
+    /// From the start of the stop to the new version being ready.
+    pub downtime: Duration,
+    /// What was done, in order.
+    pub steps: Vec<String>,
+}
+
+/// Moves a service to another package: installs it before stopping
+/// anything, stops the service, starts the new version (with the recorded
+/// arguments, or new ones) and waits for it to be ready; if it fails to
+/// start or become ready, ends it, starts the old version again and waits
+/// for that, and says it rolled back (exit 12), or that the old version
+/// did not come back either (exit 15). data/ and etc/ are the service's
+/// and stay; a rollback runs the old version on whatever data the new one
+/// left (the `before_upgrade` hook can snapshot it).
+pub fn upgrade(
+    settings: &Settings,
+    policy: &dyn SitePolicy,
+    request: &UpgradeRequest<'_>,
+    notify: Notify<'_>,
+) -> Result<Upgraded, LifecycleError> {
+    let service = request.service;
+    let state = StateDir::open(&settings.runtime_root)?;
+    let what = service.to_string();
+    let Some(old) = state.read(&what)? else {
+        return Err(no_such_service(&state, what));
+    };
+    let old_package: PackageCoordinate = old
+        .package
+        .parse()
+        .map_err(|_| LifecycleError::NotInstalled(old.package.clone()))?;
+    let mut steps = Vec::new();
+    // The new version is installed before anything is stopped.
+    let layout = policy
+        .layout(request.package)
+        .map_err(policy_err(request.package))?;
+    let store = Store::new(&settings.software_root);
+    let fetcher = Fetcher::new(settings.http.clone(), ProxySettings::from_env())?;
+    store
+        .install(
+            &fetcher,
+            &settings.install_request(request.package, &layout),
+            &mut lock_notice(notify, request.package.id()),
+        )
+        .map_err(|source| LifecycleError::Install {
+            package: request.package.id(),
+            source: Box::new(source),
+        })?;
+    steps.push(format!("installed {}", request.package.id()));
+
+    let _lock = state.lock(&what, &mut lock_notice(notify, what.clone()))?;
+    let runtime = RuntimeDir::new(&settings.runtime_root, &old.runtime_path);
+    let context = context_from_record(service, &runtime, Some(&old));
+    call_hook(policy, LifecycleHook::BeforeUpgrade, &context)?;
+    let began = Instant::now();
+    let stopped = stop_locked(settings, &state, policy, service, notify)?;
+    steps.push(format!(
+        "stopped {}{}",
+        old.package,
+        if stopped.changed {
+            ""
+        } else {
+            " (it was not running)"
+        }
+    ));
+    let args = request.args.unwrap_or(&old.args);
+    let new = StartRequest {
+        package: request.package,
+        service,
+        args,
+        install: false,
+        ready: request.ready,
+        ready_timeout: request.ready_timeout,
+    };
+    match start_locked(settings, &state, policy, &new, notify) {
+        Ok(started) => {
+            let downtime = began.elapsed();
+            steps.push(format!("started {} and it is ready", request.package.id()));
+            let context = context_from_record(service, &runtime, state.read(&what)?.as_ref());
+            call_hook(policy, LifecycleHook::AfterUpgrade, &context)?;
+            Ok(Upgraded {
+                from: old.package,
+                started,
+                downtime,
+                steps,
+            })
+        }
+        Err(failure) => {
+            steps.push(format!(
+                "{} failed: {}",
+                request.package.id(),
+                crate::exit::one_line(&failure)
+            ));
+            let back = StartRequest {
+                package: &old_package,
+                service,
+                args: &old.args,
+                install: false,
+                ready: request.ready,
+                ready_timeout: request.ready_timeout,
+            };
+            match start_locked(settings, &state, policy, &back, notify) {
+                Ok(_) => Err(LifecycleError::RolledBack {
+                    service: what,
+                    to: request.package.id(),
+                    back_to: old.package,
+                    source: Box::new(failure),
+                }),
+                Err(again) => Err(LifecycleError::RollbackFailed {
+                    service: what,
+                    to: request.package.id(),
+                    back_to: old.package,
+                    reason: crate::exit::one_line(&failure),
+                    source: Box::new(again),
+                }),
+            }
+        }
+    }
 }
 
 /// Runs `stop.lua` or `stop.py` when the package has one; whether it did.

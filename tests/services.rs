@@ -1981,3 +1981,208 @@ fn g3_copkg_killed_or_interrupted_during_start_leaves_nothing_unfound() {
         );
     }
 }
+
+/// A package whose start.py starts a daemon that never listens anywhere.
+fn install_never_ready(sandbox: &Sandbox, name: &str, version: &str) -> String {
+    let script = "#!/bin/sh\nsh -c 'exec sleep 60' </dev/null >/dev/null 2>&1 &\necho $! > \"$COPKG_RUNTIME_DIR/run/start.pid\"\necho 'listening soon' > \"$COPKG_RUNTIME_DIR/console/stdout.log\"\n";
+    let dir = sandbox.path().join("src").join(format!("{name}-{version}"));
+    std::fs::create_dir_all(dir.join("script.d")).unwrap();
+    std::fs::write(dir.join("script.d/start.py"), script).unwrap();
+    std::fs::set_permissions(
+        dir.join("script.d/start.py"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let coordinate = format!("com.example:{name}:{version}");
+    sandbox.pack(&dir, &coordinate);
+    coordinate
+}
+
+#[test]
+fn readiness_a_start_that_never_becomes_ready_is_stopped_with_exit_14() {
+    let sandbox = Sandbox::new();
+    let package = install_never_ready(&sandbox, "deaf", "1.0.0");
+    let port = free_port();
+    let started = Instant::now();
+    let out = run(sandbox.copkg().arg("--repo").arg(sandbox.repo()).args([
+        "start",
+        "--install",
+        "--ready",
+        &format!("tcp:127.0.0.1:{port}"),
+        "--ready-timeout",
+        "1",
+        &package,
+        SVC,
+    ]));
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(out.code, 14, "{out:?}");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "error: {SVC} did not become ready (tcp:127.0.0.1:{port}): not ready after 1 s: 127.0.0.1:{port}:"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("listening soon"),
+        "console tail: {}",
+        out.stderr
+    );
+    let out = run(sandbox.copkg().args(["--json", "status", SVC]));
+    let status: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(status["state"], "failed", "{}", out.stdout);
+
+    // The same package with a check that passes (exec in the package dir) starts.
+    let out = run(sandbox
+        .copkg()
+        .args(["start", "--ready", "exec:/bin/true", &package, SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+}
+
+#[test]
+fn upgrade_moves_to_the_new_version_or_rolls_back_to_the_old_one() {
+    let sandbox = Sandbox::new();
+    let v1 = install_example(&sandbox, "webapp");
+    sandbox.pack(&example_dir("webapp"), "com.example:webapp:2.0.0");
+    let broken = install_never_ready(&sandbox, "webapp", "3.0.0");
+    let port = free_port();
+    let service = "1.web.prod.trd";
+    let ready = format!("tcp:127.0.0.1:{port}");
+    let copkg = |args: &[&str]| run(sandbox.copkg().arg("--repo").arg(sandbox.repo()).args(args));
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(
+        &site,
+        "return {\n  before_upgrade = function(ctx) copkg.write_file(ctx.runtime_dir .. '/data/snapshot', ctx.package) end,\n  after_upgrade = function(ctx) copkg.write_file(ctx.runtime_dir .. '/data/upgraded', ctx.package) end,\n}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        copkg(&[
+            "start",
+            "--ready",
+            &ready,
+            &v1,
+            service,
+            "--",
+            &format!("--port={port}")
+        ])
+        .code,
+        0
+    );
+
+    let out = run(sandbox
+        .copkg()
+        .arg("--repo")
+        .arg(sandbox.repo())
+        .arg("--site")
+        .arg(&site)
+        .args([
+            "--json",
+            "upgrade",
+            "--ready",
+            &ready,
+            service,
+            "com.example:webapp:2.0.0",
+        ]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let report: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(
+        (report["from"].as_str(), report["to"].as_str()),
+        (Some(v1.as_str()), Some("com.example:webapp:2.0.0"))
+    );
+    assert!(report["downtime_ms"].as_u64().is_some(), "{report}");
+    assert_eq!(report["steps"].as_array().unwrap().len(), 3, "{report}");
+    assert_eq!(
+        record(&sandbox, service)["package"],
+        "com.example:webapp:2.0.0"
+    );
+    assert_eq!(
+        record(&sandbox, service)["args"][0],
+        format!("--port={port}")
+    );
+    let data = runtime_dir(&sandbox, service).join("data");
+    assert_eq!(std::fs::read_to_string(data.join("snapshot")).unwrap(), v1);
+    assert_eq!(
+        std::fs::read_to_string(data.join("upgraded")).unwrap(),
+        "com.example:webapp:2.0.0"
+    );
+    assert!(http_get(port).is_some());
+
+    // A version that never becomes ready: the old one runs again, exit 12.
+    let out = copkg(&[
+        "upgrade",
+        "--ready",
+        &ready,
+        "--ready-timeout",
+        "1",
+        service,
+        &broken,
+    ]);
+    assert_eq!(out.code, 12, "{out:?}");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "error: upgrade of {service} to {broken} failed; rolled back to com.example:webapp:2.0.0, which runs again\n  caused by: {service} did not become ready"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        record(&sandbox, service)["package"],
+        "com.example:webapp:2.0.0"
+    );
+    wait_for_port(port);
+    assert!(
+        http_get(port).is_some(),
+        "the old version does not answer again"
+    );
+    assert_eq!(copkg(&["stop", service]).code, 0);
+
+    // An upgrade of an unknown service, or to a package no repository has.
+    assert_eq!(
+        copkg(&["upgrade", "9.nope.prod.trd", "com.example:webapp:2.0.0"]).code,
+        11
+    );
+    assert_eq!(
+        copkg(&["upgrade", service, "com.example:webapp:9.9.9"]).code,
+        3
+    );
+}
+
+#[test]
+fn upgrade_whose_rollback_fails_too_exits_15_and_leaves_the_service_stopped() {
+    let sandbox = Sandbox::new();
+    // Starts once; a second start of it fails (its data says it ran).
+    let once = "#!/bin/sh\nif [ -e \"$COPKG_RUNTIME_DIR/data/ran\" ]; then echo 'refusing to start twice' >&2; exit 1; fi\ntouch \"$COPKG_RUNTIME_DIR/data/ran\"\nsh -c 'exec sleep 60' </dev/null >/dev/null 2>&1 &\necho $! > \"$COPKG_RUNTIME_DIR/run/start.pid\"\n";
+    let dir = sandbox.path().join("src/once");
+    std::fs::create_dir_all(dir.join("script.d")).unwrap();
+    std::fs::write(dir.join("script.d/start.py"), once).unwrap();
+    std::fs::set_permissions(
+        dir.join("script.d/start.py"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    sandbox.pack_and_install(&dir, "com.example:once:1.0.0");
+    let broken = install_never_ready(&sandbox, "once", "2.0.0");
+    assert_eq!(start(&sandbox, "com.example:once:1.0.0", SVC, &[]).code, 0);
+    let pid = recorded_pid(&sandbox, SVC);
+    let out = run(sandbox.copkg().arg("--repo").arg(sandbox.repo()).args([
+        "upgrade",
+        "--ready",
+        "exec:/bin/false",
+        "--ready-timeout",
+        "0.5",
+        SVC,
+        &broken,
+    ]));
+    assert_eq!(out.code, 15, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("did not start again either; the service is stopped"),
+        "{}",
+        out.stderr
+    );
+    assert!(!pid_alive(pid));
+    let out = run(sandbox.copkg().args(["--json", "status", SVC]));
+    let status: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_ne!(status["state"], "running", "{}", out.stdout);
+}

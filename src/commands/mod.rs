@@ -15,6 +15,7 @@ pub mod start;
 pub mod status;
 pub mod stop;
 pub mod uninstall;
+pub mod upgrade;
 pub mod verify;
 
 pub use error::{Error, ResultExt};
@@ -133,6 +134,7 @@ pub fn run(cli: Cli) -> Result {
         Command::Start(args) => start::run(&ctx, args),
         Command::Stop(args) => stop::run(&ctx, args),
         Command::Restart(args) => restart::run(&ctx, args),
+        Command::Upgrade(args) => upgrade::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Cleanup(args) => cleanup::run(&ctx, args),
         Command::Run(args) => run::run(&ctx, args),
@@ -177,6 +179,25 @@ pub fn warn_unreadable(ctx: &Context, package: &str, entries: &[String]) {
             String::new()
         }
     ));
+}
+
+/// The readiness check and timeout the user gave.
+pub fn ready_of(
+    args: &crate::cli::ReadyArgs,
+) -> Result<(Option<crate::ready::ReadyCheck>, std::time::Duration)> {
+    let check = args
+        .ready
+        .as_deref()
+        .map(str::parse::<crate::ready::ReadyCheck>)
+        .transpose()
+        .map_err(|e| usage(e.to_string()))?;
+    let secs = args.ready_timeout;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+        return Err(usage(
+            "--ready-timeout takes seconds above 0, at most a day",
+        ));
+    }
+    Ok((check, std::time::Duration::from_secs_f64(secs)))
 }
 
 /// A usage error.

@@ -1,14 +1,21 @@
-//! `copkg restart SERVICE`
+//! `copkg restart [--ready CHECK] SERVICE`
 
 use super::{Context, Result, notices};
-use crate::cli::ServiceArgs;
+use crate::cli::RestartArgs;
 use crate::coordinate::ServiceCoordinate;
 use crate::lifecycle;
 
 /// Stops a service and starts it again with its recorded package and arguments.
-pub fn run(ctx: &Context, args: &ServiceArgs) -> Result {
+pub fn run(ctx: &Context, args: &RestartArgs) -> Result {
     let service: ServiceCoordinate = args.service.parse()?;
+    let (ready, timeout) = super::ready_of(&args.ready)?;
     let host = ctx.host()?;
-    let started = lifecycle::restart(&ctx.settings, &host.policy(), &service, &notices(ctx))?;
+    let started = lifecycle::restart(
+        &ctx.settings,
+        &host.policy(),
+        &service,
+        (ready.as_ref(), timeout),
+        &notices(ctx),
+    )?;
     super::start::report(ctx, &started)
 }

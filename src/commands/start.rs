@@ -9,12 +9,15 @@ use crate::lifecycle::{self, StartRequest};
 pub fn run(ctx: &Context, args: &StartArgs) -> Result {
     let package: PackageCoordinate = args.package.parse()?;
     let service: ServiceCoordinate = args.service.parse()?;
+    let (ready, ready_timeout) = super::ready_of(&args.ready)?;
     let host = ctx.host()?;
     let request = StartRequest {
         package: &package,
         service: &service,
         args: &args.args,
         install: args.install,
+        ready: ready.as_ref(),
+        ready_timeout,
     };
     let started = lifecycle::start(&ctx.settings, &host.policy(), &request, &notices(ctx))?;
     report(ctx, &started)

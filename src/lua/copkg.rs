@@ -161,6 +161,7 @@ const TRY_VARIANTS: &[&str] = &[
     "start",
     "stop",
     "restart",
+    "upgrade",
     "read_file",
     "json_decode",
     "spawn",

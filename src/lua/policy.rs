@@ -23,6 +23,8 @@ pub const HOOKS: &[&str] = &[
     "before_stop",
     "after_stop",
     "before_cleanup",
+    "before_upgrade",
+    "after_upgrade",
     "clean_logs",
 ];
 

@@ -137,6 +137,8 @@ fn start(
         service: &service,
         args: &args,
         install,
+        ready: None,
+        ready_timeout: crate::ready::DEFAULT_TIMEOUT,
     };
     let started = lifecycle::start(&settings, &Policy::new(lua, &hooks), &request, &|message| {
         eprintln!("{message}")
@@ -176,11 +178,91 @@ fn restart(lua: &Lua, service: String) -> mlua::Result<Table> {
     const F: &str = "restart";
     let (settings, hooks) = settings_and_hooks(lua, F)?;
     let service = service.parse().map_err(|e| fail(F, e))?;
-    let started = lifecycle::restart(&settings, &Policy::new(lua, &hooks), &service, &|message| {
+    let started = lifecycle::restart(
+        &settings,
+        &Policy::new(lua, &hooks),
+        &service,
+        (None, crate::ready::DEFAULT_TIMEOUT),
+        &|message| eprintln!("{message}"),
+    )
+    .map_err(|e| super::raise_error(lua, F, &e))?;
+    started_table(lua, started)
+}
+
+/// `copkg.upgrade(service, package, {args = {...}, ready = "tcp:…", ready_timeout = s}?)`:
+/// upgrades as `copkg upgrade` does; returns {service, from, to, pids,
+/// downtime}; raises (exit code 12 or 15) when it rolled back or could not.
+fn upgrade(
+    lua: &Lua,
+    (service, package, options): (String, String, Option<Table>),
+) -> mlua::Result<Table> {
+    const F: &str = "upgrade";
+    let (settings, hooks) = settings_and_hooks(lua, F)?;
+    let service: ServiceCoordinate = service.parse().map_err(|e| fail(F, e))?;
+    let package: crate::coordinate::PackageCoordinate = package.parse().map_err(|e| fail(F, e))?;
+    let mut args = None;
+    let mut ready = None;
+    let mut ready_timeout = crate::ready::DEFAULT_TIMEOUT;
+    if let Some(options) = options {
+        super::copkg::check_keys(F, &options, &["args", "ready", "ready_timeout"])?;
+        args = options.get::<Option<Vec<String>>>("args")?;
+        if let Some(text) = options.get::<Option<String>>("ready")? {
+            ready = Some(
+                text.parse::<crate::ready::ReadyCheck>()
+                    .map_err(|e| fail(F, e))?,
+            );
+        }
+        if let Some(secs) = options.get::<Option<f64>>("ready_timeout")? {
+            if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+                return Err(fail(
+                    F,
+                    "`ready_timeout` takes seconds above 0, at most a day",
+                ));
+            }
+            ready_timeout = std::time::Duration::from_secs_f64(secs);
+        }
+    }
+    let request = lifecycle::UpgradeRequest {
+        service: &service,
+        package: &package,
+        args: args.as_deref(),
+        ready: ready.as_ref(),
+        ready_timeout,
+    };
+    let upgraded = lifecycle::upgrade(&settings, &Policy::new(lua, &hooks), &request, &|message| {
         eprintln!("{message}")
     })
     .map_err(|e| super::raise_error(lua, F, &e))?;
-    started_table(lua, started)
+    let table = lua.create_table()?;
+    table.set("service", service.to_string())?;
+    table.set("from", upgraded.from)?;
+    table.set("to", upgraded.started.package)?;
+    table.set("pids", lua.create_sequence_from(upgraded.started.pids)?)?;
+    table.set("downtime", upgraded.downtime.as_secs_f64())?;
+    Ok(table)
+}
+
+/// `copkg.services()`: every service in copkg's registry, {service, state,
+/// pids, package, runtime_dir}, sorted by name.
+fn services(lua: &Lua, (): ()) -> mlua::Result<Table> {
+    const F: &str = "services";
+    let (settings, _) = settings_and_hooks(lua, F)?;
+    let rows = lifecycle::status_all(&settings).map_err(|e| super::raise_error(lua, F, &e))?;
+    let out = lua.create_table()?;
+    for row in rows {
+        let table = lua.create_table()?;
+        table.set("service", row.service)?;
+        table.set("state", row.state.name())?;
+        let pids = match &row.state {
+            ServiceState::Running { pids } => pids.clone(),
+            _ => Vec::new(),
+        };
+        table.set("pids", lua.create_sequence_from(pids)?)?;
+        table.set("package", row.package)?;
+        table.set("runtime_dir", row.runtime_dir.display().to_string())?;
+        out.push(table)?;
+    }
+    Ok(out)
 }
 
 /// Adds these functions to the `copkg` table.
@@ -193,5 +275,7 @@ pub(crate) fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
     module.set("start", lua.create_function(start)?)?;
     module.set("stop", lua.create_function(stop)?)?;
     module.set("restart", lua.create_function(restart)?)?;
+    module.set("upgrade", lua.create_function(upgrade)?)?;
+    module.set("services", lua.create_function(services)?)?;
     Ok(())
 }
