@@ -303,13 +303,17 @@ pub enum LifecycleError {
         #[source]
         source: Box<LifecycleError>,
     },
-    /// A package cannot be uninstalled while a service runs from it.
-    #[error("{package} is used by running service {service}; stop it first, or use --force")]
+    /// A package cannot be uninstalled while a registered service uses it.
+    #[error("{package} is used by {state} service {service}; {}", if *force_helps { "clean it up first, or use --force" } else { "stop it first (--force never removes the package of a running service)" })]
     InUse {
         /// The package.
         package: String,
-        /// The first running service found using it.
+        /// The first service found using it.
         service: String,
+        /// Its state.
+        state: String,
+        /// Whether `--force` would let the uninstall go on.
+        force_helps: bool,
     },
     /// The proxy settings are unusable.
     #[error(transparent)]
@@ -649,6 +653,8 @@ pub struct Started {
     /// Whether it was started (false: the same package with the same
     /// arguments already ran, which is success too).
     pub changed: bool,
+    /// What the start script printed (stdout and stderr, in order, its tail).
+    pub output: String,
 }
 
 /// Starts a service: installs the package when asked, takes the service's
@@ -712,6 +718,7 @@ fn start_locked(
                 pids,
                 runtime_dir: runtime.path().to_owned(),
                 changed: false,
+                output: String::new(),
             });
         }
         return Err(LifecycleError::RunsOther {
@@ -767,8 +774,11 @@ fn start_locked(
         };
         run_start_script(settings, policy, &runtime, &context)
     }
-    .and_then(|(output, spawned)| started_processes(&runtime, cgroup.as_ref(), &output, spawned));
-    let processes = match started {
+    .and_then(|(output, spawned)| {
+        started_processes(&runtime, cgroup.as_ref(), &output, spawned)
+            .map(|processes| (processes, output))
+    });
+    let (processes, script_output) = match started {
         Ok(processes) => processes,
         Err(source) => {
             // A failed start leaves nothing running and says why.
@@ -830,6 +840,7 @@ fn start_locked(
         pids: processes.iter().map(|p| p.pid).collect(),
         runtime_dir: runtime.path().to_owned(),
         changed: true,
+        output: script_output,
     })
 }
 
@@ -1418,27 +1429,40 @@ pub fn clean_logs(
     })
 }
 
-/// Refuses when a running service uses `package`.
+/// Refuses when a registered service uses the package at `package_dir`
+/// (SPEC §4): always while one runs or is starting; otherwise unless `force`.
 pub fn ensure_unused(
     settings: &Settings,
-    package: &PackageCoordinate,
+    package_dir: &Path,
+    package: &str,
+    force: bool,
 ) -> Result<(), LifecycleError> {
     let state = StateDir::open(&settings.runtime_root)?;
-    let id = package.id();
     for name in state.services()? {
         let Ok(Some(record)) = state.read(&name) else {
             continue;
         };
+        // By install dir, not by spelling: `g:a:1@sha256:…` is `g:a:1`.
+        if record.package_dir != package_dir {
+            continue;
+        }
         let runtime = RuntimeDir::new(&settings.runtime_root, &record.runtime_path);
-        if record.package == id
-            && matches!(
-                service::status(Some(&record), &runtime),
-                ServiceState::Running { .. }
-            )
-        {
+        let state_now = service::status(Some(&record), &runtime);
+        let running = record.starting || matches!(state_now, ServiceState::Running { .. });
+        if running {
             return Err(LifecycleError::InUse {
-                package: id,
+                package: package.to_owned(),
                 service: record.service,
+                state: "running".to_owned(),
+                force_helps: false,
+            });
+        }
+        if !force {
+            return Err(LifecycleError::InUse {
+                package: package.to_owned(),
+                service: record.service,
+                state: state_now.name().to_owned(),
+                force_helps: true,
             });
         }
     }

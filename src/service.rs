@@ -322,6 +322,18 @@ impl Tail {
 /// dropped), killed with its process group when it overruns `timeout`.
 /// Returns its output; a non-zero exit or a timeout is an error carrying it.
 pub fn run_script(run: &ScriptRun) -> Result<String, ServiceError> {
+    // One pipe for stdout and stderr, so that what the script printed is
+    // kept in the order it printed it.
+    let (read_end, write_end) = std::io::pipe().map_err(|source| ServiceError::Spawn {
+        program: run.program.clone(),
+        source,
+    })?;
+    let write_copy = write_end
+        .try_clone()
+        .map_err(|source| ServiceError::Spawn {
+            program: run.program.clone(),
+            source,
+        })?;
     let mut command = Command::new(&run.program);
     command
         .args(&run.args)
@@ -330,8 +342,8 @@ pub fn run_script(run: &ScriptRun) -> Result<String, ServiceError> {
         .envs(run.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&run.cwd)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(write_end)
+        .stderr(write_copy)
         .process_group(0);
     let cgroup = crate::cgroup::placing_fd();
     // SAFETY: the hook only writes to an open fd (joining the service's
@@ -345,20 +357,19 @@ pub fn run_script(run: &ScriptRun) -> Result<String, ServiceError> {
             Ok(())
         });
     }
-    let mut child = command.spawn().map_err(|source| ServiceError::Spawn {
-        program: run.program.clone(),
-        source,
-    })?;
+    let mut child = command
+        .spawn()
+        .map_err(|source| spawn_error(&run.program, source))?;
+    // The parent's copies of the write end must go, or the reader never
+    // sees the end of the output.
+    drop(command);
     let tail = Arc::new(Mutex::new(Tail {
         limit: run.output_limit,
         ..Tail::default()
     }));
     // Readers are detached: a service the script started may keep the
-    // pipes open long after the script itself is gone.
-    let pipes: Vec<Box<dyn Read + Send>> = vec![
-        Box::new(child.stdout.take().expect("stdout is piped")),
-        Box::new(child.stderr.take().expect("stderr is piped")),
-    ];
+    // pipe open long after the script itself is gone.
+    let pipes: Vec<Box<dyn Read + Send>> = vec![Box::new(read_end)];
     let readers: Vec<_> = pipes
         .into_iter()
         .map(|mut pipe| {
@@ -556,6 +567,40 @@ pub fn run_captured(run: &CapturedRun) -> Result<Captured, ServiceError> {
         stdout,
         stderr,
     })
+}
+
+/// A script that could not be started: when the file is there but exec
+/// says it is not, its `#!` interpreter is what is missing, and the error
+/// says so.
+fn spawn_error(program: &Path, source: io::Error) -> ServiceError {
+    if source.kind() == io::ErrorKind::NotFound && program.is_file() {
+        let mut first = [0u8; 256];
+        let line = std::fs::File::open(program)
+            .and_then(|mut f| f.read(&mut first))
+            .ok()
+            .map(|n| {
+                String::from_utf8_lossy(&first[..n])
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .unwrap_or_default();
+        if let Some(interpreter) = line.strip_prefix("#!") {
+            return ServiceError::Script {
+                script: program.to_owned(),
+                outcome: format!(
+                    "cannot run: its interpreter `{}` (from its #! line) is missing",
+                    interpreter.trim()
+                ),
+                output: String::new(),
+            };
+        }
+    }
+    ServiceError::Spawn {
+        program: program.to_owned(),
+        source,
+    }
 }
 
 /// Reads `run/start.pid` after a start and records every pid in it that

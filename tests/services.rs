@@ -741,17 +741,53 @@ fn b6_uninstall_refuses_while_a_service_runs() {
         &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
     );
     assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
+    let digest = record(&sandbox, SVC)["package"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(digest, package);
+    let pinned = {
+        let marker = std::fs::read_to_string(
+            sandbox
+                .root()
+                .join("com/example/b6/1.0.0/.copkg-install.json"),
+        )
+        .unwrap();
+        let marker: serde_json::Value = serde_json::from_str(&marker).unwrap();
+        format!("{package}@sha256:{}", marker["sha256"].as_str().unwrap())
+    };
+    // Running: refused, by any spelling of the coordinate, --force or not.
+    for args in [
+        vec!["uninstall", package.as_str()],
+        vec!["uninstall", pinned.as_str()],
+        vec!["uninstall", "--force", package.as_str()],
+    ] {
+        let out = run(sandbox.copkg().args(&args));
+        assert_eq!(out.code, 6, "{args:?}: {out:?}");
+        assert!(
+            out.stderr.ends_with(&format!(
+                "is used by running service {SVC}; stop it first (--force never removes the package of a running service)\n"
+            )),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(sandbox.root().join("com/example/b6/1.0.0").is_dir());
+    }
+    // Stopped but registered: refused unless --force (SPEC §4).
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
     let out = run(sandbox.copkg().args(["uninstall", &package]));
     assert_eq!(out.code, 6, "{out:?}");
     assert_eq!(
         out.stderr,
         format!(
-            "error: {package} is used by running service {SVC}; stop it first, or use --force\n"
+            "error: {package} is used by stopped service {SVC}; clean it up first, or use --force\n"
         )
     );
-    assert!(sandbox.root().join("com/example/b6/1.0.0").is_dir());
-    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
-    assert_eq!(run(sandbox.copkg().args(["uninstall", &package])).code, 0);
+    assert_eq!(
+        run(sandbox.copkg().args(["uninstall", "--force", &package])).code,
+        0
+    );
+    assert!(!sandbox.root().join("com/example/b6/1.0.0").exists());
 }
 
 #[test]
@@ -2185,4 +2221,93 @@ fn upgrade_whose_rollback_fails_too_exits_15_and_leaves_the_service_stopped() {
     let out = run(sandbox.copkg().args(["--json", "status", SVC]));
     let status: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
     assert_ne!(status["state"], "running", "{}", out.stdout);
+}
+
+#[test]
+fn g7_stop_and_status_work_while_the_site_script_is_broken() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "g7",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(
+        &site,
+        "return { runtime_path = require('copkg.policy').runtime_path_hierarchical }\n",
+    )
+    .unwrap();
+    let with_site = |args: &[&str]| run(sandbox.copkg().arg("--site").arg(&site).args(args));
+    assert_eq!(with_site(&["start", &package, SVC]).code, 0);
+    let pid = recorded_pid(&sandbox, SVC);
+    std::fs::write(
+        &site,
+        "return { runtime_path = function(svc) return svc..  end\n",
+    )
+    .unwrap();
+    let out = with_site(&["status", SVC]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.starts_with(&format!("{SVC}\trunning\t{pid}\t")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.starts_with("warning: site script refused: "),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("the site's hooks are skipped"),
+        "{}",
+        out.stderr
+    );
+    let out = with_site(&["stop", SVC]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, format!("stopped {SVC}\n").as_str()),
+        "{out:?}"
+    );
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)));
+    // Commands that would run the site's policy refuse it.
+    assert_eq!(with_site(&["start", &package, SVC]).code, 2);
+}
+
+#[test]
+fn a_missing_interpreter_is_named_and_verbose_shows_the_script_output_in_order() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "nointerp",
+        &[(
+            "script.d/start.py",
+            "#!/nonexistent/python9\nprint('x')\n",
+            0o755,
+        )],
+    );
+    let out = start(&sandbox, &package, SVC, &[]);
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "cannot run: its interpreter `/nonexistent/python9` (from its #! line) is missing"
+        ),
+        "{}",
+        out.stderr
+    );
+    let chatty = "#!/bin/sh\necho one\necho two >&2\necho three\nsh -c 'exec sleep 60' </dev/null >/dev/null 2>&1 &\necho $! > \"$COPKG_RUNTIME_DIR/run/start.pid\"\n";
+    let package = install_package(&sandbox, "chatty", &[("script.d/start.py", chatty, 0o755)]);
+    let out = run(sandbox
+        .copkg()
+        .args(["-v", "start", &package, "2.svc.test.local"]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("--- start script output ---\none\ntwo\nthree\n"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        run(sandbox.copkg().args(["stop", "2.svc.test.local"])).code,
+        0
+    );
 }

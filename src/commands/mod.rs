@@ -71,6 +71,26 @@ impl Context {
         Ok(host)
     }
 
+    /// The Lua state for commands that must work while the site script is
+    /// broken (stop, status): the site's, or, when it does not load, the
+    /// built-in policy alone, with a warning that the site's hooks are
+    /// skipped (SECURITY.md G7). Runtime dirs come from copkg's records.
+    pub fn host_even_if_site_is_broken(&self) -> Result<Host> {
+        match self.host() {
+            Ok(host) => Ok(host),
+            Err(Error::Lua(err)) if matches!(*err, crate::lua::LuaError::Site(_)) => {
+                self.progress(&format!(
+                    "warning: {}; going on with the built-in policy (the site's hooks are skipped)",
+                    crate::exit::one_line(&*err)
+                ));
+                let host = Host::new(None)?;
+                host.attach_settings(self.settings.clone());
+                Ok(host)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
     /// The package store.
     pub fn store(&self) -> Store {
         Store::new(&self.settings.software_root)

@@ -25,6 +25,12 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result {
 
 /// Prints what a start or restart did.
 pub fn report(ctx: &Context, started: &lifecycle::Started) -> Result {
+    if !started.output.trim().is_empty() {
+        ctx.detail(&format!(
+            "--- start script output ---\n{}",
+            crate::runtime::escape_controls(started.output.trim_end())
+        ));
+    }
     if ctx.settings.json {
         out(&serde_json::json!({
             "service": started.service, "status": "running", "pids": started.pids,

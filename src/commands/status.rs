@@ -11,7 +11,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result {
     let rows = if args.services.is_empty() {
         lifecycle::status_all(&ctx.settings)?
     } else {
-        let host = ctx.host()?;
+        let host = ctx.host_even_if_site_is_broken()?;
         let policy = host.policy();
         let mut rows = Vec::new();
         for text in &args.services {

@@ -8,7 +8,7 @@ use crate::lifecycle;
 /// Stops a service.
 pub fn run(ctx: &Context, args: &ServiceArgs) -> Result {
     let service: ServiceCoordinate = args.service.parse()?;
-    let host = ctx.host()?;
+    let host = ctx.host_even_if_site_is_broken()?;
     let stopped = lifecycle::stop(&ctx.settings, &host.policy(), &service, &notices(ctx))?;
     if ctx.settings.json {
         out(&serde_json::json!({

@@ -12,9 +12,7 @@ pub fn run(ctx: &Context, args: &UninstallArgs) -> Result {
     let store = ctx.store();
     for (coordinate, layout) in coordinates.iter().zip(&layouts) {
         let id = coordinate.id();
-        if !args.force {
-            lifecycle::ensure_unused(&ctx.settings, coordinate)?;
-        }
+        lifecycle::ensure_unused(&ctx.settings, &store.install_dir(layout), &id, args.force)?;
         let mut notice = ctx.lock_wait_notice(&id);
         let removed = store
             .uninstall(coordinate, layout, &mut notice)

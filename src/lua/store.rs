@@ -146,9 +146,15 @@ fn uninstall(lua: &Lua, text: String) -> mlua::Result<bool> {
     let settings = settings(lua, F)?;
     let coordinate = parse(F, &text)?;
     let layout = policy_layout(lua, F, &coordinate)?;
-    crate::lifecycle::ensure_unused(&settings, &coordinate)
-        .map_err(|e| super::raise_error(lua, F, &e))?;
-    Store::new(&settings.software_root)
+    let store = Store::new(&settings.software_root);
+    crate::lifecycle::ensure_unused(
+        &settings,
+        &store.install_dir(&layout),
+        &coordinate.id(),
+        false,
+    )
+    .map_err(|e| super::raise_error(lua, F, &e))?;
+    store
         .uninstall(&coordinate, &layout, &mut |_| {})
         .map_err(|e| super::raise_error(lua, F, &e))
 }
