@@ -146,6 +146,10 @@ pub struct StartArgs {
     /// Install the package first if it is not installed.
     #[arg(long)]
     pub install: bool,
+    /// Run the service (and its scripts) as this account, NAME[:GROUP];
+    /// copkg must be root for another user [default: defaultUser, else copkg's user].
+    #[arg(long, value_name = "NAME[:GROUP]")]
+    pub user: Option<String>,
     /// When the service counts as started.
     #[command(flatten)]
     pub ready: ReadyArgs,

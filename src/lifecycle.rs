@@ -637,6 +637,8 @@ pub struct StartRequest<'a> {
     pub ready: Option<&'a ReadyCheck>,
     /// How long it has to become ready.
     pub ready_timeout: Duration,
+    /// The account it runs as (none: copkg's own user).
+    pub account: Option<&'a Account>,
 }
 
 /// What [`start`] started.
@@ -729,6 +731,12 @@ fn start_locked(
         });
     }
     runtime.prepare()?;
+    let account = request.account.filter(|a| a.needs_switch()).cloned();
+    if let Some(account) = &account {
+        runtime.give_to(account.uid, account.gid)?;
+    }
+    // Scripts, spawns and readiness checks run as the service's account.
+    let _run_as = crate::account::RunAs::start(account.clone());
     let context = ServiceContext {
         package: Some(package.clone()),
         package_dir: Some(package_dir.clone()),
@@ -758,6 +766,7 @@ fn start_locked(
         cgroup: cgroup.as_ref().map(|cg| cg.path().to_owned()),
         starting: true,
         failed: None,
+        account: account.as_ref().map(Account::record),
     };
     state.write(&record)?;
     let _interrupted = cgroup
@@ -842,6 +851,14 @@ fn start_locked(
         changed: true,
         output: script_output,
     })
+}
+
+/// The account a record says the service runs as.
+fn recorded_account(record: &ServiceRecord) -> Option<Account> {
+    record
+        .account
+        .as_ref()
+        .map(|a| Account::from_ids(a.uid, a.gid))
 }
 
 /// Ends every process of a service at once, whatever its stop script would
@@ -1035,6 +1052,7 @@ fn stop_locked(
     };
     let context = context_from_record(service, &runtime, Some(&record));
     call_hook(policy, LifecycleHook::BeforeStop, &context)?;
+    let _run_as = crate::account::RunAs::start(recorded_account(&record));
 
     let scripted =
         run_stop_script(settings, policy, &runtime, &record, &context).map_err(|source| {
@@ -1086,6 +1104,7 @@ pub fn restart(
         .parse()
         .map_err(|_| LifecycleError::NotInstalled(record.package.clone()))?;
     stop_locked(settings, &state, policy, service, notify)?;
+    let account = recorded_account(&record);
     let request = StartRequest {
         package: &package,
         service,
@@ -1093,6 +1112,7 @@ pub fn restart(
         install: false,
         ready: ready.0,
         ready_timeout: ready.1,
+        account: account.as_ref(),
     };
     start_locked(settings, &state, policy, &request, notify)
 }
@@ -1184,6 +1204,7 @@ pub fn upgrade(
         }
     ));
     let args = request.args.unwrap_or(&old.args);
+    let account = recorded_account(&old);
     let new = StartRequest {
         package: request.package,
         service,
@@ -1191,6 +1212,7 @@ pub fn upgrade(
         install: false,
         ready: request.ready,
         ready_timeout: request.ready_timeout,
+        account: account.as_ref(),
     };
     match start_locked(settings, &state, policy, &new, notify) {
         Ok(started) => {
@@ -1218,6 +1240,7 @@ pub fn upgrade(
                 install: false,
                 ready: request.ready,
                 ready_timeout: request.ready_timeout,
+                account: account.as_ref(),
             };
             match start_locked(settings, &state, policy, &back, notify) {
                 Ok(_) => Err(LifecycleError::RolledBack {
@@ -1286,6 +1309,16 @@ pub struct ServiceStatus {
     pub package: Option<String>,
     /// Its runtime dir.
     pub runtime_dir: PathBuf,
+    /// The account it runs as, when copkg has a record of it.
+    pub user: Option<String>,
+}
+
+/// The account a record names, for reports: its name, `root`, or its uid.
+fn user_of(record: &ServiceRecord) -> String {
+    match &record.account {
+        Some(a) => Account::from_ids(a.uid, a.gid).display_name(),
+        None => Account::own().display_name(),
+    }
 }
 
 /// The status of one service.
@@ -1299,6 +1332,7 @@ pub fn status(
     Ok(ServiceStatus {
         service: service.to_string(),
         state: service::status(record.as_ref(), &runtime),
+        user: record.as_ref().map(user_of),
         package: record.map(|r| r.package),
         runtime_dir: runtime.path().to_owned(),
     })
@@ -1316,6 +1350,7 @@ pub fn status_all(settings: &Settings) -> Result<Vec<ServiceStatus>, LifecycleEr
                 ServiceStatus {
                     state: service::status(Some(&record), &runtime),
                     runtime_dir: runtime.path().to_owned(),
+                    user: Some(user_of(&record)),
                     package: Some(record.package),
                     service: name,
                 }
@@ -1327,6 +1362,7 @@ pub fn status_all(settings: &Settings) -> Result<Vec<ServiceStatus>, LifecycleEr
                 },
                 runtime_dir: PathBuf::new(),
                 package: None,
+                user: None,
                 service: name,
             },
         });

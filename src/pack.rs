@@ -266,11 +266,18 @@ fn publish(
     force: bool,
 ) -> Result<Packed, PackError> {
     let (archive_path, sidecar_path) = (archive_path.to_owned(), sidecar_path.to_owned());
-    let staging = tempfile::Builder::new()
-        .prefix(".copkg-pack.")
-        .tempdir_in(repo_dir)
-        .map_err(io_err("cannot create a temp dir in", repo_dir))?;
-    let _interrupted = crate::interrupt::Cleanup::register(staging.path());
+    // Registered for removal on Ctrl-C before it exists, so no signal can
+    // land between its creation and its registration.
+    let name = format!(
+        ".copkg-pack.{}.{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let _interrupted = crate::interrupt::Cleanup::register(repo_dir.join(&name));
+    let staging = Staging(repo_dir.join(&name));
+    std::fs::create_dir(staging.path()).map_err(io_err("cannot create", staging.path()))?;
     let version = staging.path().join("version");
     std::fs::create_dir(&version).map_err(io_err("cannot create", &version))?;
     let staged_archive = version.join(file_name(&archive_path));
@@ -367,8 +374,29 @@ fn publish(
             return Err(err);
         }
     }
-    staging.close().map_err(io_err("cannot remove", repo_dir))?;
+    staging.close()?;
     Ok(packed)
+}
+
+/// The staging dir of one pack, removed when dropped.
+struct Staging(PathBuf);
+
+impl Staging {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn close(self) -> Result<(), PackError> {
+        let result = std::fs::remove_dir_all(&self.0).map_err(io_err("cannot remove", &self.0));
+        std::mem::forget(self);
+        result
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn file_name(path: &Path) -> &std::ffi::OsStr {

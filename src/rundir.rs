@@ -192,6 +192,16 @@ impl RunDir {
         &self.path
     }
 
+    /// Gives it to `uid`:`gid` (fchown on its descriptor, never a path).
+    pub fn chown(&self, uid: u32, gid: u32) -> Result<(), RunDirError> {
+        nix::unistd::fchown(
+            &self.fd,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .map_err(|errno| io_error("cannot change the owner of", self.path.clone(), errno))
+    }
+
     /// Its owner and group, from `fstat` on its descriptor.
     pub fn owner(&self) -> Result<(u32, u32), RunDirError> {
         let stat = nix::sys::stat::fstat(&self.fd)

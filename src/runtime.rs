@@ -101,6 +101,21 @@ impl RuntimeDir {
         matches!(self.open(), Ok(Some(_)))
     }
 
+    /// Gives the dir and its subdirectories to the service's account, by
+    /// descriptor (a link planted there is refused, never followed).
+    pub fn give_to(&self, uid: u32, gid: u32) -> Result<(), RuntimeError> {
+        let dir = self
+            .open()?
+            .ok_or_else(|| io_err("cannot open", &self.path)(io::ErrorKind::NotFound.into()))?;
+        dir.chown(uid, gid)?;
+        for sub in SUBDIRS {
+            if let Some(sub) = dir.subdir(sub)? {
+                sub.chown(uid, gid)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The owner and group of a subdir (`log`), when it exists.
     pub fn owner_of(&self, subdir: &str) -> Result<Option<(u32, u32)>, RuntimeError> {
         let Some(dir) = self.open()? else {

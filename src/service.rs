@@ -132,11 +132,16 @@ fn pids_text(pids: &[i32]) -> String {
 /// account copkg runs as (`PATH`, `LANG`, `HOME`, `USER`, `LOGNAME`), never
 /// copkg's own (a repository URL with a password, tokens) — SECURITY.md F7.
 pub fn clean_environment() -> Vec<(OsString, OsString)> {
-    Account::from_ids(
-        nix::unistd::geteuid().as_raw(),
-        nix::unistd::getegid().as_raw(),
-    )
-    .environment()
+    crate::account::current().environment()
+}
+
+/// Makes `command` run as the account set for what copkg starts now, when
+/// copkg must switch to it (std drops the supplementary groups first).
+fn run_as_current(command: &mut Command) {
+    let account = crate::account::current();
+    if account.needs_switch() {
+        command.uid(account.uid).gid(account.gid);
+    }
 }
 
 /// What to spawn detached.
@@ -232,6 +237,7 @@ pub fn spawn_detached(spec: &SpawnSpec) -> Result<RecordedProcess, ServiceError>
     // async-signal-safe functions: write (joining the service's cgroup),
     // fork, _exit, setsid, umask, close_range (a raw syscall) and fcntl. It
     // touches no locks or heap.
+    run_as_current(&mut command);
     let cgroup = crate::cgroup::placing_fd();
     unsafe {
         command.pre_exec(move || {
@@ -345,6 +351,7 @@ pub fn run_script(run: &ScriptRun) -> Result<String, ServiceError> {
         .stdout(write_end)
         .stderr(write_copy)
         .process_group(0);
+    run_as_current(&mut command);
     let cgroup = crate::cgroup::placing_fd();
     // SAFETY: the hook only writes to an open fd (joining the service's
     // cgroup) and marks descriptors close-on-exec (async-signal-safe).
@@ -960,6 +967,7 @@ mod tests {
             cgroup: None,
             starting: false,
             failed: None,
+            account: None,
         };
         // A schedule without KILL only parses here, to reach this case.
         let schedule = StopSchedule::parse_steps("TERM/0.2").unwrap();

@@ -131,6 +131,8 @@ struct ConfigFile {
     script_output_bytes: Option<usize>,
     /// Memory limit of one Lua hook call or package script, in bytes.
     lua_memory_bytes: Option<usize>,
+    /// The account services run as when `start` names none, NAME[:GROUP].
+    default_user: Option<String>,
     /// Options for the `clean_logs` hook.
     log_cleanup: Option<LogCleanupConfig>,
     /// PEM bundle of CA certificates trusted for https instead of the built-in roots.
@@ -189,6 +191,7 @@ impl ConfigFile {
             script_timeout_secs: self.script_timeout_secs.or(lower.script_timeout_secs),
             script_output_bytes: self.script_output_bytes.or(lower.script_output_bytes),
             lua_memory_bytes: self.lua_memory_bytes.or(lower.lua_memory_bytes),
+            default_user: self.default_user.or(lower.default_user),
             log_cleanup: self.log_cleanup.or(lower.log_cleanup),
             ca_file: self.ca_file.or(lower.ca_file),
         }
@@ -281,6 +284,8 @@ pub struct Settings {
     pub script_output_bytes: usize,
     /// Memory limit of one Lua hook call or package script.
     pub lua_memory_bytes: usize,
+    /// The account services run as when `start` names none.
+    pub default_user: Option<String>,
     /// Options for the `clean_logs` hook.
     pub log_cleanup: LogCleanupOptions,
     /// Print results as JSON.
@@ -516,6 +521,12 @@ impl Settings {
                 1..=64 << 20,
             )?
             .unwrap_or(64 * 1024),
+            default_user: match config.default_user {
+                Some(user) if user.trim().is_empty() => {
+                    return Err(invalid("defaultUser", "an empty account name"));
+                }
+                other => other,
+            },
             lua_memory_bytes: within(
                 "luaMemoryBytes",
                 config.lua_memory_bytes,

@@ -112,6 +112,9 @@ pub struct ServiceRecord {
     /// Why the last start failed, when it did.
     #[serde(default)]
     pub failed: Option<String>,
+    /// The account it runs as (none: as copkg's own user).
+    #[serde(default)]
+    pub account: Option<crate::account::AccountRecord>,
 }
 
 /// copkg's state dir under a runtime root.
@@ -308,6 +311,7 @@ mod tests {
             cgroup: None,
             starting: false,
             failed: None,
+            account: None,
         }
     }
 

@@ -58,9 +58,10 @@ copkg.spawn({{
 }
 
 fn start(sandbox: &Sandbox, package: &str, service: &str, args: &[&str]) -> Output {
+    // As root, naming root keeps start's "runs as root" warning out of stderr.
     run(sandbox
         .copkg()
-        .args(["start", package, service, "--"])
+        .args(["start", "--user", "root", package, service, "--"])
         .args(args))
 }
 
@@ -505,7 +506,7 @@ fn d7_b7_detached_service_is_isolated() {
     );
     // copkg itself gets an extra inherited descriptor (fd 7) from its parent.
     let mut copkg = sandbox.copkg();
-    copkg.args(["start", &package, SVC]);
+    copkg.args(["start", "--user", "root", &package, SVC]);
     let program = copkg.get_program().to_owned();
     let args: Vec<String> = copkg
         .get_args()
@@ -601,7 +602,7 @@ fn d8_two_starts_at_once_give_one_instance() {
         .map(|_| {
             sandbox
                 .copkg()
-                .args(["start", &package, SVC])
+                .args(["start", "--user", "root", &package, SVC])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -645,7 +646,7 @@ fn d9_hanging_or_flooding_start_script_is_bounded() {
         .copkg()
         .arg("--config")
         .arg(&config)
-        .args(["start", &package, SVC]));
+        .args(["start", "--user", "root", &package, SVC]));
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(out.code, 8, "{out:?}");
     let script = sandbox
@@ -828,7 +829,7 @@ return {{
         cmd
     };
     let service = "1.idee.prod.trd";
-    let out = run(copkg().args(["start", &package, service]));
+    let out = run(copkg().args(["start", "--user", "root", &package, service]));
     assert_eq!(out.code, 0, "{out:?}");
     let runtime = sandbox.path().join("runtime/trd/prod/idee/1");
     assert_eq!(
@@ -868,7 +869,7 @@ fn failing_before_start_hook_aborts_the_start() {
         .copkg()
         .arg("--site")
         .arg(&site)
-        .args(["start", &package, SVC]));
+        .args(["start", "--user", "root", &package, SVC]));
     assert_eq!(out.code, 8, "{out:?}");
     assert!(
         out.stderr.starts_with(&format!(
@@ -1146,12 +1147,13 @@ fn example_site_comoyo_renders_config_into_hierarchical_dirs() {
         &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
     );
     let site = example_site("comoyo.lua");
-    let out =
-        run(sandbox
-            .copkg()
-            .arg("--site")
-            .arg(&site)
-            .args(["start", &package, "2.idee.prod.trd"]));
+    let out = run(sandbox.copkg().arg("--site").arg(&site).args([
+        "start",
+        "--user",
+        "root",
+        &package,
+        "2.idee.prod.trd",
+    ]));
     assert_eq!(out.code, 0, "{out:?}");
     let runtime = sandbox.path().join("runtime/trd/prod/idee/2");
     assert_eq!(
@@ -1216,7 +1218,10 @@ fn example_site_keep_logs_archives_logs_before_cleanup() {
             .arg(&site);
         cmd
     };
-    assert_eq!(run(copkg().args(["start", &package, SVC])).code, 0);
+    assert_eq!(
+        run(copkg().args(["start", "--user", "root", &package, SVC])).code,
+        0
+    );
     let log = runtime_dir(&sandbox, SVC).join("log/app.log");
     assert!(wait_until(Duration::from_secs(5), || {
         std::fs::read_to_string(&log).is_ok_and(|t| t == "hi\n")
@@ -1277,7 +1282,10 @@ fn example_site_keep_logs_never_archives_through_a_planted_link() {
             .arg(&site);
         cmd
     };
-    assert_eq!(run(copkg().args(["start", &package, SVC])).code, 0);
+    assert_eq!(
+        run(copkg().args(["start", "--user", "root", &package, SVC])).code,
+        0
+    );
     let runtime = runtime_dir(&sandbox, SVC);
     assert!(wait_until(Duration::from_secs(5), || {
         std::fs::read_to_string(runtime.join("log/app.log")).is_ok_and(|t| t == "hi\n")
@@ -1316,7 +1324,7 @@ with open(os.path.join(runtime, "run", "start.pid"), "w") as f:
 "#;
     let package = install_package(&sandbox, "fds", &[("script.d/start.py", start_py, 0o755)]);
     let mut copkg = sandbox.copkg();
-    copkg.args(["start", &package, SVC]);
+    copkg.args(["start", "--user", "root", &package, SVC]);
     let mut shell = Command::new("/bin/sh");
     shell
         .arg("-c")
@@ -1405,11 +1413,11 @@ fn g6_two_services_mapped_to_one_runtime_dir_are_refused_naming_both() {
     )
     .unwrap();
     let with_site = |args: &[&str]| run(sandbox.copkg().arg("--site").arg(&site).args(args));
-    let out = with_site(&["start", &package, "1.a.test.local"]);
+    let out = with_site(&["start", "--user", "root", &package, "1.a.test.local"]);
     assert_eq!(out.code, 0, "{out:?}");
     let pid = recorded_pid(&sandbox, "1.a.test.local");
     for other in ["2.b.test.local", "3.c.test.local"] {
-        let out = with_site(&["start", &package, other]);
+        let out = with_site(&["start", "--user", "root", &package, other]);
         assert_eq!(out.code, 2, "{out:?}");
         let dir = if other.starts_with('3') {
             "runtime/shared/inner"
@@ -1453,7 +1461,7 @@ fn runtime_path_into_the_state_dir_is_refused() {
         .copkg()
         .arg("--site")
         .arg(&site)
-        .args(["start", &package, SVC]));
+        .args(["start", "--user", "root", &package, SVC]));
     assert_eq!(out.code, 2, "{out:?}");
     assert_eq!(
         out.stderr,
@@ -1704,7 +1712,7 @@ fn f7_scripts_and_services_get_a_clean_environment() {
         .copkg()
         .env("COPKG_REPO", "https://deploy:s3cret@repo.example/")
         .env("AWS_SECRET_ACCESS_KEY", "hunter2")
-        .args(["start", &package, SVC, "--", "--flag"]));
+        .args(["start", "--user", "root", &package, SVC, "--", "--flag"]));
     assert_eq!(out.code, 0, "{out:?}");
     let data = runtime_dir(&sandbox, SVC).join("data");
     assert!(wait_until(Duration::from_secs(5), || data
@@ -1825,7 +1833,7 @@ fn g8_a_start_lua_that_loops_and_a_stop_hook_calling_os_exit_fail_clearly() {
         .copkg()
         .arg("--config")
         .arg(&config)
-        .args(["start", &package, SVC]));
+        .args(["start", "--user", "root", &package, SVC]));
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "took {:?}",
@@ -1977,7 +1985,7 @@ fn g3_copkg_killed_or_interrupted_during_start_leaves_nothing_unfound() {
     ] {
         let child = sandbox
             .copkg()
-            .args(["start", &package, SVC])
+            .args(["start", "--user", "root", &package, SVC])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -2042,6 +2050,8 @@ fn readiness_a_start_that_never_becomes_ready_is_stopped_with_exit_14() {
     let started = Instant::now();
     let out = run(sandbox.copkg().arg("--repo").arg(sandbox.repo()).args([
         "start",
+        "--user",
+        "root",
         "--install",
         "--ready",
         &format!("tcp:127.0.0.1:{port}"),
@@ -2069,9 +2079,15 @@ fn readiness_a_start_that_never_becomes_ready_is_stopped_with_exit_14() {
     assert_eq!(status["state"], "failed", "{}", out.stdout);
 
     // The same package with a check that passes (exec in the package dir) starts.
-    let out = run(sandbox
-        .copkg()
-        .args(["start", "--ready", "exec:/bin/true", &package, SVC]));
+    let out = run(sandbox.copkg().args([
+        "start",
+        "--user",
+        "root",
+        "--ready",
+        "exec:/bin/true",
+        &package,
+        SVC,
+    ]));
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
 }
@@ -2238,7 +2254,10 @@ fn g7_stop_and_status_work_while_the_site_script_is_broken() {
     )
     .unwrap();
     let with_site = |args: &[&str]| run(sandbox.copkg().arg("--site").arg(&site).args(args));
-    assert_eq!(with_site(&["start", &package, SVC]).code, 0);
+    assert_eq!(
+        with_site(&["start", "--user", "root", &package, SVC]).code,
+        0
+    );
     let pid = recorded_pid(&sandbox, SVC);
     std::fs::write(
         &site,
@@ -2270,7 +2289,10 @@ fn g7_stop_and_status_work_while_the_site_script_is_broken() {
     );
     assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)));
     // Commands that would run the site's policy refuse it.
-    assert_eq!(with_site(&["start", &package, SVC]).code, 2);
+    assert_eq!(
+        with_site(&["start", "--user", "root", &package, SVC]).code,
+        2
+    );
 }
 
 #[test]
@@ -2296,9 +2318,14 @@ fn a_missing_interpreter_is_named_and_verbose_shows_the_script_output_in_order()
     );
     let chatty = "#!/bin/sh\necho one\necho two >&2\necho three\nsh -c 'exec sleep 60' </dev/null >/dev/null 2>&1 &\necho $! > \"$COPKG_RUNTIME_DIR/run/start.pid\"\n";
     let package = install_package(&sandbox, "chatty", &[("script.d/start.py", chatty, 0o755)]);
-    let out = run(sandbox
-        .copkg()
-        .args(["-v", "start", &package, "2.svc.test.local"]));
+    let out = run(sandbox.copkg().args([
+        "-v",
+        "start",
+        "--user",
+        "root",
+        &package,
+        "2.svc.test.local",
+    ]));
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
         out.stderr
@@ -2310,4 +2337,115 @@ fn a_missing_interpreter_is_named_and_verbose_shows_the_script_output_in_order()
         run(sandbox.copkg().args(["stop", "2.svc.test.local"])).code,
         0
     );
+}
+
+/// The uid of an unprivileged account the test makes (useradd) if missing.
+fn service_account(name: &str) -> u32 {
+    let exists = Command::new("id").arg("-u").arg(name).output().unwrap();
+    if !exists.status.success() {
+        let made = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ])
+            .status()
+            .expect("useradd is needed for the account tests");
+        assert!(made.success(), "useradd {name} failed");
+    }
+    let out = Command::new("id").arg("-u").arg(name).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn uid_of(pid: i32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn services_run_as_their_own_account_with_their_runtime_dir() {
+    use std::os::unix::fs::MetadataExt;
+    let uid = service_account("copkg-test-svc");
+    let sandbox = Sandbox::new();
+    std::fs::set_permissions(sandbox.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = "#!/bin/sh\nid -u > \"$COPKG_RUNTIME_DIR/data/script-uid\"\necho \"$HOME $USER\" > \"$COPKG_RUNTIME_DIR/data/script-env\"\nsh -c 'exec sleep 60' </dev/null >/dev/null 2>&1 &\necho $! > \"$COPKG_RUNTIME_DIR/run/start.pid\"\n";
+    let package = install_package(&sandbox, "acct", &[("script.d/start.py", script, 0o755)]);
+    let out = run(sandbox
+        .copkg()
+        .args(["start", "--user", "copkg-test-svc", &package, SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains("runs as root"), "{}", out.stderr);
+    let runtime = runtime_dir(&sandbox, SVC);
+    for dir in ["", "log", "etc", "console", "data", "run"] {
+        assert_eq!(
+            std::fs::metadata(runtime.join(dir)).unwrap().uid(),
+            uid,
+            "{dir}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(runtime.join("data/script-uid"))
+            .unwrap()
+            .trim(),
+        uid.to_string()
+    );
+    assert!(
+        std::fs::read_to_string(runtime.join("data/script-env"))
+            .unwrap()
+            .ends_with(" copkg-test-svc\n")
+    );
+    let pid = recorded_pid(&sandbox, SVC);
+    assert_eq!(uid_of(pid), uid);
+    let out = run(sandbox.copkg().args(["--json", "status", SVC]));
+    let status: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(status["user"], "copkg-test-svc");
+    // A restart keeps the account.
+    assert_eq!(run(sandbox.copkg().args(["restart", SVC])).code, 0);
+    assert_eq!(uid_of(recorded_pid(&sandbox, SVC)), uid);
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+
+    // Without an account, as root: it runs as root, and start says so.
+    let out = run(sandbox
+        .copkg()
+        .args(["start", &package, "2.svc.test.local"]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "warning: 2.svc.test.local runs as root (name an account with --user or defaultUser)\n"
+    );
+    assert_eq!(
+        run(sandbox.copkg().args(["stop", "2.svc.test.local"])).code,
+        0
+    );
+    // defaultUser names one; an unknown account is a usage error.
+    let config = sandbox.path().join("config.json");
+    std::fs::write(&config, r#"{"defaultUser": "copkg-test-svc"}"#).unwrap();
+    let out = run(sandbox.copkg().arg("--config").arg(&config).args([
+        "start",
+        &package,
+        "3.svc.test.local",
+    ]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(uid_of(recorded_pid(&sandbox, "3.svc.test.local")), uid);
+    assert_eq!(
+        run(sandbox.copkg().args(["stop", "3.svc.test.local"])).code,
+        0
+    );
+    let out = run(sandbox.copkg().args([
+        "start",
+        "--user",
+        "no-such-user-here",
+        &package,
+        "4.svc.test.local",
+    ]));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(out.stderr, "error: no such user `no-such-user-here`\n");
 }

@@ -79,6 +79,9 @@ pub enum Error {
     /// The Lua host.
     #[error(transparent)]
     Lua(Box<LuaError>),
+    /// A service account.
+    #[error(transparent)]
+    Account(#[from] crate::account::AccountError),
 }
 
 impl Coded for Error {
@@ -97,6 +100,7 @@ impl Coded for Error {
             Error::Pack(e) => e.exit_code(),
             Error::Lifecycle(e) => e.exit_code(),
             Error::Lua(e) => e.exit_code(),
+            Error::Account(e) => e.exit_code(),
         }
     }
 }

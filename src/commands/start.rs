@@ -10,6 +10,19 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result {
     let package: PackageCoordinate = args.package.parse()?;
     let service: ServiceCoordinate = args.service.parse()?;
     let (ready, ready_timeout) = super::ready_of(&args.ready)?;
+    let account = match args
+        .user
+        .as_deref()
+        .or(ctx.settings.default_user.as_deref())
+    {
+        Some(spec) => Some(crate::account::Account::parse(spec)?),
+        None => None,
+    };
+    if account.is_none() && nix::unistd::geteuid().is_root() {
+        ctx.progress(&format!(
+            "warning: {service} runs as root (name an account with --user or defaultUser)"
+        ));
+    }
     let host = ctx.host()?;
     let request = StartRequest {
         package: &package,
@@ -18,6 +31,7 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result {
         install: args.install,
         ready: ready.as_ref(),
         ready_timeout,
+        account: account.as_ref(),
     };
     let started = lifecycle::start(&ctx.settings, &host.policy(), &request, &notices(ctx))?;
     report(ctx, &started)

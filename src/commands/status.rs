@@ -33,7 +33,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result {
         if ctx.settings.json {
             out(&serde_json::json!({
                 "service": row.service, "state": row.state.name(), "pids": pids,
-                "package": package, "runtime_dir": row.runtime_dir,
+                "package": package, "runtime_dir": row.runtime_dir, "user": row.user,
             })
             .to_string())?;
         } else {

@@ -139,6 +139,7 @@ fn start(
         install,
         ready: None,
         ready_timeout: crate::ready::DEFAULT_TIMEOUT,
+        account: None,
     };
     let started = lifecycle::start(&settings, &Policy::new(lua, &hooks), &request, &|message| {
         eprintln!("{message}")
