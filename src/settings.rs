@@ -123,6 +123,10 @@ struct ConfigFile {
     retries: Option<u32>,
     /// First retry delay in milliseconds.
     retry_backoff_ms: Option<u64>,
+    /// Bytes per second a download must average over `lowSpeedTimeSecs`.
+    low_speed_limit_bytes: Option<u64>,
+    /// The window `lowSpeedLimitBytes` is averaged over, in seconds.
+    low_speed_time_secs: Option<f64>,
     /// Stop schedule, e.g. `TERM/10/KILL/5`.
     stop_schedule: Option<String>,
     /// How long a start or stop script may run, in seconds.
@@ -183,6 +187,8 @@ impl ConfigFile {
             read_timeout_secs: self.read_timeout_secs.or(lower.read_timeout_secs),
             retries: self.retries.or(lower.retries),
             retry_backoff_ms: self.retry_backoff_ms.or(lower.retry_backoff_ms),
+            low_speed_limit_bytes: self.low_speed_limit_bytes.or(lower.low_speed_limit_bytes),
+            low_speed_time_secs: self.low_speed_time_secs.or(lower.low_speed_time_secs),
             stop_schedule: self.stop_schedule.or(lower.stop_schedule),
             script_timeout_secs: self.script_timeout_secs.or(lower.script_timeout_secs),
             script_output_bytes: self.script_output_bytes.or(lower.script_output_bytes),
@@ -480,6 +486,17 @@ impl Settings {
             retries: within("retries", config.retries, 0..=100)?.unwrap_or(defaults.retries),
             backoff: within("retryBackoffMs", config.retry_backoff_ms, 0..=600_000)?
                 .map_or(defaults.backoff, Duration::from_millis),
+            low_speed_limit: within(
+                "lowSpeedLimitBytes",
+                config.low_speed_limit_bytes,
+                0..=1 << 40,
+            )?
+            .unwrap_or(defaults.low_speed_limit),
+            low_speed_time: seconds(
+                "lowSpeedTimeSecs",
+                config.low_speed_time_secs,
+                defaults.low_speed_time,
+            )?,
             ..defaults
         };
         Ok(Settings {

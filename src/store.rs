@@ -22,7 +22,9 @@ use crate::coordinate::{PackageCoordinate, parse_sha256_hex};
 use crate::exit::{Coded, ExitCode};
 use crate::extract::{self, ExtractError, Limits};
 use crate::lock::{FileLock, LockError, lock_exclusive};
-use crate::repo::{Download, FetchError, Fetcher, Repository, is_restart_needed};
+use crate::repo::{
+    Download, FetchError, Fetcher, Repository, is_network_failure, is_restart_needed,
+};
 
 pub use manifest::{
     Checked, Difference, DifferenceKind, MANIFEST_VERSION, ManifestEntry, mode_text,
@@ -285,6 +287,11 @@ impl Coded for StoreError {
                 ExitCode::ChecksumMismatch
             }
             StoreError::Fetch { source, .. } => source.exit_code(),
+            // A body that stalled or stayed too slow after every resume.
+            StoreError::Extract {
+                source: ExtractError::Read(err),
+                ..
+            } if is_network_failure(err) => ExitCode::Network,
             StoreError::Extract { source, .. } => source.exit_code(),
             StoreError::Lock(source) => source.exit_code(),
             StoreError::Foreign { .. } | StoreError::Io { .. } => ExitCode::Failure,

@@ -774,6 +774,12 @@ fn h6_config_values_out_of_range_are_usage_errors_naming_the_key() {
         (r#"{"connectTimeoutSecs": 0}"#, "connectTimeoutSecs"),
         (r#"{"readTimeoutSecs": 1e300}"#, "readTimeoutSecs"),
         (r#"{"retries": 1000000}"#, "retries"),
+        (r#"{"lowSpeedTimeSecs": 0}"#, "lowSpeedTimeSecs"),
+        (r#"{"lowSpeedTimeSecs": 1e300}"#, "lowSpeedTimeSecs"),
+        (
+            r#"{"lowSpeedLimitBytes": 2000000000000}"#,
+            "lowSpeedLimitBytes",
+        ),
         (r#"{"maxEntries": 0}"#, "maxEntries"),
         (r#"{"scriptOutputBytes": 0}"#, "scriptOutputBytes"),
         (r#"{"packageDir": ""}"#, "packageDir"),
