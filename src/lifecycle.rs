@@ -19,7 +19,7 @@ use crate::runtime::{RuntimeDir, RuntimeError};
 use crate::service::{self, ScriptRun, ServiceError, ServiceState};
 use crate::settings::Settings;
 use crate::state::{RecordedProcess, STATE_DIR, ServiceRecord, StateDir, StateError};
-use crate::store::{PackageLayout, PackageState, Store, StoreError};
+use crate::store::{PackageLayout, PackageState, StoreError};
 
 /// How long a stop script's processes get to go away before the signal schedule.
 const AFTER_STOP_SCRIPT: Duration = Duration::from_secs(5);
@@ -591,7 +591,7 @@ pub fn start(
         install,
     } = *request;
     let layout = policy.layout(package).map_err(policy_err(package))?;
-    let store = Store::new(&settings.software_root);
+    let store = settings.store();
     if install {
         let fetcher = Fetcher::new(settings.http.clone(), ProxySettings::from_env())?;
         let request = settings.install_request(package, &layout);
@@ -610,7 +610,11 @@ pub fn start(
     let runtime = runtime_dir(settings, policy, service)?;
 
     let what = service.to_string();
-    let _lock = state.lock(&what, &mut lock_notice(notify, what.clone()))?;
+    let _lock = state.lock(
+        &what,
+        settings.lock_timeout,
+        &mut lock_notice(notify, what.clone()),
+    )?;
     ensure_own_runtime_dir(&state, &what, &runtime)?;
     let record = state.read(&what)?;
     if let ServiceState::Running { pids } = service::status(record.as_ref(), &runtime) {
@@ -723,7 +727,11 @@ pub fn stop(
 ) -> Result<(), LifecycleError> {
     let state = StateDir::open(&settings.runtime_root)?;
     let what = service.to_string();
-    let _lock = state.lock(&what, &mut lock_notice(notify, what.clone()))?;
+    let _lock = state.lock(
+        &what,
+        settings.lock_timeout,
+        &mut lock_notice(notify, what.clone()),
+    )?;
     let Known { runtime, record } = find(settings, &state, policy, service)?;
     let not_running = || {
         LifecycleError::from(ServiceError::NotRunning {
@@ -890,7 +898,11 @@ pub fn cleanup(
 ) -> Result<Cleanup, LifecycleError> {
     let state = StateDir::open(&settings.runtime_root)?;
     let what = service.to_string();
-    let _lock = state.lock(&what, &mut lock_notice(notify, what.clone()))?;
+    let _lock = state.lock(
+        &what,
+        settings.lock_timeout,
+        &mut lock_notice(notify, what.clone()),
+    )?;
     let Known { runtime, record } = match find(settings, &state, policy, service) {
         Ok(known) => known,
         Err(LifecycleError::NoSuchService { .. }) => return Ok(Cleanup::Absent),

@@ -135,6 +135,8 @@ struct ConfigFile {
     script_output_bytes: Option<usize>,
     /// Options for the `clean_logs` hook.
     log_cleanup: Option<LogCleanupConfig>,
+    /// How long a lock's holder may show no progress before a wait gives up.
+    lock_timeout_secs: Option<f64>,
     /// PEM bundle of CA certificates trusted for https instead of the built-in roots.
     ca_file: Option<PathBuf>,
 }
@@ -193,6 +195,7 @@ impl ConfigFile {
             script_timeout_secs: self.script_timeout_secs.or(lower.script_timeout_secs),
             script_output_bytes: self.script_output_bytes.or(lower.script_output_bytes),
             log_cleanup: self.log_cleanup.or(lower.log_cleanup),
+            lock_timeout_secs: self.lock_timeout_secs.or(lower.lock_timeout_secs),
             ca_file: self.ca_file.or(lower.ca_file),
         }
     }
@@ -284,6 +287,9 @@ pub struct Settings {
     pub script_output_bytes: usize,
     /// Options for the `clean_logs` hook.
     pub log_cleanup: LogCleanupOptions,
+    /// How long a lock's holder may show no progress before a wait for
+    /// the lock gives up (exit 6).
+    pub lock_timeout: Duration,
     /// Print results as JSON.
     pub json: bool,
     /// How much to say on stderr.
@@ -394,6 +400,11 @@ impl Settings {
             max_entries: self.max_entries,
             progress: None,
         }
+    }
+
+    /// The package store under these settings.
+    pub fn store(&self) -> crate::store::Store {
+        crate::store::Store::new(&self.software_root).with_lock_timeout(self.lock_timeout)
     }
 
     /// Resolves flags and environment (`args`) over the config files.
@@ -550,6 +561,11 @@ impl Settings {
                     }
                 }
             },
+            lock_timeout: seconds(
+                "lockTimeoutSecs",
+                config.lock_timeout_secs,
+                crate::store::DEFAULT_LOCK_TIMEOUT,
+            )?,
             json: args.json,
             verbosity: if args.quiet {
                 Verbosity::Quiet

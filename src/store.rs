@@ -45,6 +45,9 @@ const RESTARTS: u32 = 2;
 const COMMIT_LOCK: &str = "commit.lock";
 /// How deep a check for packages nested inside an install dir looks.
 const NESTING_DEPTH: usize = 16;
+/// How long a lock's holder may show no progress before a waiter gives
+/// up, unless configured (`lockTimeoutSecs`).
+pub const DEFAULT_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Where a package's files are, relative to a repository and to the software
 /// root; produced by the layout policy.
@@ -365,12 +368,25 @@ impl<R: io::Read> io::Read for ProgressReader<'_, R> {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    lock_timeout: std::time::Duration,
 }
 
 impl Store {
     /// The store at `root` (nothing is created until it is written to).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Store { root: root.into() }
+        Store {
+            root: root.into(),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        }
+    }
+
+    /// The same store, whose lock waits give up once the holder has shown
+    /// no progress for `timeout`.
+    pub fn with_lock_timeout(self, timeout: std::time::Duration) -> Self {
+        Store {
+            lock_timeout: timeout,
+            ..self
+        }
     }
 
     /// The software root.
@@ -453,20 +469,31 @@ impl Store {
     /// process holds it.
     pub fn lock(
         &self,
+        coordinate: &PackageCoordinate,
         layout: &PackageLayout,
         on_wait: &mut dyn FnMut(&Path),
     ) -> Result<FileLock, StoreError> {
         let path = self
             .state_dir("locks")?
             .join(format!("{}.lock", Self::key(layout)));
-        Ok(lock_exclusive(&path, on_wait)?)
+        Ok(lock_exclusive(
+            &path,
+            &coordinate.id(),
+            self.lock_timeout,
+            on_wait,
+        )?)
     }
 
     /// Takes the store-wide lock of the commit step (held for a check and a
     /// rename only).
     fn commit_lock(&self) -> Result<FileLock, StoreError> {
         let path = self.state_dir("locks")?.join(COMMIT_LOCK);
-        Ok(lock_exclusive(&path, &mut |_| {})?)
+        Ok(lock_exclusive(
+            &path,
+            "the store's commit step",
+            self.lock_timeout,
+            &mut |_| {},
+        )?)
     }
 
     /// Refuses an install dir that lies inside, or contains, another
@@ -512,10 +539,22 @@ impl Store {
         if request.repositories.is_empty() {
             return Err(StoreError::NoRepository);
         }
-        let _lock = self.lock(request.layout, on_wait)?;
+        let lock = self.lock(request.coordinate, request.layout, on_wait)?;
         if let Some(done) = self.already_installed(request)? {
             return Ok(done);
         }
+        // Waiters on the lock time out only while it shows no progress: the
+        // download marks it as it advances.
+        let progress = |read: u64, total: Option<u64>| {
+            lock.mark_progress();
+            if let Some(progress) = request.progress {
+                (progress.0)(read, total);
+            }
+        };
+        let request = &InstallRequest {
+            progress: Some(Progress(&progress)),
+            ..*request
+        };
         {
             let _commit = self.commit_lock()?;
             self.check_nesting(request.coordinate, request.layout)?;
@@ -853,7 +892,7 @@ impl Store {
         layout: &PackageLayout,
         on_wait: &mut dyn FnMut(&Path),
     ) -> Result<bool, StoreError> {
-        let _lock = self.lock(layout, on_wait)?;
+        let _lock = self.lock(coordinate, layout, on_wait)?;
         let dir = self.install_dir(layout);
         let trash = self.state_dir("trash")?;
         let aside = {

@@ -775,6 +775,7 @@ fn h6_config_values_out_of_range_are_usage_errors_naming_the_key() {
         (r#"{"readTimeoutSecs": 1e300}"#, "readTimeoutSecs"),
         (r#"{"retries": 1000000}"#, "retries"),
         (r#"{"lowSpeedTimeSecs": 0}"#, "lowSpeedTimeSecs"),
+        (r#"{"lockTimeoutSecs": -5}"#, "lockTimeoutSecs"),
         (r#"{"lowSpeedTimeSecs": 1e300}"#, "lowSpeedTimeSecs"),
         (
             r#"{"lowSpeedLimitBytes": 2000000000000}"#,
