@@ -36,6 +36,10 @@ pub const MARKER_FILE: &str = ".copkg-install.json";
 /// before the marker.
 pub const MANIFEST_FILE: &str = ".copkg-manifest.json";
 const STATE_DIR: &str = ".copkg";
+/// The hidden dir at the top of a filesystem mounted inside the software
+/// root that holds the temp and trash dirs of installs on it, so that
+/// their renames never cross filesystems. No install path may use the name.
+pub const MOUNT_TEMP_DIR: &str = ".copkg-tmp";
 /// Largest checksum sidecar read.
 const SIDECAR_LIMIT: u64 = 64 * 1024;
 /// Times an install starts over when a server cannot resume a broken download.
@@ -413,6 +417,64 @@ impl Store {
         Ok(dir)
     }
 
+    /// Where the temp dirs (`name` = `tmp`) or dirs moved aside (`trash`)
+    /// of an install dir go: `<root>/.copkg/<name>`, or, when the install
+    /// dir will be on another filesystem (one mounted inside the root),
+    /// [`MOUNT_TEMP_DIR`] at the top of that filesystem.
+    fn scratch_dir(&self, layout: &PackageLayout, name: &str) -> Result<PathBuf, StoreError> {
+        let own = self.state_dir(name)?;
+        let Some(mount) = self.other_mount(layout, &own)? else {
+            return Ok(own);
+        };
+        let dir = mount.join(MOUNT_TEMP_DIR);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(dir),
+            Err(e) => Err(io_err("cannot create", &dir)(e)),
+        }
+    }
+
+    /// The top (within the root) of the filesystem an install dir will be
+    /// on, judged by its nearest existing parent, when that is not the
+    /// filesystem of `state` (copkg's own dirs).
+    fn other_mount(
+        &self,
+        layout: &PackageLayout,
+        state: &Path,
+    ) -> Result<Option<PathBuf>, StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let device = |path: &Path| std::fs::metadata(path).map(|m| m.dev());
+        let own = device(state).map_err(io_err("cannot inspect", state))?;
+        let dir = self.install_dir(layout);
+        let mut existing = dir.parent().unwrap_or(&self.root);
+        let target = loop {
+            match device(existing) {
+                Ok(dev) => break dev,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                    ) && existing != self.root =>
+                {
+                    existing = existing.parent().unwrap_or(&self.root);
+                }
+                Err(e) => return Err(io_err("cannot inspect", existing)(e)),
+            }
+        };
+        if target == own {
+            return Ok(None);
+        }
+        let mut top = existing;
+        while let Some(parent) = top.parent().filter(|p| p.starts_with(&self.root)) {
+            match device(parent) {
+                Ok(dev) if dev == target => top = parent,
+                Ok(_) => break,
+                Err(e) => return Err(io_err("cannot inspect", parent)(e)),
+            }
+        }
+        Ok(Some(top.to_owned()))
+    }
+
     /// What is at a coordinate's install dir.
     pub fn state(&self, layout: &PackageLayout) -> Result<PackageState, StoreError> {
         state_at(&self.install_dir(layout))
@@ -659,14 +721,21 @@ impl Store {
         }
     }
 
-    /// Removes what killed installs left in `tmp/` and `trash/`: this
-    /// install dir's own (the caller holds its lock), and any other whose
-    /// owner's lock is free, whatever its coordinate.
+    /// Removes what killed installs left in `tmp/` and `trash/` (and in
+    /// the [`MOUNT_TEMP_DIR`] of the filesystem this install dir is on):
+    /// this install dir's own (the caller holds its lock), and any other
+    /// whose owner's lock is free, whatever its coordinate.
     fn clean_leftovers(&self, layout: &PackageLayout) -> Result<(), StoreError> {
         let own = Self::key(layout);
         let locks = self.state_dir("locks")?;
-        for name in ["tmp", "trash"] {
-            let dir = self.root.join(STATE_DIR).join(name);
+        let mut dirs = vec![
+            self.root.join(STATE_DIR).join("tmp"),
+            self.root.join(STATE_DIR).join("trash"),
+        ];
+        if let Some(mount) = self.other_mount(layout, &locks)? {
+            dirs.push(mount.join(MOUNT_TEMP_DIR));
+        }
+        for dir in dirs {
             let entries = match std::fs::read_dir(&dir) {
                 Ok(entries) => entries,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -779,7 +848,7 @@ impl Store {
         let coordinate = request.coordinate.id();
         let (download, expected) = self.open_archive(fetcher, request)?;
         let url = download.url.clone();
-        let tmp = self.state_dir("tmp")?;
+        let tmp = self.scratch_dir(request.layout, "tmp")?;
         let temp = tempfile::Builder::new()
             .prefix(&format!("{}.", Self::key(request.layout)))
             .tempdir_in(&tmp)
@@ -894,7 +963,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let _lock = self.lock(coordinate, layout, on_wait)?;
         let dir = self.install_dir(layout);
-        let trash = self.state_dir("trash")?;
+        let trash = self.scratch_dir(layout, "trash")?;
         let aside = {
             let _commit = self.commit_lock()?;
             match self.state(layout)? {
@@ -983,7 +1052,8 @@ impl Store {
                 Err(e) if vanished(&e) => continue,
                 Err(e) => return Err(io_err("cannot list", dir)(e)),
             };
-            if depth == 0 && entry.file_name() == STATE_DIR {
+            if (depth == 0 && entry.file_name() == STATE_DIR) || entry.file_name() == MOUNT_TEMP_DIR
+            {
                 continue;
             }
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
@@ -1023,8 +1093,11 @@ fn state_at(dir: &Path) -> Result<PackageState, StoreError> {
     }
 }
 
+/// Whether `dir` holds nothing but, at the top of a mount, copkg's
+/// [`MOUNT_TEMP_DIR`].
 fn is_empty_dir(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
+    std::fs::read_dir(dir)
+        .is_ok_and(|mut entries| entries.all(|e| e.is_ok_and(|e| e.file_name() == MOUNT_TEMP_DIR)))
 }
 
 /// The completion marker's record in `dir`, if it has a readable one.
@@ -1045,7 +1118,8 @@ fn find_marker_below(dir: &Path, depth: usize) -> Option<(PathBuf, InstallRecord
         .ok()?
         .filter_map(|e| {
             let e = e.ok()?;
-            e.file_type().ok()?.is_dir().then(|| e.path())
+            // Temp dirs hold markers before they are renamed into place.
+            (e.file_type().ok()?.is_dir() && e.file_name() != MOUNT_TEMP_DIR).then(|| e.path())
         })
         .collect();
     entries.sort();
@@ -1091,6 +1165,40 @@ pub fn parse_sidecar(bytes: &[u8]) -> Result<String, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mounts_temp_dir_is_neither_a_package_nor_content() {
+        let root = tempfile::tempdir().unwrap();
+        let mount = root.path().join("com/example");
+        // A temp dir about to be renamed into place already has its marker.
+        let temp = mount.join(MOUNT_TEMP_DIR).join("0123.x1");
+        std::fs::create_dir_all(&temp).unwrap();
+        let record = InstallRecord {
+            coordinate: "com.example:hello:1".into(),
+            sha256: "0".repeat(64),
+            verified: true,
+            source: "s".into(),
+            installed_at: 0,
+            unpacked_bytes: 0,
+            entries: 0,
+        };
+        std::fs::write(temp.join(MARKER_FILE), serde_json::to_vec(&record).unwrap()).unwrap();
+        assert_eq!(find_marker_below(root.path(), NESTING_DEPTH), None);
+        assert_eq!(state_at(&mount).unwrap(), PackageState::Absent);
+        assert_eq!(Store::new(root.path()).list().unwrap(), []);
+        // Anything else there is content.
+        std::fs::create_dir(mount.join("other")).unwrap();
+        assert_eq!(state_at(&mount).unwrap(), PackageState::Foreign);
+        std::fs::write(
+            mount.join("other").join(MARKER_FILE),
+            serde_json::to_vec(&record).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            find_marker_below(root.path(), NESTING_DEPTH),
+            Some((mount.join("other"), record))
+        );
+    }
 
     #[test]
     fn sidecar_formats() {

@@ -511,6 +511,88 @@ fn b5_disk_full_is_a_clear_error_with_nothing_left() {
     assert_eq!(out.code, 0, "{out:?}");
 }
 
+/// Mounts a tmpfs at `dir` (created), unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount is needed for the mount tests");
+        assert!(status.success(), "mounting a tmpfs needs root");
+        Tmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_filesystem_mounted_inside_the_software_root_takes_installs() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&sizeable_archive());
+    let mount = sandbox.root().join("com/example");
+    let _tmpfs = Tmpfs::mount(&mount, "64m");
+    let temp = mount.join(".copkg-tmp");
+    // Leftovers on the mount: of a killed install whose lock is free, and
+    // of one still running (it holds its lock), whose marker is already
+    // written.
+    let free = "0123456789abcdef0123456789abcdef";
+    let busy = "fedcba9876543210fedcba9876543210";
+    std::fs::create_dir_all(temp.join(format!("{free}.x1/lib"))).unwrap();
+    std::fs::create_dir_all(temp.join(format!("{busy}.x1"))).unwrap();
+    std::fs::write(
+        temp.join(format!("{busy}.x1/.copkg-install.json")),
+        format!(
+            r#"{{"coordinate": "com.example:ghost:1", "sha256": "{}", "verified": true,
+                "source": "s", "installed_at": 0, "unpacked_bytes": 0, "entries": 0}}"#,
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let mut holder = hold_lock(&sandbox.root().join(format!(".copkg/locks/{busy}.lock")));
+
+    let out = sandbox.install();
+    assert_eq!(out.code, 0, "{out:?}");
+    // Every file, in its 10 dirs.
+    assert_eq!(
+        tree_of(&sandbox.install_dir().join("lib")).len(),
+        FILES + 10
+    );
+    assert!(!temp.join(format!("{free}.x1")).exists(), "leftover kept");
+    // list sees the install, not the temp dir.
+    let out = run(sandbox.copkg().arg("list"));
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, format!("{COORD}\n").as_str())
+    );
+    let out = run(sandbox.copkg().args(["verify", COORD]));
+    assert_eq!(out.code, 0, "{out:?}");
+
+    let out = run(sandbox.copkg().args(["uninstall", COORD]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!mount.join("hello").exists());
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    std::fs::remove_dir_all(temp.join(format!("{busy}.x1"))).unwrap();
+    // Nothing left on the mount or in copkg's own dirs.
+    assert_eq!(tree_of(&mount), [".copkg-tmp"]);
+    for dir in ["tmp", "trash"] {
+        assert_eq!(
+            tree_of(&sandbox.root().join(".copkg").join(dir)),
+            Vec::<String>::new()
+        );
+    }
+    // And it installs again.
+    assert_eq!(sandbox.install().code, 0);
+}
+
 /// A package's files: (path, content).
 type Files = Vec<(String, Vec<u8>)>;
 

@@ -243,6 +243,18 @@ impl<'a> Policy<'a> {
                 problem: "`.copkg` at the top of the software root is copkg's own".to_owned(),
             });
         }
+        if install_path
+            .split('/')
+            .any(|name| name == crate::store::MOUNT_TEMP_DIR)
+        {
+            return Err(LuaError::BadResult {
+                hook: "install_path",
+                problem: format!(
+                    "`{}` is copkg's own (temp dirs at the top of a mount)",
+                    crate::store::MOUNT_TEMP_DIR
+                ),
+            });
+        }
         let paths: Value = self.hook("repository_paths")?.call(pkg)?;
         let Value::Table(paths) = paths else {
             return Err(LuaError::BadResult {
@@ -464,6 +476,10 @@ mod tests {
             (
                 "install_path = function() return '.copkg/x' end",
                 "hook `install_path` returned an invalid result: `.copkg` at the top of the software root is copkg's own",
+            ),
+            (
+                "install_path = function() return 'mnt/.copkg-tmp/x' end",
+                "hook `install_path` returned an invalid result: `.copkg-tmp` is copkg's own (temp dirs at the top of a mount)",
             ),
             (
                 "repository_paths = function() return {archive='a', sha256='b', url='c'} end",
