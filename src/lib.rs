@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod lock;
 pub mod lua;
 pub mod pack;
+pub mod parallel;
 pub mod platform;
 pub mod process;
 pub mod repo;

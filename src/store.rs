@@ -655,33 +655,19 @@ impl Store {
         on_wait: &(dyn Fn(&PackageCoordinate, &Path) + Sync),
         on_done: &(dyn Fn(usize, &Result<Installed, StoreError>) + Sync),
     ) -> Vec<Result<Installed, StoreError>> {
-        use std::sync::Mutex;
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<Option<Result<Installed, StoreError>>>> =
-            Mutex::new(requests.iter().map(|_| None).collect());
-        std::thread::scope(|scope| {
-            for _ in 0..jobs.clamp(1, requests.len().max(1)) {
-                scope.spawn(|| {
-                    loop {
-                        let index = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(request) = requests.get(index) else {
-                            break;
-                        };
-                        let mut notice = |lock: &Path| on_wait(request.coordinate, lock);
-                        let result = self.install(fetcher, request, &mut notice);
-                        on_done(index, &result);
-                        results.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(result);
-                    }
-                });
-            }
-        });
-        results
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .into_iter()
-            .map(|r| r.expect("every request was installed"))
-            .collect()
+        crate::parallel::in_parallel(
+            requests.iter(),
+            jobs.clamp(1, requests.len().max(1)),
+            &|index, request| {
+                let mut notice = |lock: &Path| on_wait(request.coordinate, lock);
+                let result = self.install(fetcher, request, &mut notice);
+                on_done(index, &result);
+                result
+            },
+        )
+        .into_iter()
+        .map(|(_, result)| result)
+        .collect()
     }
 
     fn already_installed(
