@@ -6,6 +6,7 @@
 //! which never print.
 
 pub mod account;
+pub mod bounded;
 pub mod cli;
 pub mod commands;
 pub mod coordinate;

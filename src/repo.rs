@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -481,13 +482,19 @@ impl Fetcher {
         match &repo.location {
             Location::Dir(dir) => {
                 let path = dir.join(relative);
-                let file = std::fs::File::open(&path).map_err(|source| match source.kind() {
-                    io::ErrorKind::NotFound => FetchError::NotFound { url: url.clone() },
-                    _ => FetchError::Io {
-                        url: url.clone(),
-                        source,
-                    },
-                })?;
+                // Non-blocking, so that a FIFO is refused, not waited on
+                // (it changes nothing for a regular file).
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(nix::libc::O_NONBLOCK)
+                    .open(&path)
+                    .map_err(|source| match source.kind() {
+                        io::ErrorKind::NotFound => FetchError::NotFound { url: url.clone() },
+                        _ => FetchError::Io {
+                            url: url.clone(),
+                            source,
+                        },
+                    })?;
                 let len = file
                     .metadata()
                     .ok()
@@ -1172,6 +1179,34 @@ mod tests {
             off.record(0, Instant::now() + Duration::from_secs(60))
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_file_repository_serves_only_regular_files_and_never_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("small"), b"abc").unwrap();
+        nix::unistd::mkfifo(
+            &dir.path().join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        let repo = Repository::parse(dir.path().to_str().unwrap(), None).unwrap();
+        let fetcher = Fetcher::new(HttpOptions::default(), ProxySettings::default()).unwrap();
+        assert_eq!(fetcher.read_small(&repo, "small", 3).unwrap(), b"abc");
+        assert!(matches!(
+            fetcher.read_small(&repo, "small", 2),
+            Err(FetchError::TooLarge { limit: 2, .. })
+        ));
+        // A FIFO (nobody writes it) and a directory are not files of the repository.
+        for name in ["fifo", "."] {
+            assert!(
+                matches!(
+                    fetcher.read_small(&repo, name, 10),
+                    Err(FetchError::NotFound { .. })
+                ),
+                "{name}"
+            );
+        }
     }
 
     #[test]

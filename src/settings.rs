@@ -353,23 +353,7 @@ fn non_empty_path(
 /// Reads a file copkg's settings name: a regular file, at most
 /// [`CONFIG_FILE_LIMIT`] bytes (a FIFO or `/dev/zero` is refused, not read).
 fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    let mut bytes = Vec::new();
-    file.take(CONFIG_FILE_LIMIT + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > CONFIG_FILE_LIMIT {
-        return Err(std::io::Error::other(format!(
-            "larger than {CONFIG_FILE_LIMIT} bytes"
-        )));
-    }
-    Ok(bytes)
+    crate::bounded::read_file(path, CONFIG_FILE_LIMIT)
 }
 
 /// Credentials from a config entry: an empty user name (as the original

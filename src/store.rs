@@ -42,6 +42,9 @@ const STATE_DIR: &str = ".copkg";
 pub const MOUNT_TEMP_DIR: &str = ".copkg-tmp";
 /// Largest checksum sidecar read.
 const SIDECAR_LIMIT: u64 = 64 * 1024;
+/// Largest completion marker read (copkg's are a few hundred bytes; a
+/// package may hold a file of that name below its top).
+const MARKER_LIMIT: u64 = 64 * 1024;
 /// Times an install starts over when a server cannot resume a broken download.
 const RESTARTS: u32 = 2;
 /// Lock of the short step that checks for nested packages and renames an
@@ -1011,7 +1014,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         const MAX_DEPTH: usize = 32;
         let marker = dir.join(MARKER_FILE);
-        if let Ok(bytes) = std::fs::read(&marker) {
+        if let Ok(bytes) = read_marker_file(&marker) {
             if let Ok(record) = serde_json::from_slice::<InstallRecord>(&bytes) {
                 found.push((dir.to_owned(), record));
             }
@@ -1053,7 +1056,7 @@ impl Store {
 /// What is at an install dir.
 fn state_at(dir: &Path) -> Result<PackageState, StoreError> {
     let marker = dir.join(MARKER_FILE);
-    match std::fs::read(&marker) {
+    match read_marker_file(&marker) {
         Ok(bytes) => match serde_json::from_slice(&bytes) {
             Ok(record) => Ok(PackageState::Installed(record)),
             Err(_) => Ok(PackageState::Foreign),
@@ -1086,9 +1089,14 @@ fn is_empty_dir(dir: &Path) -> bool {
         .is_ok_and(|mut entries| entries.all(|e| e.is_ok_and(|e| e.file_name() == MOUNT_TEMP_DIR)))
 }
 
+/// A completion marker's bytes: a regular file of at most [`MARKER_LIMIT`].
+fn read_marker_file(marker: &Path) -> io::Result<Vec<u8>> {
+    crate::bounded::read_file(marker, MARKER_LIMIT)
+}
+
 /// The completion marker's record in `dir`, if it has a readable one.
 fn read_marker(dir: &Path) -> Option<InstallRecord> {
-    let bytes = std::fs::read(dir.join(MARKER_FILE)).ok()?;
+    let bytes = read_marker_file(&dir.join(MARKER_FILE)).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -1184,6 +1192,23 @@ mod tests {
             find_marker_below(root.path(), NESTING_DEPTH),
             Some((mount.join("other"), record))
         );
+    }
+
+    #[test]
+    fn an_oversized_marker_is_refused_naming_it_and_the_limit() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("com/example/hello/1");
+        std::fs::create_dir_all(&dir).unwrap();
+        let marker = dir.join(MARKER_FILE);
+        std::fs::write(&marker, vec![b' '; MARKER_LIMIT as usize + 1]).unwrap();
+        let err = state_at(&dir).unwrap_err();
+        assert_eq!(
+            crate::exit::one_line(&err),
+            format!("cannot read {}: larger than 65536 bytes", marker.display())
+        );
+        // Elsewhere it is no marker at all.
+        assert_eq!(read_marker(&dir), None);
+        assert_eq!(Store::new(root.path()).list().unwrap(), []);
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl<'a> Policy<'a> {
         path: &std::path::Path,
         context: &ServiceContext,
     ) -> Result<(), LuaError> {
-        let source = std::fs::read(path).map_err(|source| LuaError::Read {
+        let source = super::read_script(path).map_err(|source| LuaError::Read {
             path: path.to_owned(),
             source,
         })?;
