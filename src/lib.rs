@@ -6,6 +6,7 @@
 //! which never print.
 
 pub mod account;
+pub mod bounded;
 pub mod cgroup;
 pub mod cli;
 pub mod commands;
@@ -17,6 +18,7 @@ pub mod lifecycle;
 pub mod lock;
 pub mod lua;
 pub mod pack;
+pub mod parallel;
 pub mod platform;
 pub mod process;
 pub mod ready;

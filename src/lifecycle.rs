@@ -21,7 +21,7 @@ use crate::runtime::{RuntimeDir, RuntimeError};
 use crate::service::{self, ScriptRun, ServiceError, ServiceState};
 use crate::settings::Settings;
 use crate::state::{RecordedProcess, STATE_DIR, ServiceRecord, StateDir, StateError};
-use crate::store::{PackageLayout, PackageState, Store, StoreError};
+use crate::store::{PackageLayout, PackageState, StoreError};
 
 /// How long a stop script's processes get to go away before the signal schedule.
 const AFTER_STOP_SCRIPT: Duration = Duration::from_secs(5);
@@ -670,7 +670,11 @@ pub fn start(
 ) -> Result<Started, LifecycleError> {
     let state = StateDir::open(&settings.runtime_root)?;
     let what = request.service.to_string();
-    let _lock = state.lock(&what, &mut lock_notice(notify, what.clone()))?;
+    let _lock = state.lock(
+        &what,
+        settings.lock_timeout,
+        &mut lock_notice(notify, what.clone()),
+    )?;
     start_locked(settings, &state, policy, request, notify)
 }
 
@@ -690,7 +694,7 @@ fn start_locked(
         ..
     } = *request;
     let layout = policy.layout(package).map_err(policy_err(package))?;
-    let store = Store::new(&settings.software_root);
+    let store = settings.store();
     if install {
         let fetcher = Fetcher::new(settings.http.clone(), ProxySettings::from_env())?;
         let request = settings.install_request(package, &layout);
@@ -1012,7 +1016,11 @@ pub fn stop(
 ) -> Result<Stopped, LifecycleError> {
     let state = StateDir::open(&settings.runtime_root)?;
     let what = service.to_string();
-    let _lock = state.lock(&what, &mut lock_notice(notify, what.clone()))?;
+    let _lock = state.lock(
+        &what,
+        settings.lock_timeout,
+        &mut lock_notice(notify, what.clone()),
+    )?;
     stop_locked(settings, &state, policy, service, notify)
 }
 
@@ -1095,7 +1103,11 @@ pub fn restart(
 ) -> Result<Started, LifecycleError> {
     let state = StateDir::open(&settings.runtime_root)?;
     let what = service.to_string();
-    let _lock = state.lock(&what, &mut lock_notice(notify, what.clone()))?;
+    let _lock = state.lock(
+        &what,
+        settings.lock_timeout,
+        &mut lock_notice(notify, what.clone()),
+    )?;
     let Some(record) = state.read(&what)? else {
         return Err(no_such_service(&state, what));
     };
@@ -1174,7 +1186,7 @@ pub fn upgrade(
     let layout = policy
         .layout(request.package)
         .map_err(policy_err(request.package))?;
-    let store = Store::new(&settings.software_root);
+    let store = settings.store();
     let fetcher = Fetcher::new(settings.http.clone(), ProxySettings::from_env())?;
     store
         .install(
@@ -1188,7 +1200,11 @@ pub fn upgrade(
         })?;
     steps.push(format!("installed {}", request.package.id()));
 
-    let _lock = state.lock(&what, &mut lock_notice(notify, what.clone()))?;
+    let _lock = state.lock(
+        &what,
+        settings.lock_timeout,
+        &mut lock_notice(notify, what.clone()),
+    )?;
     let runtime = RuntimeDir::new(&settings.runtime_root, &old.runtime_path);
     let context = context_from_record(service, &runtime, Some(&old));
     call_hook(policy, LifecycleHook::BeforeUpgrade, &context)?;
@@ -1389,7 +1405,11 @@ pub fn cleanup(
 ) -> Result<Cleanup, LifecycleError> {
     let state = StateDir::open(&settings.runtime_root)?;
     let what = service.to_string();
-    let _lock = state.lock(&what, &mut lock_notice(notify, what.clone()))?;
+    let _lock = state.lock(
+        &what,
+        settings.lock_timeout,
+        &mut lock_notice(notify, what.clone()),
+    )?;
     let Known { runtime, record } = match find(settings, &state, policy, service) {
         Ok(known) => known,
         Err(LifecycleError::NoSuchService { .. }) => return Ok(Cleanup::Absent),

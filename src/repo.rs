@@ -5,8 +5,9 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::exit::{Coded, ExitCode};
 
@@ -215,6 +216,15 @@ pub enum FetchError {
         /// The limit.
         limit: u64,
     },
+    /// A body stalled or stayed below the low-speed limit, after resumes.
+    #[error("{url}: download broken off")]
+    Stalled {
+        /// What was asked for.
+        url: String,
+        /// The read error ([`TooSlow`] or a timeout).
+        #[source]
+        source: io::Error,
+    },
     /// A local file could not be read.
     #[error("{url}: cannot read")]
     Io {
@@ -255,6 +265,11 @@ pub struct HttpOptions {
     pub max_redirects: u32,
     /// Times a body broken off mid-way is resumed with a `Range` request.
     pub resumes: u32,
+    /// Bytes per second a body must average over each `low_speed_time`;
+    /// 0 turns the check off.
+    pub low_speed_limit: u64,
+    /// The window the low-speed limit is averaged over.
+    pub low_speed_time: Duration,
     /// DER certificates of the CAs to trust for https instead of the
     /// built-in Mozilla roots; empty for the built-in roots.
     pub ca_certificates: Vec<Vec<u8>>,
@@ -271,6 +286,8 @@ impl Default for HttpOptions {
             retry_after_cap: Duration::from_secs(30),
             max_redirects: 10,
             resumes: 3,
+            low_speed_limit: 1024,
+            low_speed_time: Duration::from_secs(30),
             ca_certificates: Vec::new(),
         }
     }
@@ -368,6 +385,8 @@ pub struct RestartNeeded {
     url: String,
     status: u16,
     after: String,
+    /// Whether what broke the body was a timeout ([`is_network_failure`]).
+    timed_out: bool,
 }
 
 /// A proxy setting in the environment (`HTTPS_PROXY`, …) is unusable.
@@ -391,7 +410,9 @@ impl Coded for FetchError {
     fn exit_code(&self) -> ExitCode {
         match self {
             FetchError::NotFound { .. } => ExitCode::NotFound,
-            FetchError::Unreachable { .. } | FetchError::Transport { .. } => ExitCode::Network,
+            FetchError::Unreachable { .. }
+            | FetchError::Transport { .. }
+            | FetchError::Stalled { .. } => ExitCode::Network,
             // Server errors and throttling that outlived the retries.
             FetchError::Status { status, .. } if *status >= 500 || *status == 429 => {
                 ExitCode::Network
@@ -461,13 +482,19 @@ impl Fetcher {
         match &repo.location {
             Location::Dir(dir) => {
                 let path = dir.join(relative);
-                let file = std::fs::File::open(&path).map_err(|source| match source.kind() {
-                    io::ErrorKind::NotFound => FetchError::NotFound { url: url.clone() },
-                    _ => FetchError::Io {
-                        url: url.clone(),
-                        source,
-                    },
-                })?;
+                // Non-blocking, so that a FIFO is refused, not waited on
+                // (it changes nothing for a regular file).
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(nix::libc::O_NONBLOCK)
+                    .open(&path)
+                    .map_err(|source| match source.kind() {
+                        io::ErrorKind::NotFound => FetchError::NotFound { url: url.clone() },
+                        _ => FetchError::Io {
+                            url: url.clone(),
+                            source,
+                        },
+                    })?;
                 let len = file
                     .metadata()
                     .ok()
@@ -493,6 +520,11 @@ impl Fetcher {
                     offset: 0,
                     len,
                     resumes_left: self.options.resumes,
+                    meter: SpeedMeter::new(
+                        self.options.low_speed_limit,
+                        self.options.low_speed_time,
+                    ),
+                    slow: None,
                 };
                 Ok(Download {
                     url: final_url,
@@ -521,9 +553,13 @@ impl Fetcher {
         (&mut download)
             .take(limit + 1)
             .read_to_end(&mut out)
-            .map_err(|source| FetchError::Io {
-                url: download.url.clone(),
-                source,
+            .map_err(|source| {
+                let url = download.url.clone();
+                if is_network_failure(&source) {
+                    FetchError::Stalled { url, source }
+                } else {
+                    FetchError::Io { url, source }
+                }
             })?;
         if out.len() as u64 > limit {
             return Err(FetchError::TooLarge {
@@ -766,8 +802,80 @@ fn resolve_location(current: &str, location: &str) -> Option<String> {
     Some(format!("{scheme}://{host}{dir}/{location}"))
 }
 
-/// An HTTP body that, when the connection breaks mid-way, asks for the rest
-/// with a `Range` request and carries on where it stopped.
+/// Why a body was broken off: its average rate over a whole window stayed
+/// below the low-speed limit.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{url}: {rate:.1} bytes/s over the last {window:.1} s, below the low-speed limit of {limit} bytes/s"
+)]
+pub struct TooSlow {
+    url: String,
+    rate: f64,
+    window: f64,
+    limit: u64,
+}
+
+/// Watches a body's rate in consecutive windows of `window` (as curl's
+/// `--speed-limit`/`--speed-time`): a window ends at the first read that
+/// returns after it has lasted `window`, so a window of a body that
+/// trickles is at most one per-read timeout longer.
+struct SpeedMeter {
+    limit: u64,
+    window: Duration,
+    start: Instant,
+    bytes: u64,
+    /// Whether the window before the current one was slow.
+    was_slow: bool,
+}
+
+/// What the end of a slow window asks for.
+#[derive(Debug, Clone, Copy)]
+struct Slow {
+    rate: f64,
+    window: Duration,
+    /// The window before it was slow too.
+    again: bool,
+}
+
+impl SpeedMeter {
+    fn new(limit: u64, window: Duration) -> Self {
+        SpeedMeter {
+            limit,
+            window,
+            start: Instant::now(),
+            bytes: 0,
+            was_slow: false,
+        }
+    }
+
+    /// Counts `n` bytes read at `now`; the rate of the window that ends
+    /// with them, when it was below the limit.
+    fn record(&mut self, n: usize, now: Instant) -> Option<Slow> {
+        self.bytes += n as u64;
+        let elapsed = now.saturating_duration_since(self.start);
+        if self.limit == 0 || elapsed < self.window {
+            return None;
+        }
+        let rate = self.bytes as f64 / elapsed.as_secs_f64();
+        let slow = rate < self.limit as f64;
+        let again = slow && self.was_slow;
+        self.was_slow = slow;
+        self.start = now;
+        self.bytes = 0;
+        slow.then_some(Slow {
+            rate,
+            window: elapsed,
+            again,
+        })
+    }
+}
+
+/// An HTTP body that, when the connection breaks mid-way or a window of it
+/// stays below the low-speed limit, asks for the rest with a `Range`
+/// request and carries on where it stopped. The speed meter runs across
+/// resumes (time spent reconnecting counts), and a second slow window in a
+/// row ends the body: a server that trickles fails within about two
+/// windows, whatever the resumes.
 struct ResumableBody {
     fetcher: Fetcher,
     repo: Repository,
@@ -776,30 +884,68 @@ struct ResumableBody {
     offset: u64,
     len: Option<u64>,
     resumes_left: u32,
+    meter: SpeedMeter,
+    /// A slow window that ended with bytes still to hand out: acted on at
+    /// the next read.
+    slow: Option<Slow>,
 }
 
 impl Read for ResumableBody {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
+            if let Some(slow) = self.slow.take() {
+                self.break_off(slow)?;
+            }
             match self.body.read(buf) {
+                Ok(0) => return Ok(0),
                 Ok(n) => {
                     self.offset += n as u64;
+                    self.slow = self.meter.record(n, Instant::now());
                     return Ok(n);
                 }
-                Err(err) if self.resumes_left > 0 && self.len.is_some() => {
-                    self.resumes_left -= 1;
-                    self.resume(&err).map_err(|resume_err| match resume_err {
-                        Some(restart) => io::Error::other(restart),
-                        None => err,
-                    })?;
+                Err(err) => {
+                    // A window that ended slow decides before the error does.
+                    if let Some(slow) = self.meter.record(0, Instant::now()) {
+                        self.slow = Some(slow);
+                        continue;
+                    }
+                    if self.resumes_left > 0 && self.len.is_some() {
+                        self.resumes_left -= 1;
+                        self.resume(&err).map_err(|resume_err| match resume_err {
+                            Some(restart) => io::Error::other(restart),
+                            None => err,
+                        })?;
+                    } else {
+                        return Err(err);
+                    }
                 }
-                Err(err) => return Err(err),
             }
         }
     }
 }
 
 impl ResumableBody {
+    /// Acts on a slow window: the first one is resumed on a new connection
+    /// (which may be faster); a second in a row, or one that cannot be
+    /// resumed, ends the body with [`TooSlow`]. A server that cannot
+    /// resume it does not get the whole transfer restarted, which would
+    /// unbound the time spent on a slow server.
+    fn break_off(&mut self, slow: Slow) -> io::Result<()> {
+        let too_slow = TooSlow {
+            url: self.url.clone(),
+            rate: slow.rate,
+            window: slow.window.as_secs_f64(),
+            limit: self.meter.limit,
+        };
+        if slow.again || self.resumes_left == 0 || self.len.is_none() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, too_slow));
+        }
+        self.resumes_left -= 1;
+        let reason = io::Error::new(io::ErrorKind::TimedOut, too_slow.to_string());
+        self.resume(&reason)
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, too_slow))
+    }
+
     /// Re-requests the body from `offset`; `Err(Some)` when only a restart
     /// from zero can help, `Err(None)` when the original error stands.
     fn resume(&mut self, broken: &io::Error) -> Result<(), Option<RestartNeeded>> {
@@ -812,6 +958,7 @@ impl ResumableBody {
             url: self.url.clone(),
             status,
             after: broken.to_string(),
+            timed_out: is_network_failure(broken),
         });
         if status != 206 {
             return Err(restart);
@@ -839,6 +986,23 @@ impl ResumableBody {
 pub fn is_restart_needed(err: &io::Error) -> bool {
     err.get_ref()
         .is_some_and(|inner| inner.is::<RestartNeeded>())
+}
+
+/// Whether an I/O error from a [`Download`] is the network's fault after
+/// every resume: a body that stayed below the low-speed limit, or a read
+/// that timed out (also when the server could not resume after it). A body
+/// cut short by the server is not: that is the server's answer.
+pub fn is_network_failure(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::TimedOut
+        || err.get_ref().is_some_and(|inner| {
+            inner.is::<TooSlow>()
+                || inner
+                    .downcast_ref::<RestartNeeded>()
+                    .is_some_and(|r| r.timed_out)
+                || inner
+                    .downcast_ref::<ureq::Error>()
+                    .is_some_and(|e| matches!(e, ureq::Error::Timeout(_)))
+        })
 }
 
 fn percent_decode(text: &str) -> String {
@@ -973,6 +1137,75 @@ mod tests {
             ("foobar", "Zm9vYmFy"),
         ] {
             assert_eq!(base64(input.as_bytes()), want);
+        }
+    }
+
+    #[test]
+    fn speed_meter_flags_windows_below_the_limit() {
+        /// A slow window's (rate, again).
+        type Ends = Option<(f64, bool)>;
+        // 100 bytes/s over 10 s windows; (seconds since start, bytes read,
+        // the slow window that ends there).
+        let steps: [(u64, usize, Ends); 9] = [
+            (5, 100, None),                       // the window is still open
+            (10, 2000, None),                     // 210 bytes/s: fast
+            (15, 10, None),                       // open
+            (21, 10, Some((20.0 / 11.0, false))), // slow: the first
+            (31, 5000, None),                     // fast again
+            (41, 0, Some((0.0, false))),          // a failed read ends a slow window
+            (45, 1, None),
+            (56, 1, Some((2.0 / 15.0, true))), // a second in a row
+            (70, 1500, None),                  // 107 bytes/s: fast
+        ];
+        let start = Instant::now();
+        let mut meter = SpeedMeter::new(100, Duration::from_secs(10));
+        meter.start = start;
+        for (at, n, want) in steps {
+            let got = meter
+                .record(n, start + Duration::from_secs(at))
+                .map(|slow| (slow.rate, slow.again));
+            match (got, want) {
+                (None, None) => {}
+                (Some((rate, again)), Some((want_rate, want_again))) => {
+                    assert!((rate - want_rate).abs() < 1e-9, "at {at}: {rate}");
+                    assert_eq!(again, want_again, "at {at}");
+                }
+                _ => panic!("at {at}: got {got:?}, want {want:?}"),
+            }
+        }
+        // A limit of 0 turns the check off.
+        let mut off = SpeedMeter::new(0, Duration::from_secs(1));
+        assert!(
+            off.record(0, Instant::now() + Duration::from_secs(60))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_file_repository_serves_only_regular_files_and_never_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("small"), b"abc").unwrap();
+        nix::unistd::mkfifo(
+            &dir.path().join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        let repo = Repository::parse(dir.path().to_str().unwrap(), None).unwrap();
+        let fetcher = Fetcher::new(HttpOptions::default(), ProxySettings::default()).unwrap();
+        assert_eq!(fetcher.read_small(&repo, "small", 3).unwrap(), b"abc");
+        assert!(matches!(
+            fetcher.read_small(&repo, "small", 2),
+            Err(FetchError::TooLarge { limit: 2, .. })
+        ));
+        // A FIFO (nobody writes it) and a directory are not files of the repository.
+        for name in ["fifo", "."] {
+            assert!(
+                matches!(
+                    fetcher.read_small(&repo, name, 10),
+                    Err(FetchError::NotFound { .. })
+                ),
+                "{name}"
+            );
         }
     }
 

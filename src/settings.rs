@@ -123,6 +123,10 @@ struct ConfigFile {
     retries: Option<u32>,
     /// First retry delay in milliseconds.
     retry_backoff_ms: Option<u64>,
+    /// Bytes per second a download must average over `lowSpeedTimeSecs`.
+    low_speed_limit_bytes: Option<u64>,
+    /// The window `lowSpeedLimitBytes` is averaged over, in seconds.
+    low_speed_time_secs: Option<f64>,
     /// Stop schedule, e.g. `TERM/10/KILL/5`.
     stop_schedule: Option<String>,
     /// How long a start or stop script may run, in seconds.
@@ -135,6 +139,8 @@ struct ConfigFile {
     default_user: Option<String>,
     /// Options for the `clean_logs` hook.
     log_cleanup: Option<LogCleanupConfig>,
+    /// How long a lock's holder may show no progress before a wait gives up.
+    lock_timeout_secs: Option<f64>,
     /// PEM bundle of CA certificates trusted for https instead of the built-in roots.
     ca_file: Option<PathBuf>,
 }
@@ -187,12 +193,15 @@ impl ConfigFile {
             read_timeout_secs: self.read_timeout_secs.or(lower.read_timeout_secs),
             retries: self.retries.or(lower.retries),
             retry_backoff_ms: self.retry_backoff_ms.or(lower.retry_backoff_ms),
+            low_speed_limit_bytes: self.low_speed_limit_bytes.or(lower.low_speed_limit_bytes),
+            low_speed_time_secs: self.low_speed_time_secs.or(lower.low_speed_time_secs),
             stop_schedule: self.stop_schedule.or(lower.stop_schedule),
             script_timeout_secs: self.script_timeout_secs.or(lower.script_timeout_secs),
             script_output_bytes: self.script_output_bytes.or(lower.script_output_bytes),
             lua_memory_bytes: self.lua_memory_bytes.or(lower.lua_memory_bytes),
             default_user: self.default_user.or(lower.default_user),
             log_cleanup: self.log_cleanup.or(lower.log_cleanup),
+            lock_timeout_secs: self.lock_timeout_secs.or(lower.lock_timeout_secs),
             ca_file: self.ca_file.or(lower.ca_file),
         }
     }
@@ -288,6 +297,9 @@ pub struct Settings {
     pub default_user: Option<String>,
     /// Options for the `clean_logs` hook.
     pub log_cleanup: LogCleanupOptions,
+    /// How long a lock's holder may show no progress before a wait for
+    /// the lock gives up (exit 6).
+    pub lock_timeout: Duration,
     /// Print results as JSON.
     pub json: bool,
     /// How much to say on stderr.
@@ -351,23 +363,7 @@ fn non_empty_path(
 /// Reads a file copkg's settings name: a regular file, at most
 /// [`CONFIG_FILE_LIMIT`] bytes (a FIFO or `/dev/zero` is refused, not read).
 fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    let mut bytes = Vec::new();
-    file.take(CONFIG_FILE_LIMIT + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > CONFIG_FILE_LIMIT {
-        return Err(std::io::Error::other(format!(
-            "larger than {CONFIG_FILE_LIMIT} bytes"
-        )));
-    }
-    Ok(bytes)
+    crate::bounded::read_file(path, CONFIG_FILE_LIMIT)
 }
 
 /// Credentials from a config entry: an empty user name (as the original
@@ -398,6 +394,11 @@ impl Settings {
             max_entries: self.max_entries,
             progress: None,
         }
+    }
+
+    /// The package store under these settings.
+    pub fn store(&self) -> crate::store::Store {
+        crate::store::Store::new(&self.software_root).with_lock_timeout(self.lock_timeout)
     }
 
     /// Resolves flags and environment (`args`) over the config files.
@@ -490,6 +491,17 @@ impl Settings {
             retries: within("retries", config.retries, 0..=100)?.unwrap_or(defaults.retries),
             backoff: within("retryBackoffMs", config.retry_backoff_ms, 0..=600_000)?
                 .map_or(defaults.backoff, Duration::from_millis),
+            low_speed_limit: within(
+                "lowSpeedLimitBytes",
+                config.low_speed_limit_bytes,
+                0..=1 << 40,
+            )?
+            .unwrap_or(defaults.low_speed_limit),
+            low_speed_time: seconds(
+                "lowSpeedTimeSecs",
+                config.low_speed_time_secs,
+                defaults.low_speed_time,
+            )?,
             ..defaults
         };
         Ok(Settings {
@@ -555,6 +567,11 @@ impl Settings {
                     }
                 }
             },
+            lock_timeout: seconds(
+                "lockTimeoutSecs",
+                config.lock_timeout_secs,
+                crate::store::DEFAULT_LOCK_TIMEOUT,
+            )?,
             json: args.json,
             verbosity: if args.quiet {
                 Verbosity::Quiet

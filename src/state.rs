@@ -7,6 +7,7 @@
 use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -157,14 +158,16 @@ impl StateDir {
         self.path.join("services").join(format!("{service}.json"))
     }
 
-    /// Takes the lock that serializes start, stop and cleanup of `service`.
+    /// Takes the lock that serializes start, stop and cleanup of `service`,
+    /// giving up once its holder has shown no progress for `timeout`.
     pub fn lock(
         &self,
         service: &str,
+        timeout: Duration,
         on_wait: &mut dyn FnMut(&Path),
     ) -> Result<FileLock, StateError> {
         let path = self.path.join("locks").join(format!("{service}.lock"));
-        Ok(lock_exclusive(&path, on_wait)?)
+        Ok(lock_exclusive(&path, service, timeout, on_wait)?)
     }
 
     /// The record of `service`, if copkg has one.

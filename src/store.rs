@@ -22,7 +22,9 @@ use crate::coordinate::{PackageCoordinate, parse_sha256_hex};
 use crate::exit::{Coded, ExitCode};
 use crate::extract::{self, ExtractError, Limits};
 use crate::lock::{FileLock, LockError, lock_exclusive};
-use crate::repo::{Download, FetchError, Fetcher, Repository, is_restart_needed};
+use crate::repo::{
+    Download, FetchError, Fetcher, Repository, is_network_failure, is_restart_needed,
+};
 
 pub use manifest::{
     Checked, Difference, DifferenceKind, MANIFEST_VERSION, ManifestEntry, mode_text,
@@ -34,8 +36,15 @@ pub const MARKER_FILE: &str = ".copkg-install.json";
 /// before the marker.
 pub const MANIFEST_FILE: &str = ".copkg-manifest.json";
 const STATE_DIR: &str = ".copkg";
+/// The hidden dir at the top of a filesystem mounted inside the software
+/// root that holds the temp and trash dirs of installs on it, so that
+/// their renames never cross filesystems. No install path may use the name.
+pub const MOUNT_TEMP_DIR: &str = ".copkg-tmp";
 /// Largest checksum sidecar read.
 const SIDECAR_LIMIT: u64 = 64 * 1024;
+/// Largest completion marker read (copkg's are a few hundred bytes; a
+/// package may hold a file of that name below its top).
+const MARKER_LIMIT: u64 = 64 * 1024;
 /// Times an install starts over when a server cannot resume a broken download.
 const RESTARTS: u32 = 2;
 /// Lock of the short step that checks for nested packages and renames an
@@ -43,6 +52,9 @@ const RESTARTS: u32 = 2;
 const COMMIT_LOCK: &str = "commit.lock";
 /// How deep a check for packages nested inside an install dir looks.
 const NESTING_DEPTH: usize = 16;
+/// How long a lock's holder may show no progress before a waiter gives
+/// up, unless configured (`lockTimeoutSecs`).
+pub const DEFAULT_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Where a package's files are, relative to a repository and to the software
 /// root; produced by the layout policy.
@@ -285,6 +297,11 @@ impl Coded for StoreError {
                 ExitCode::ChecksumMismatch
             }
             StoreError::Fetch { source, .. } => source.exit_code(),
+            // A body that stalled or stayed too slow after every resume.
+            StoreError::Extract {
+                source: ExtractError::Read(err),
+                ..
+            } if is_network_failure(err) => ExitCode::Network,
             StoreError::Extract { source, .. } => source.exit_code(),
             StoreError::Lock(source) => source.exit_code(),
             StoreError::Foreign { .. } | StoreError::Io { .. } => ExitCode::Failure,
@@ -358,12 +375,25 @@ impl<R: io::Read> io::Read for ProgressReader<'_, R> {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    lock_timeout: std::time::Duration,
 }
 
 impl Store {
     /// The store at `root` (nothing is created until it is written to).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Store { root: root.into() }
+        Store {
+            root: root.into(),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        }
+    }
+
+    /// The same store, whose lock waits give up once the holder has shown
+    /// no progress for `timeout`.
+    pub fn with_lock_timeout(self, timeout: std::time::Duration) -> Self {
+        Store {
+            lock_timeout: timeout,
+            ..self
+        }
     }
 
     /// The software root.
@@ -388,6 +418,64 @@ impl Store {
         let dir = self.root.join(STATE_DIR).join(name);
         std::fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
         Ok(dir)
+    }
+
+    /// Where the temp dirs (`name` = `tmp`) or dirs moved aside (`trash`)
+    /// of an install dir go: `<root>/.copkg/<name>`, or, when the install
+    /// dir will be on another filesystem (one mounted inside the root),
+    /// [`MOUNT_TEMP_DIR`] at the top of that filesystem.
+    fn scratch_dir(&self, layout: &PackageLayout, name: &str) -> Result<PathBuf, StoreError> {
+        let own = self.state_dir(name)?;
+        let Some(mount) = self.other_mount(layout, &own)? else {
+            return Ok(own);
+        };
+        let dir = mount.join(MOUNT_TEMP_DIR);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(dir),
+            Err(e) => Err(io_err("cannot create", &dir)(e)),
+        }
+    }
+
+    /// The top (within the root) of the filesystem an install dir will be
+    /// on, judged by its nearest existing parent, when that is not the
+    /// filesystem of `state` (copkg's own dirs).
+    fn other_mount(
+        &self,
+        layout: &PackageLayout,
+        state: &Path,
+    ) -> Result<Option<PathBuf>, StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let device = |path: &Path| std::fs::metadata(path).map(|m| m.dev());
+        let own = device(state).map_err(io_err("cannot inspect", state))?;
+        let dir = self.install_dir(layout);
+        let mut existing = dir.parent().unwrap_or(&self.root);
+        let target = loop {
+            match device(existing) {
+                Ok(dev) => break dev,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                    ) && existing != self.root =>
+                {
+                    existing = existing.parent().unwrap_or(&self.root);
+                }
+                Err(e) => return Err(io_err("cannot inspect", existing)(e)),
+            }
+        };
+        if target == own {
+            return Ok(None);
+        }
+        let mut top = existing;
+        while let Some(parent) = top.parent().filter(|p| p.starts_with(&self.root)) {
+            match device(parent) {
+                Ok(dev) if dev == target => top = parent,
+                Ok(_) => break,
+                Err(e) => return Err(io_err("cannot inspect", parent)(e)),
+            }
+        }
+        Ok(Some(top.to_owned()))
     }
 
     /// What is at a coordinate's install dir.
@@ -446,20 +534,31 @@ impl Store {
     /// process holds it.
     pub fn lock(
         &self,
+        coordinate: &PackageCoordinate,
         layout: &PackageLayout,
         on_wait: &mut dyn FnMut(&Path),
     ) -> Result<FileLock, StoreError> {
         let path = self
             .state_dir("locks")?
             .join(format!("{}.lock", Self::key(layout)));
-        Ok(lock_exclusive(&path, on_wait)?)
+        Ok(lock_exclusive(
+            &path,
+            &coordinate.id(),
+            self.lock_timeout,
+            on_wait,
+        )?)
     }
 
     /// Takes the store-wide lock of the commit step (held for a check and a
     /// rename only).
     fn commit_lock(&self) -> Result<FileLock, StoreError> {
         let path = self.state_dir("locks")?.join(COMMIT_LOCK);
-        Ok(lock_exclusive(&path, &mut |_| {})?)
+        Ok(lock_exclusive(
+            &path,
+            "the store's commit step",
+            self.lock_timeout,
+            &mut |_| {},
+        )?)
     }
 
     /// Refuses an install dir that lies inside, or contains, another
@@ -505,10 +604,22 @@ impl Store {
         if request.repositories.is_empty() {
             return Err(StoreError::NoRepository);
         }
-        let _lock = self.lock(request.layout, on_wait)?;
+        let lock = self.lock(request.coordinate, request.layout, on_wait)?;
         if let Some(done) = self.already_installed(request)? {
             return Ok(done);
         }
+        // Waiters on the lock time out only while it shows no progress: the
+        // download marks it as it advances.
+        let progress = |read: u64, total: Option<u64>| {
+            lock.mark_progress();
+            if let Some(progress) = request.progress {
+                (progress.0)(read, total);
+            }
+        };
+        let request = &InstallRequest {
+            progress: Some(Progress(&progress)),
+            ..*request
+        };
         {
             let _commit = self.commit_lock()?;
             self.check_nesting(request.coordinate, request.layout)?;
@@ -547,33 +658,19 @@ impl Store {
         on_wait: &(dyn Fn(&PackageCoordinate, &Path) + Sync),
         on_done: &(dyn Fn(usize, &Result<Installed, StoreError>) + Sync),
     ) -> Vec<Result<Installed, StoreError>> {
-        use std::sync::Mutex;
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<Option<Result<Installed, StoreError>>>> =
-            Mutex::new(requests.iter().map(|_| None).collect());
-        std::thread::scope(|scope| {
-            for _ in 0..jobs.clamp(1, requests.len().max(1)) {
-                scope.spawn(|| {
-                    loop {
-                        let index = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(request) = requests.get(index) else {
-                            break;
-                        };
-                        let mut notice = |lock: &Path| on_wait(request.coordinate, lock);
-                        let result = self.install(fetcher, request, &mut notice);
-                        on_done(index, &result);
-                        results.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(result);
-                    }
-                });
-            }
-        });
-        results
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .into_iter()
-            .map(|r| r.expect("every request was installed"))
-            .collect()
+        crate::parallel::in_parallel(
+            requests.iter(),
+            jobs.clamp(1, requests.len().max(1)),
+            &|index, request| {
+                let mut notice = |lock: &Path| on_wait(request.coordinate, lock);
+                let result = self.install(fetcher, request, &mut notice);
+                on_done(index, &result);
+                result
+            },
+        )
+        .into_iter()
+        .map(|(_, result)| result)
+        .collect()
     }
 
     fn already_installed(
@@ -613,14 +710,21 @@ impl Store {
         }
     }
 
-    /// Removes what killed installs left in `tmp/` and `trash/`: this
-    /// install dir's own (the caller holds its lock), and any other whose
-    /// owner's lock is free, whatever its coordinate.
+    /// Removes what killed installs left in `tmp/` and `trash/` (and in
+    /// the [`MOUNT_TEMP_DIR`] of the filesystem this install dir is on):
+    /// this install dir's own (the caller holds its lock), and any other
+    /// whose owner's lock is free, whatever its coordinate.
     fn clean_leftovers(&self, layout: &PackageLayout) -> Result<(), StoreError> {
         let own = Self::key(layout);
         let locks = self.state_dir("locks")?;
-        for name in ["tmp", "trash"] {
-            let dir = self.root.join(STATE_DIR).join(name);
+        let mut dirs = vec![
+            self.root.join(STATE_DIR).join("tmp"),
+            self.root.join(STATE_DIR).join("trash"),
+        ];
+        if let Some(mount) = self.other_mount(layout, &locks)? {
+            dirs.push(mount.join(MOUNT_TEMP_DIR));
+        }
+        for dir in dirs {
             let entries = match std::fs::read_dir(&dir) {
                 Ok(entries) => entries,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -733,7 +837,7 @@ impl Store {
         let coordinate = request.coordinate.id();
         let (download, expected) = self.open_archive(fetcher, request)?;
         let url = download.url.clone();
-        let tmp = self.state_dir("tmp")?;
+        let tmp = self.scratch_dir(request.layout, "tmp")?;
         let temp = tempfile::Builder::new()
             .prefix(&format!("{}.", Self::key(request.layout)))
             .tempdir_in(&tmp)
@@ -846,9 +950,9 @@ impl Store {
         layout: &PackageLayout,
         on_wait: &mut dyn FnMut(&Path),
     ) -> Result<bool, StoreError> {
-        let _lock = self.lock(layout, on_wait)?;
+        let _lock = self.lock(coordinate, layout, on_wait)?;
         let dir = self.install_dir(layout);
-        let trash = self.state_dir("trash")?;
+        let trash = self.scratch_dir(layout, "trash")?;
         let aside = {
             let _commit = self.commit_lock()?;
             match self.state(layout)? {
@@ -910,7 +1014,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         const MAX_DEPTH: usize = 32;
         let marker = dir.join(MARKER_FILE);
-        if let Ok(bytes) = std::fs::read(&marker) {
+        if let Ok(bytes) = read_marker_file(&marker) {
             if let Ok(record) = serde_json::from_slice::<InstallRecord>(&bytes) {
                 found.push((dir.to_owned(), record));
             }
@@ -937,7 +1041,8 @@ impl Store {
                 Err(e) if vanished(&e) => continue,
                 Err(e) => return Err(io_err("cannot list", dir)(e)),
             };
-            if depth == 0 && entry.file_name() == STATE_DIR {
+            if (depth == 0 && entry.file_name() == STATE_DIR) || entry.file_name() == MOUNT_TEMP_DIR
+            {
                 continue;
             }
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
@@ -951,7 +1056,7 @@ impl Store {
 /// What is at an install dir.
 fn state_at(dir: &Path) -> Result<PackageState, StoreError> {
     let marker = dir.join(MARKER_FILE);
-    match std::fs::read(&marker) {
+    match read_marker_file(&marker) {
         Ok(bytes) => match serde_json::from_slice(&bytes) {
             Ok(record) => Ok(PackageState::Installed(record)),
             Err(_) => Ok(PackageState::Foreign),
@@ -977,13 +1082,21 @@ fn state_at(dir: &Path) -> Result<PackageState, StoreError> {
     }
 }
 
+/// Whether `dir` holds nothing but, at the top of a mount, copkg's
+/// [`MOUNT_TEMP_DIR`].
 fn is_empty_dir(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
+    std::fs::read_dir(dir)
+        .is_ok_and(|mut entries| entries.all(|e| e.is_ok_and(|e| e.file_name() == MOUNT_TEMP_DIR)))
+}
+
+/// A completion marker's bytes: a regular file of at most [`MARKER_LIMIT`].
+fn read_marker_file(marker: &Path) -> io::Result<Vec<u8>> {
+    crate::bounded::read_file(marker, MARKER_LIMIT)
 }
 
 /// The completion marker's record in `dir`, if it has a readable one.
 fn read_marker(dir: &Path) -> Option<InstallRecord> {
-    let bytes = std::fs::read(dir.join(MARKER_FILE)).ok()?;
+    let bytes = read_marker_file(&dir.join(MARKER_FILE)).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -999,7 +1112,8 @@ fn find_marker_below(dir: &Path, depth: usize) -> Option<(PathBuf, InstallRecord
         .ok()?
         .filter_map(|e| {
             let e = e.ok()?;
-            e.file_type().ok()?.is_dir().then(|| e.path())
+            // Temp dirs hold markers before they are renamed into place.
+            (e.file_type().ok()?.is_dir() && e.file_name() != MOUNT_TEMP_DIR).then(|| e.path())
         })
         .collect();
     entries.sort();
@@ -1045,6 +1159,57 @@ pub fn parse_sidecar(bytes: &[u8]) -> Result<String, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mounts_temp_dir_is_neither_a_package_nor_content() {
+        let root = tempfile::tempdir().unwrap();
+        let mount = root.path().join("com/example");
+        // A temp dir about to be renamed into place already has its marker.
+        let temp = mount.join(MOUNT_TEMP_DIR).join("0123.x1");
+        std::fs::create_dir_all(&temp).unwrap();
+        let record = InstallRecord {
+            coordinate: "com.example:hello:1".into(),
+            sha256: "0".repeat(64),
+            verified: true,
+            source: "s".into(),
+            installed_at: 0,
+            unpacked_bytes: 0,
+            entries: 0,
+        };
+        std::fs::write(temp.join(MARKER_FILE), serde_json::to_vec(&record).unwrap()).unwrap();
+        assert_eq!(find_marker_below(root.path(), NESTING_DEPTH), None);
+        assert_eq!(state_at(&mount).unwrap(), PackageState::Absent);
+        assert_eq!(Store::new(root.path()).list().unwrap(), []);
+        // Anything else there is content.
+        std::fs::create_dir(mount.join("other")).unwrap();
+        assert_eq!(state_at(&mount).unwrap(), PackageState::Foreign);
+        std::fs::write(
+            mount.join("other").join(MARKER_FILE),
+            serde_json::to_vec(&record).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            find_marker_below(root.path(), NESTING_DEPTH),
+            Some((mount.join("other"), record))
+        );
+    }
+
+    #[test]
+    fn an_oversized_marker_is_refused_naming_it_and_the_limit() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("com/example/hello/1");
+        std::fs::create_dir_all(&dir).unwrap();
+        let marker = dir.join(MARKER_FILE);
+        std::fs::write(&marker, vec![b' '; MARKER_LIMIT as usize + 1]).unwrap();
+        let err = state_at(&dir).unwrap_err();
+        assert_eq!(
+            crate::exit::one_line(&err),
+            format!("cannot read {}: larger than 65536 bytes", marker.display())
+        );
+        // Elsewhere it is no marker at all.
+        assert_eq!(read_marker(&dir), None);
+        assert_eq!(Store::new(root.path()).list().unwrap(), []);
+    }
 
     #[test]
     fn sidecar_formats() {

@@ -137,7 +137,7 @@ fn c2_stall_after_headers_times_out() {
         "took {:?}",
         started.elapsed()
     );
-    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.code, 9, "{out:?}");
     assert!(
         out.stderr.to_lowercase().contains("timed out") || out.stderr.contains("timeout"),
         "{}",
@@ -165,7 +165,7 @@ fn c2_stall_during_body_times_out() {
         "took {:?}",
         started.elapsed()
     );
-    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.code, 9, "{out:?}");
     assert_nothing_installed(&sandbox);
 }
 
@@ -190,6 +190,110 @@ fn c2_no_response_headers_times_out() {
     );
     // Timeouts are retried: three attempts in all with retries = 2.
     assert_eq!(server.requests().len(), 3);
+}
+
+/// Sends the archive's headers (a 206 with its Content-Range for a resume),
+/// then one byte every `every`, until the client goes away.
+fn trickle(stream: &mut TcpStream, archive: &[u8], from: usize, every: Duration) {
+    let head = if from == 0 {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+            archive.len()
+        )
+    } else {
+        format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {from}-{}/{}\r\n\r\n",
+            archive.len() - from,
+            archive.len() - 1,
+            archive.len()
+        )
+    };
+    if stream.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    for byte in &archive[from..archive.len().min(from + 30)] {
+        std::thread::sleep(every);
+        if stream
+            .write_all(&[*byte])
+            .and_then(|()| stream.flush())
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[test]
+fn h4_a_trickling_server_fails_below_the_low_speed_limit() {
+    // A byte every 2 s: every read returns well within the read timeout,
+    // so only the low-speed limit can stop it.
+    let (sandbox, server, _) = setup(|repo, archive, req, _, stream| {
+        if is_archive(req) {
+            let from = range_start(req).unwrap_or(0);
+            trickle(stream, archive, from, Duration::from_secs(2));
+        } else {
+            serve_file(repo, req, stream);
+        }
+    });
+    let config = sandbox.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"connectTimeoutSecs": 2, "responseTimeoutSecs": 2, "readTimeoutSecs": 5,
+            "retries": 2, "retryBackoffMs": 50, "lowSpeedTimeSecs": 3}"#,
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = install_from(&sandbox, &config, &server.url);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert_eq!(out.code, 9, "{out:?}");
+    let url = format!("{}/{ARCHIVE_PATH}", server.url);
+    let stderr = out.stderr.replace(&url, "URL");
+    // The rate depends on timing: check the rest of the message exactly.
+    let rate = regex_free_rate(&stderr);
+    assert_eq!(
+        stderr.replace(&rate, "R"),
+        format!(
+            "error: cannot install {COORD}\n  caused by: cannot unpack {COORD} from URL\n  caused by: reading the archive failed\n  caused by: URL: R, below the low-speed limit of 1024 bytes/s\n"
+        ),
+        "{}",
+        out.stderr
+    );
+    // The first slow window is resumed (a new connection may be faster);
+    // the second in a row ends the download.
+    let archive_requests: Vec<Option<usize>> = server
+        .requests()
+        .iter()
+        .filter(|r| is_archive(r))
+        .map(range_start)
+        .collect();
+    assert_eq!(archive_requests.len(), 2, "{archive_requests:?}");
+    assert_eq!(archive_requests[0], None);
+    assert!(archive_requests[1].is_some_and(|from| from > 0));
+    assert_nothing_installed(&sandbox);
+
+    // The same limits leave a normal download alone.
+    let other = Sandbox::new();
+    other.publish_verified(&std::fs::read(sandbox.repo().join(ARCHIVE_PATH)).unwrap());
+    let repo = other.repo();
+    let normal = FaultServer::start(move |req, _, stream| serve_file(&repo, req, stream));
+    let out = install_from(&other, &config, &normal.url);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(other.install_dir().join("lib/part7").is_file());
+}
+
+/// The `N bytes/s over the last S s` part of a low-speed message.
+fn regex_free_rate(text: &str) -> String {
+    let end = text.find(", below the low-speed limit").expect(text);
+    let start = text[..end].rfind("URL: ").expect(text) + "URL: ".len();
+    let rate = &text[start..end];
+    let words: Vec<&str> = rate.split(' ').collect();
+    assert_eq!(words.len(), 7, "{rate}");
+    assert!(words[0].parse::<f64>().is_ok_and(|r| r < 1024.0), "{rate}");
+    assert_eq!(&words[1..5], ["bytes/s", "over", "the", "last"], "{rate}");
+    assert!(words[5].parse::<f64>().is_ok_and(|s| s >= 3.0), "{rate}");
+    assert_eq!(words[6], "s", "{rate}");
+    rate.to_owned()
 }
 
 #[test]

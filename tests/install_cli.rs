@@ -212,6 +212,163 @@ fn install_many_from_stdin_in_parallel() {
     assert_eq!(listed, coordinates.join("\n") + "\n");
 }
 
+/// copkg `install -j 2 -` with stdin kept open, and its stdout lines as
+/// they come.
+struct StreamingInstall {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl StreamingInstall {
+    fn start(sandbox: &Sandbox) -> Self {
+        let mut child = sandbox
+            .copkg()
+            .arg("--repo")
+            .arg(sandbox.repo())
+            .args(["install", "-j", "2", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        StreamingInstall {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    fn send(&mut self, text: &str) {
+        self.try_send(text).unwrap();
+    }
+
+    fn try_send(&mut self, text: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(text.as_bytes())?;
+        stdin.flush()
+    }
+
+    fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("no result line from copkg within 30 s")
+    }
+
+    /// Waits for the exit (at most 30 s); its code and stderr.
+    fn wait(mut self) -> (i32, String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "copkg did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        use std::io::Read;
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        (status.code().unwrap_or(-1), stderr)
+    }
+}
+
+impl Drop for StreamingInstall {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn install_from_stdin_starts_each_line_as_it_arrives() {
+    let sandbox = Sandbox::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example/hello");
+    for version in ["1.0.1", "1.0.2"] {
+        sandbox.pack(&dir, &format!("com.example:hello:{version}"));
+    }
+    let installed = |version: &str| {
+        format!(
+            "installed com.example:hello:{version} in {}",
+            sandbox
+                .root()
+                .join("com/example/hello")
+                .join(version)
+                .display()
+        )
+    };
+    let mut install = StreamingInstall::start(&sandbox);
+    install.send("com.example:hello:1.0.1\n");
+    // Installed and reported while stdin is still open.
+    assert_eq!(install.next_line(), installed("1.0.1"));
+    assert!(
+        sandbox
+            .root()
+            .join("com/example/hello/1.0.1/.copkg-install.json")
+            .is_file()
+    );
+    // A duplicate, a comment and a new one; then the end of stdin.
+    install.send("# more\ncom.example:hello:1.0.1\n\ncom.example:hello:1.0.2\n");
+    assert_eq!(install.next_line(), installed("1.0.2"));
+    drop(install.stdin.take());
+    let (code, stderr) = install.wait();
+    assert_eq!((code, stderr.as_str()), (0, ""));
+    let listed = run(sandbox.copkg().arg("list")).stdout;
+    assert_eq!(listed, "com.example:hello:1.0.1\ncom.example:hello:1.0.2\n");
+}
+
+#[test]
+fn a_bad_line_on_stdin_ends_the_install_after_what_started() {
+    let sandbox = Sandbox::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example/hello");
+    sandbox.pack(&dir, COORD);
+    let mut install = StreamingInstall::start(&sandbox);
+    install.send(&format!("{COORD}\n"));
+    assert!(
+        install
+            .next_line()
+            .starts_with(&format!("installed {COORD} in "))
+    );
+    // stdin stays open: the bad line alone ends the command.
+    install.send("com.example:hello\n");
+    let stdin = install.stdin.take();
+    let (code, stderr) = install.wait();
+    drop(stdin);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with("error: stdin line 2\n  caused by: invalid"),
+        "{stderr}"
+    );
+    // A line too long to be a coordinate is refused without being read whole.
+    let mut install = StreamingInstall::start(&sandbox);
+    // copkg stops reading (and exits) long before the end of it.
+    let _ = install.try_send(&"a".repeat(1 << 20));
+    let stdin = install.stdin.take();
+    let (code, stderr) = install.wait();
+    drop(stdin);
+    assert_eq!(
+        (code, stderr.as_str()),
+        (2, "error: stdin line 1: longer than 4096 bytes\n")
+    );
+}
+
 #[test]
 fn partial_failure_reports_each_and_exits_with_the_first_code() {
     let sandbox = Sandbox::new();
@@ -774,6 +931,13 @@ fn h6_config_values_out_of_range_are_usage_errors_naming_the_key() {
         (r#"{"connectTimeoutSecs": 0}"#, "connectTimeoutSecs"),
         (r#"{"readTimeoutSecs": 1e300}"#, "readTimeoutSecs"),
         (r#"{"retries": 1000000}"#, "retries"),
+        (r#"{"lowSpeedTimeSecs": 0}"#, "lowSpeedTimeSecs"),
+        (r#"{"lockTimeoutSecs": -5}"#, "lockTimeoutSecs"),
+        (r#"{"lowSpeedTimeSecs": 1e300}"#, "lowSpeedTimeSecs"),
+        (
+            r#"{"lowSpeedLimitBytes": 2000000000000}"#,
+            "lowSpeedLimitBytes",
+        ),
         (r#"{"maxEntries": 0}"#, "maxEntries"),
         (r#"{"scriptOutputBytes": 0}"#, "scriptOutputBytes"),
         (r#"{"packageDir": ""}"#, "packageDir"),

@@ -273,6 +273,133 @@ fn b3_lock_file_deleted_while_held_gives_no_double_install() {
     assert_eq!(downloads, 1);
 }
 
+/// Holds `lock` with flock(1) until killed; returns once it is held.
+fn hold_lock(lock: &std::path::Path) -> std::process::Child {
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let holder = Command::new("flock")
+        .arg("--no-fork")
+        .arg(lock)
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Command::new("flock")
+        .arg("-n")
+        .arg(lock)
+        .arg("true")
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(Instant::now() < deadline, "flock did not take the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    holder
+}
+
+#[test]
+fn a_lock_held_without_progress_times_out_naming_the_coordinate() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&good_archive());
+    let lock = lock_path(&sandbox);
+    let mut holder = hold_lock(&lock);
+    let started = Instant::now();
+    let out = sandbox.install_with_config(r#"{"lockTimeoutSecs": 1}"#);
+    let took = started.elapsed();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(5),
+        "took {took:?}"
+    );
+    assert_eq!(out.code, 6, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "waiting for another copkg working on {COORD} (lock {0})\n\
+             error: cannot install {COORD}\n  \
+             caused by: timed out waiting for another copkg working on {COORD}: it showed no progress for 1 s (lock {0})\n",
+            lock.display()
+        )
+    );
+    assert!(!sandbox.install_dir().exists());
+    // Once the lock is free, the same install succeeds.
+    let out = sandbox.install_with_config(r#"{"lockTimeoutSecs": 1}"#);
+    assert_eq!(out.code, 0, "{out:?}");
+}
+
+#[test]
+fn an_install_making_progress_is_waited_for_past_the_lock_timeout() {
+    // A slow but steady download holds the lock for longer than the
+    // waiter's timeout: the waiter sees its progress and waits it out (B2).
+    let sandbox = Sandbox::new();
+    let archive = sizeable_archive();
+    sandbox.publish_verified(&archive);
+    let repo = sandbox.repo();
+    let server = FaultServer::start(move |req, _, stream| {
+        use std::io::Write;
+        if !req.path.ends_with(".tar.gz") {
+            return serve_file(&repo, req, stream);
+        }
+        let body = std::fs::read(repo.join(req.path.trim_start_matches('/'))).unwrap();
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        let _ = stream.write_all(head.as_bytes());
+        // About 3 s in all, in 30 slices.
+        for chunk in body.chunks(body.len().div_ceil(30)) {
+            std::thread::sleep(Duration::from_millis(100));
+            if stream.write_all(chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let config = sandbox.path().join("config.json");
+    std::fs::write(&config, r#"{"lockTimeoutSecs": 1}"#).unwrap();
+    let install = || {
+        sandbox
+            .copkg()
+            .arg("--config")
+            .arg(&config)
+            .args(["--repo", &server.url, "install", COORD])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = install();
+    // The second starts once the first holds the lock.
+    let lock = lock_path(&sandbox);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lock.exists()
+        || Command::new("flock")
+            .arg("-n")
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .unwrap()
+            .success()
+    {
+        assert!(Instant::now() < deadline, "the first install took no lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = Instant::now();
+    let second = install();
+    let first = first.wait_with_output().unwrap();
+    let second = second.wait_with_output().unwrap();
+    assert!(first.status.success(), "{first:?}");
+    assert!(second.status.success(), "{second:?}");
+    assert!(
+        started.elapsed() > Duration::from_secs(1),
+        "the wait was not tested"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout),
+        format!(
+            "{COORD} is already installed in {}\n",
+            sandbox.install_dir().display()
+        )
+    );
+}
+
 #[test]
 fn b4_everything_is_durable_before_success_is_reported() {
     let sandbox = Sandbox::new();
@@ -382,6 +509,88 @@ fn b5_disk_full_is_a_clear_error_with_nothing_left() {
         .arg(sandbox.repo())
         .args(["install", COORD]));
     assert_eq!(out.code, 0, "{out:?}");
+}
+
+/// Mounts a tmpfs at `dir` (created), unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount is needed for the mount tests");
+        assert!(status.success(), "mounting a tmpfs needs root");
+        Tmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_filesystem_mounted_inside_the_software_root_takes_installs() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&sizeable_archive());
+    let mount = sandbox.root().join("com/example");
+    let _tmpfs = Tmpfs::mount(&mount, "64m");
+    let temp = mount.join(".copkg-tmp");
+    // Leftovers on the mount: of a killed install whose lock is free, and
+    // of one still running (it holds its lock), whose marker is already
+    // written.
+    let free = "0123456789abcdef0123456789abcdef";
+    let busy = "fedcba9876543210fedcba9876543210";
+    std::fs::create_dir_all(temp.join(format!("{free}.x1/lib"))).unwrap();
+    std::fs::create_dir_all(temp.join(format!("{busy}.x1"))).unwrap();
+    std::fs::write(
+        temp.join(format!("{busy}.x1/.copkg-install.json")),
+        format!(
+            r#"{{"coordinate": "com.example:ghost:1", "sha256": "{}", "verified": true,
+                "source": "s", "installed_at": 0, "unpacked_bytes": 0, "entries": 0}}"#,
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let mut holder = hold_lock(&sandbox.root().join(format!(".copkg/locks/{busy}.lock")));
+
+    let out = sandbox.install();
+    assert_eq!(out.code, 0, "{out:?}");
+    // Every file, in its 10 dirs.
+    assert_eq!(
+        tree_of(&sandbox.install_dir().join("lib")).len(),
+        FILES + 10
+    );
+    assert!(!temp.join(format!("{free}.x1")).exists(), "leftover kept");
+    // list sees the install, not the temp dir.
+    let out = run(sandbox.copkg().arg("list"));
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, format!("{COORD}\n").as_str())
+    );
+    let out = run(sandbox.copkg().args(["verify", COORD]));
+    assert_eq!(out.code, 0, "{out:?}");
+
+    let out = run(sandbox.copkg().args(["uninstall", COORD]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!mount.join("hello").exists());
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    std::fs::remove_dir_all(temp.join(format!("{busy}.x1"))).unwrap();
+    // Nothing left on the mount or in copkg's own dirs.
+    assert_eq!(tree_of(&mount), [".copkg-tmp"]);
+    for dir in ["tmp", "trash"] {
+        assert_eq!(
+            tree_of(&sandbox.root().join(".copkg").join(dir)),
+            Vec::<String>::new()
+        );
+    }
+    // And it installs again.
+    assert_eq!(sandbox.install().code, 0);
 }
 
 /// A package's files: (path, content).

@@ -527,3 +527,43 @@ fn run_scripts_have_no_limit_unless_asked_and_os_exit_is_their_code() {
         out.stderr
     );
 }
+
+#[test]
+fn scripts_are_read_bounded_and_only_from_regular_files() {
+    let sandbox = Sandbox::new();
+    let big = sandbox.path().join("big.lua");
+    std::fs::write(&big, format!("-- {}\n", "x".repeat(4 << 20))).unwrap();
+    let fifo = sandbox.path().join("fifo.lua");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    for (path, why) in [
+        (&big, "larger than 4194304 bytes"),
+        (&fifo, "not a regular file"),
+    ] {
+        let started = std::time::Instant::now();
+        let out = run(sandbox.copkg().arg("run").arg(path));
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(
+            (out.code, out.stderr.as_str()),
+            (
+                8,
+                format!(
+                    "error: cannot read Lua script {}\n  caused by: {why}\n",
+                    path.display()
+                )
+                .as_str()
+            )
+        );
+        let out = run(sandbox.copkg().arg("--site").arg(path).arg("site"));
+        assert_eq!(
+            (out.code, out.stderr.as_str()),
+            (
+                2,
+                format!(
+                    "error: site script refused: cannot read Lua script {}: {why}\n",
+                    path.display()
+                )
+                .as_str()
+            )
+        );
+    }
+}

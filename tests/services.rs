@@ -631,6 +631,66 @@ fn d8_two_starts_at_once_give_one_instance() {
 }
 
 #[test]
+fn stop_of_a_service_whose_lock_is_held_times_out_naming_it() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "locked",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
+    let lock = sandbox
+        .path()
+        .join(format!("runtime/.copkg/locks/{SVC}.lock"));
+    let mut holder = Command::new("flock")
+        .arg("--no-fork")
+        .arg(&lock)
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || {
+        !Command::new("flock")
+            .arg("-n")
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .unwrap()
+            .success()
+    }));
+    let config = sandbox.path().join("config.json");
+    std::fs::write(&config, r#"{"lockTimeoutSecs": 1}"#).unwrap();
+    let started = Instant::now();
+    let out = run(sandbox
+        .copkg()
+        .arg("--config")
+        .arg(&config)
+        .args(["stop", SVC]));
+    let took = started.elapsed();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(out.code, 6, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "waiting for another copkg working on {SVC} (lock {0})\n\
+             error: timed out waiting for another copkg working on {SVC}: it showed no progress for 1 s (lock {0})\n",
+            lock.display()
+        )
+    );
+    // Still running; once the lock is free, stop works.
+    let pid = recorded_pid(&sandbox, SVC);
+    assert!(pid_alive(pid));
+    let out = run(sandbox
+        .copkg()
+        .arg("--config")
+        .arg(&config)
+        .args(["stop", SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(wait_until(Duration::from_secs(10), || !pid_alive(pid)));
+}
+
+#[test]
 fn d9_hanging_or_flooding_start_script_is_bounded() {
     let sandbox = Sandbox::new();
     let hang = "#!/bin/sh\necho about to hang\nsleep 300\n";

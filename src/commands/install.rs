@@ -1,96 +1,203 @@
 //! `copkg install [-j N] COORD… | -`
 
-use std::io::{BufRead, IsTerminal};
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::io::{BufRead, IsTerminal, Read};
 use std::sync::Mutex;
 
-use super::{Context, Error, Result, ResultExt, layouts, out, usage};
+use super::{Context, Error, Result, ResultExt, out, usage};
 use crate::cli::InstallArgs;
 use crate::coordinate::PackageCoordinate;
 use crate::exit::{Coded, describe, one_line};
+use crate::lua::Policy;
+use crate::parallel::in_parallel;
 use crate::repo::{Fetcher, ProxySettings};
 use crate::settings::Verbosity;
-use crate::store::{InstallRequest, Installed, Progress, StoreError};
+use crate::store::{InstallRequest, Installed, PackageLayout, Progress, StoreError};
 
-/// Reads the coordinates: the arguments, with `-` meaning one a line from
-/// stdin (blank lines and `#` comments skipped). Duplicates are dropped.
-fn read_coordinates(args: &[String]) -> Result<Vec<PackageCoordinate>> {
-    let mut texts = Vec::new();
-    for arg in args {
-        if arg == "-" {
-            for (number, line) in std::io::stdin().lock().lines().enumerate() {
-                let line = line.map_err(|source| Error::Io {
-                    action: "cannot read coordinates from stdin",
-                    source,
-                })?;
-                let line = line.trim();
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                let coordinate = line
-                    .parse::<PackageCoordinate>()
-                    .with_context(|| format!("stdin line {}", number + 1))?;
-                texts.push(coordinate);
-            }
-        } else {
-            texts.push(arg.parse::<PackageCoordinate>()?);
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    texts.retain(|c| seen.insert(c.to_string()));
-    if texts.is_empty() {
-        return Err(usage("no coordinates given"));
-    }
-    Ok(texts)
+/// Longest line of coordinates read from stdin.
+const LINE_LIMIT: u64 = 4096;
+
+/// A coordinate to install, with its paths.
+type Job = (PackageCoordinate, PackageLayout);
+
+/// What the arguments ask for, in order: a coordinate given as an
+/// argument (parsed and laid out before anything starts), or `-`.
+enum Given {
+    Coordinate(Box<Job>),
+    Stdin,
 }
 
-/// Installs every coordinate, `jobs` at a time.
+/// The coordinates to install, in order, each once: the arguments, with
+/// `-` meaning one a line from stdin (blank lines and `#` comments
+/// skipped), read only as the installs ask for more, so that each starts
+/// as its line arrives. The first bad line ends the stream; its error is
+/// left in `failure`.
+struct Coordinates<'a> {
+    given: std::vec::IntoIter<Given>,
+    stdin: Option<(std::io::StdinLock<'static>, usize)>,
+    policy: &'a Policy<'a>,
+    seen: HashSet<String>,
+    failure: &'a RefCell<Option<Error>>,
+}
+
+impl Coordinates<'_> {
+    /// The next coordinate from stdin, `Ok(None)` at its end.
+    fn next_line(&mut self) -> Result<Option<Job>> {
+        let Some((stdin, number)) = &mut self.stdin else {
+            return Ok(None);
+        };
+        let read_error = |source| Error::Io {
+            action: "cannot read coordinates from stdin",
+            source,
+        };
+        loop {
+            let mut line = Vec::new();
+            stdin
+                .by_ref()
+                .take(LINE_LIMIT + 1)
+                .read_until(b'\n', &mut line)
+                .map_err(read_error)?;
+            if line.is_empty() {
+                return Ok(None);
+            }
+            *number += 1;
+            if line.len() as u64 > LINE_LIMIT {
+                return Err(usage(format!(
+                    "stdin line {number}: longer than {LINE_LIMIT} bytes"
+                )));
+            }
+            let line = String::from_utf8(line).map_err(|_| {
+                read_error(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("line {number} is not UTF-8"),
+                ))
+            })?;
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let coordinate = line
+                .parse::<PackageCoordinate>()
+                .with_context(|| format!("stdin line {number}"))?;
+            let layout = lay_out(self.policy, &coordinate)?;
+            return Ok(Some((coordinate, layout)));
+        }
+    }
+}
+
+impl Iterator for Coordinates<'_> {
+    type Item = Job;
+
+    fn next(&mut self) -> Option<Job> {
+        loop {
+            let job = match self.next_line() {
+                Ok(Some(job)) => job,
+                Ok(None) => {
+                    self.stdin = None;
+                    match self.given.next()? {
+                        Given::Coordinate(job) => *job,
+                        Given::Stdin => {
+                            self.stdin = Some((std::io::stdin().lock(), 0));
+                            continue;
+                        }
+                    }
+                }
+                Err(err) => {
+                    *self.failure.borrow_mut() = Some(err);
+                    return None;
+                }
+            };
+            if self.seen.insert(job.0.to_string()) {
+                return Some(job);
+            }
+        }
+    }
+}
+
+fn lay_out(policy: &Policy<'_>, coordinate: &PackageCoordinate) -> Result<PackageLayout> {
+    policy
+        .layout(coordinate)
+        .map_err(Error::from)
+        .with_context(|| format!("site policy failed for {coordinate}"))
+}
+
+/// Installs every coordinate, `jobs` at a time; coordinates from stdin
+/// start installing as they arrive.
 pub fn run(ctx: &Context, args: &InstallArgs) -> Result {
-    let coordinates = read_coordinates(&args.coordinates)?;
+    let mut parsed = Vec::new();
+    for arg in &args.coordinates {
+        parsed.push(match arg.as_str() {
+            "-" => None,
+            text => Some(text.parse::<PackageCoordinate>()?),
+        });
+    }
     let host = ctx.host()?;
-    let layouts = layouts(&host, &coordinates)?;
+    let policy = host.policy();
+    let mut given = Vec::new();
+    for coordinate in parsed {
+        given.push(match coordinate {
+            Some(coordinate) => {
+                let layout = lay_out(&policy, &coordinate)?;
+                Given::Coordinate(Box::new((coordinate, layout)))
+            }
+            None => Given::Stdin,
+        });
+    }
     let settings = &ctx.settings;
     let fetcher = Fetcher::new(settings.http.clone(), ProxySettings::from_env())?;
-    let single = coordinates.len() == 1;
+    // One coordinate given as an argument: its error is the command's.
+    let single = match given.as_slice() {
+        [Given::Coordinate(job)] => Some(job.0.id()),
+        _ => None,
+    };
     // One install on a terminal shows a progress line; pipes and logs get none.
-    let show_progress = single
+    let show_progress = single.is_some()
         && settings.verbosity >= Verbosity::Normal
         && !settings.json
         && std::io::stderr().is_terminal();
     let progress_line = |read: u64, total: Option<u64>| {
+        let id = single.as_deref().unwrap_or_default();
         let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
         let line = match total {
             Some(total) if total > 0 => format!(
-                "{}: {:.1} / {:.1} MiB ({:.0}%)",
-                coordinates[0].id(),
+                "{id}: {:.1} / {:.1} MiB ({:.0}%)",
                 mib(read),
                 mib(total),
                 100.0 * read as f64 / total as f64
             ),
-            _ => format!("{}: {:.1} MiB", coordinates[0].id(), mib(read)),
+            _ => format!("{id}: {:.1} MiB", mib(read)),
         };
         eprint!("\r\x1b[K{line}");
     };
-    let requests: Vec<InstallRequest<'_>> = coordinates
-        .iter()
-        .zip(&layouts)
-        .map(|(coordinate, layout)| InstallRequest {
-            progress: show_progress.then_some(Progress(&progress_line)),
-            ..settings.install_request(coordinate, layout)
-        })
-        .collect();
+    let failure = RefCell::new(None);
+    let source = Coordinates {
+        given: given.into_iter(),
+        stdin: None,
+        policy: &policy,
+        seen: HashSet::new(),
+        failure: &failure,
+    };
+    let store = ctx.store();
     let report_failures = Mutex::new(Vec::new());
-    let results = ctx.store().install_parallel(
-        &fetcher,
-        &requests,
+    let results = in_parallel(
+        source,
         usize::from(args.jobs),
-        &|coordinate, lock| ctx.lock_wait_notice(&coordinate.id())(lock),
-        &|index, result| {
+        &|_, (coordinate, layout): &Job| {
+            let request = InstallRequest {
+                progress: show_progress.then_some(Progress(&progress_line)),
+                ..settings.install_request(coordinate, layout)
+            };
+            let result = store.install(
+                &fetcher,
+                &request,
+                &mut ctx.lock_wait_notice(&coordinate.id()),
+            );
             if show_progress {
                 eprint!("\r\x1b[K");
             }
-            let coordinate = &coordinates[index];
-            if let Err(err) = result
-                && !single
+            if let Err(err) = &result
+                && single.is_none()
             {
                 eprintln!(
                     "error: cannot install {}\n  caused by: {}",
@@ -98,12 +205,13 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result {
                     describe(err).trim_start_matches("error: ")
                 );
             }
-            if let Err(err) = report(ctx, coordinate, result) {
+            if let Err(err) = report(ctx, coordinate, &result) {
                 report_failures
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push(err);
             }
+            result
         },
     );
     if let Some(err) = report_failures
@@ -113,21 +221,26 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result {
     {
         return Err(err.into());
     }
+    // A bad line ended the stream: what started has been reported.
+    if let Some(err) = failure.into_inner() {
+        return Err(err);
+    }
+    let total = results.len();
     let mut failures: Vec<Error> = results
         .into_iter()
-        .zip(&coordinates)
-        .filter_map(|(result, coordinate)| {
+        .filter_map(|((coordinate, _), result)| {
             result
                 .with_context(|| format!("cannot install {}", coordinate.id()))
                 .err()
         })
         .collect();
     match failures.len() {
+        _ if total == 0 => Err(usage("no coordinates given")),
         0 => Ok(()),
-        _ if single => Err(failures.remove(0)),
+        _ if single.is_some() => Err(failures.remove(0)),
         failed => Err(Error::Partial {
             failed,
-            total: coordinates.len(),
+            total,
             what: "installs",
             code: failures[0].exit_code(),
         }),

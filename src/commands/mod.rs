@@ -93,7 +93,7 @@ impl Context {
 
     /// The package store.
     pub fn store(&self) -> Store {
-        Store::new(&self.settings.software_root)
+        self.settings.store()
     }
 
     /// A callback that says what a lock wait is for.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use mlua::Lua;
 use serde::{Deserialize, Serialize};
 
-use super::{Host, LuaError};
+use super::{Host, LuaError, read_script};
 use crate::account::Account;
 use crate::lifecycle::{LogCleanup, LogCleanupOptions, ServiceContext};
 use crate::platform::Platform;
@@ -36,7 +36,7 @@ pub(crate) struct SiteSource {
 impl SiteSource {
     /// Reads a site script.
     pub fn read(path: &std::path::Path) -> Result<SiteSource, LuaError> {
-        let bytes = std::fs::read(path).map_err(|source| LuaError::Read {
+        let bytes = read_script(path).map_err(|source| LuaError::Read {
             path: path.to_owned(),
             source,
         })?;

@@ -22,6 +22,16 @@ use crate::exit::{Coded, ExitCode};
 
 /// The built-in default policy, embedded in the binary.
 pub const DEFAULT_POLICY: &str = include_str!("../../lua/policy.lua");
+/// Largest Lua source read from a file: a site script, a `copkg run`
+/// script, a package's `start.lua`/`stop.lua`. It leaves room in a hook
+/// request ([`REQUEST_LIMIT`]), which carries the site script.
+pub const SCRIPT_LIMIT: u64 = 4 << 20;
+
+/// Reads a Lua script whole: a regular file of at most [`SCRIPT_LIMIT`]
+/// bytes.
+fn read_script(path: &Path) -> std::io::Result<Vec<u8>> {
+    crate::bounded::read_file(path, SCRIPT_LIMIT)
+}
 
 /// Why Lua code failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +56,7 @@ pub enum LuaError {
     },
     /// The site script was refused at load (it does not parse, fails, or
     /// returns something that is not a table of known hooks).
-    #[error("site script refused: {0}")]
+    #[error("site script refused: {}", crate::exit::one_line(.0.as_ref()))]
     Site(Box<LuaError>),
     /// A hook returned something it may not.
     #[error("hook `{hook}` returned an invalid result: {problem}")]
@@ -265,7 +275,7 @@ impl Host {
         args: &[String],
         timeout: Option<std::time::Duration>,
     ) -> Result<(), LuaError> {
-        let source = std::fs::read(path).map_err(|source| LuaError::Read {
+        let source = read_script(path).map_err(|source| LuaError::Read {
             path: path.to_owned(),
             source,
         })?;

@@ -102,7 +102,7 @@ impl<'a> Policy<'a> {
         path: &std::path::Path,
         context: &ServiceContext,
     ) -> Result<(), LuaError> {
-        let source = std::fs::read(path).map_err(|source| LuaError::Read {
+        let source = super::read_script(path).map_err(|source| LuaError::Read {
             path: path.to_owned(),
             source,
         })?;
@@ -256,6 +256,18 @@ impl<'a> Policy<'a> {
             return Err(LuaError::BadResult {
                 hook: "install_path",
                 problem: "`.copkg` at the top of the software root is copkg's own".to_owned(),
+            });
+        }
+        if install_path
+            .split('/')
+            .any(|name| name == crate::store::MOUNT_TEMP_DIR)
+        {
+            return Err(LuaError::BadResult {
+                hook: "install_path",
+                problem: format!(
+                    "`{}` is copkg's own (temp dirs at the top of a mount)",
+                    crate::store::MOUNT_TEMP_DIR
+                ),
             });
         }
         let paths: Value = self.call_hook("repository_paths", pkg)?;
@@ -479,6 +491,10 @@ mod tests {
             (
                 "install_path = function() return '.copkg/x' end",
                 "hook `install_path` returned an invalid result: `.copkg` at the top of the software root is copkg's own",
+            ),
+            (
+                "install_path = function() return 'mnt/.copkg-tmp/x' end",
+                "hook `install_path` returned an invalid result: `.copkg-tmp` is copkg's own (temp dirs at the top of a mount)",
             ),
             (
                 "repository_paths = function() return {archive='a', sha256='b', url='c'} end",

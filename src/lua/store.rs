@@ -8,7 +8,7 @@ use crate::coordinate::PackageCoordinate;
 use crate::exit::Coded;
 use crate::repo::{Fetcher, ProxySettings};
 use crate::settings::Settings;
-use crate::store::{Installed, PackageState, Store, StoreError};
+use crate::store::{Installed, PackageState, StoreError};
 
 /// The hooks table of the state, for functions that need the policy.
 pub(crate) struct Hooks(pub Table);
@@ -84,11 +84,9 @@ fn install(lua: &Lua, text: String) -> mlua::Result<Table> {
     let coordinate = parse(F, &text)?;
     let layout = policy_layout(lua, F, &coordinate)?;
     let request = settings.install_request(&coordinate, &layout);
-    let result = Store::new(&settings.software_root).install(
-        &fetcher(lua, F, &settings)?,
-        &request,
-        &mut |_| {},
-    );
+    let result = settings
+        .store()
+        .install(&fetcher(lua, F, &settings)?, &request, &mut |_| {});
     if let Err(err) = &result {
         return Err(super::raise(
             lua,
@@ -126,13 +124,10 @@ fn install_many(lua: &Lua, (list, options): (Vec<String>, Option<Table>)) -> mlu
         .map(|(c, l)| settings.install_request(c, l))
         .collect();
     let fetcher = fetcher(lua, F, &settings)?;
-    let results = Store::new(&settings.software_root).install_parallel(
-        &fetcher,
-        &requests,
-        jobs.max(1),
-        &|_, _| {},
-        &|_, _| {},
-    );
+    let results =
+        settings
+            .store()
+            .install_parallel(&fetcher, &requests, jobs.max(1), &|_, _| {}, &|_, _| {});
     let out = lua.create_table()?;
     for (coordinate, result) in coordinates.iter().zip(&results) {
         out.push(result_table(lua, coordinate, result)?)?;
@@ -146,7 +141,7 @@ fn uninstall(lua: &Lua, text: String) -> mlua::Result<bool> {
     let settings = settings(lua, F)?;
     let coordinate = parse(F, &text)?;
     let layout = policy_layout(lua, F, &coordinate)?;
-    let store = Store::new(&settings.software_root);
+    let store = settings.store();
     crate::lifecycle::ensure_unused(
         &settings,
         &store.install_dir(&layout),
@@ -164,7 +159,8 @@ fn installed(lua: &Lua, (): ()) -> mlua::Result<Table> {
     const F: &str = "installed";
     let settings = settings(lua, F)?;
     let out = lua.create_table()?;
-    for (dir, record) in Store::new(&settings.software_root)
+    for (dir, record) in settings
+        .store()
         .list()
         .map_err(|e| super::raise_error(lua, F, &e))?
     {
@@ -186,7 +182,7 @@ fn resolve(lua: &Lua, text: String) -> mlua::Result<Table> {
     let settings = settings(lua, F)?;
     let coordinate = parse(F, &text)?;
     let layout = policy_layout(lua, F, &coordinate)?;
-    let store = Store::new(&settings.software_root);
+    let store = settings.store();
     let table = lua.create_table()?;
     table.set("coordinate", coordinate.id())?;
     table.set("dir", store.install_dir(&layout).display().to_string())?;
@@ -219,7 +215,7 @@ fn fetch(lua: &Lua, (text, path): (String, String)) -> mlua::Result<Table> {
     let coordinate = parse(F, &text)?;
     let layout = policy_layout(lua, F, &coordinate)?;
     let request = settings.install_request(&coordinate, &layout);
-    let store = Store::new(&settings.software_root);
+    let store = settings.store();
     let (mut download, expected) = store
         .open_archive(&fetcher(lua, F, &settings)?, &request)
         .map_err(|e| super::raise_error(lua, F, &e))?;
