@@ -780,10 +780,10 @@ impl Store {
             installed_at: SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
-            unpacked_bytes: unpacked.unpacked_bytes,
-            entries: unpacked.entries,
+            unpacked_bytes: unpacked.unpacked.unpacked_bytes,
+            entries: unpacked.unpacked.entries,
         };
-        Ok((temp, record, unpacked.unreadable))
+        Ok((temp, record, unpacked.unpacked.unreadable))
     }
 
     /// Writes the manifest and then the marker, makes everything durable, and renames the temp dir

@@ -301,8 +301,8 @@ fn extract(lua: &Lua, (archive, dir): (String, String)) -> mlua::Result<Table> {
     let table = lua.create_table()?;
     table.set("dir", dir.as_str())?;
     table.set("sha256", unpacked.sha256)?;
-    table.set("bytes", unpacked.unpacked_bytes)?;
-    table.set("entries", unpacked.entries)?;
+    table.set("bytes", unpacked.unpacked.unpacked_bytes)?;
+    table.set("entries", unpacked.unpacked.entries)?;
     Ok(table)
 }
 
