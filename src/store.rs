@@ -2,12 +2,13 @@
 //! installs; uninstall; listing. Its own state lives in `<root>/.copkg/`
 //! (`locks/`, `tmp/`, `trash/`).
 //!
-//! An install is fetched and unpacked in one streaming pass into a fresh temp
-//! dir in `<root>/.copkg/tmp`, its digest checked, its manifest recorded
-//! (`store/manifest.rs`), a completion marker written last, everything made
-//! durable, and only then renamed into place, all while holding a
-//! per-coordinate `flock`. [`Store::verify`] compares an install dir with
-//! its manifest.
+//! An install is fetched into a fresh temp dir in `<root>/.copkg/tmp` — a
+//! `.tar.gz` in one streaming pass, a `.zip` (where a repository has no
+//! `.tar.gz`) downloaded to a temp file, verified, then unpacked — its digest
+//! checked, its manifest recorded (`store/manifest.rs`), a completion marker
+//! written last, everything made durable, and only then renamed into place,
+//! all while holding a per-coordinate `flock`. [`Store::verify`] compares an
+//! install dir with its manifest.
 
 mod manifest;
 
@@ -20,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::coordinate::{PackageCoordinate, parse_sha256_hex};
 use crate::exit::{Coded, ExitCode};
-use crate::extract::{self, ExtractError, Limits};
+use crate::extract::{self, ExtractError, Limits, Unpacked};
 use crate::lock::{FileLock, LockError, lock_exclusive};
 use crate::repo::{Download, FetchError, Fetcher, Repository, is_restart_needed};
 
@@ -43,6 +44,7 @@ const RESTARTS: u32 = 2;
 const COMMIT_LOCK: &str = "commit.lock";
 /// How deep a check for packages nested inside an install dir looks.
 const NESTING_DEPTH: usize = 16;
+const DOWNLOAD_BUFFER_BYTES: usize = 256 * 1024;
 
 /// Where a package's files are, relative to a repository and to the software
 /// root; produced by the layout policy.
@@ -54,6 +56,71 @@ pub struct PackageLayout {
     pub archive: String,
     /// Checksum sidecar path relative to a repository base.
     pub sha256: String,
+    /// The `.zip` installed where a repository has no `archive` (the
+    /// original copkg's format), relative to a repository base; its sidecar
+    /// is the same path with `.sha256` added.
+    pub zip: Option<String>,
+}
+
+impl PackageLayout {
+    /// The zip's checksum sidecar path, if the layout has a zip.
+    pub fn zip_sha256(&self) -> Option<String> {
+        self.zip.as_ref().map(|zip| format!("{zip}.sha256"))
+    }
+
+    /// What a repository is asked for, in order: the archive, then the zip.
+    fn candidates(&self) -> Vec<(ArchiveFormat, &str, String)> {
+        let mut candidates = vec![(
+            ArchiveFormat::TarGz,
+            self.archive.as_str(),
+            self.sha256.clone(),
+        )];
+        if let (Some(zip), Some(sidecar)) = (&self.zip, self.zip_sha256()) {
+            candidates.push((ArchiveFormat::Zip, zip.as_str(), sidecar));
+        }
+        candidates
+    }
+}
+
+/// How a package archive is packed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// A gzip-compressed tar stream, unpacked as it is read.
+    TarGz,
+    /// A zip archive, downloaded to a temp file and verified before it is
+    /// unpacked from its central directory.
+    Zip,
+}
+
+impl ArchiveFormat {
+    /// `tar.gz` or `zip`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArchiveFormat::TarGz => "tar.gz",
+            ArchiveFormat::Zip => "zip",
+        }
+    }
+}
+
+/// A package archive opened in the first repository that has it.
+#[derive(Debug)]
+pub struct OpenedArchive {
+    /// Its bytes, as a stream.
+    pub download: Download,
+    /// The digest it must have (from its sidecar or a pin), if any.
+    pub expected: Option<String>,
+    /// How it is packed.
+    pub format: ArchiveFormat,
+}
+
+/// What asking one repository for one archive format found.
+enum Probe {
+    Found(OpenedArchive),
+    /// The archive is not there (its URL): the next format is asked for.
+    Absent(String),
+    /// The repository cannot serve the package (why, and whether because it
+    /// could not be reached): the next repository is asked.
+    Skip(String, bool),
 }
 
 /// Whether an archive without a checksum sidecar (and no digest pin) may be installed.
@@ -646,7 +713,13 @@ impl Store {
                     }
                 };
                 let path = entry.path();
-                match std::fs::remove_dir_all(&path) {
+                // A temp dir, or a zip downloaded to a temp file.
+                let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+                match removed {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => return Err(io_err("cannot remove leftover", &path)(e)),
@@ -659,60 +732,27 @@ impl Store {
     /// Opens a package's archive from the first repository that has it
     /// (with its checksum sidecar, unless a pin or the policy makes that
     /// unnecessary), and returns the stream with the digest it must have.
+    /// A repository is asked for the `.tar.gz`, and for the layout's `.zip`
+    /// only where it answers "not found" for the `.tar.gz`.
     pub fn open_archive(
         &self,
         fetcher: &Fetcher,
         request: &InstallRequest<'_>,
-    ) -> Result<(Download, Option<String>), StoreError> {
+    ) -> Result<OpenedArchive, StoreError> {
         let coordinate = request.coordinate.id();
-        let fetch_err = |source| StoreError::Fetch {
-            coordinate: coordinate.clone(),
-            source: Box::new(source),
-        };
         let mut tried = Vec::new();
         let mut unreachable = false;
         for repo in request.repositories {
-            let mut expected = request.coordinate.digest.clone();
-            match fetcher.read_small(repo, &request.layout.sha256, SIDECAR_LIMIT) {
-                Ok(text) => {
-                    let url = repo.address(&request.layout.sha256);
-                    let digest = parse_sidecar(&text).map_err(|reason| StoreError::BadSidecar {
-                        url: url.clone(),
-                        reason,
-                    })?;
-                    if let Some(pin) = &expected
-                        && *pin != digest
-                    {
-                        return Err(StoreError::ChecksumMismatch {
-                            coordinate,
-                            url,
-                            expected: pin.clone(),
-                            actual: digest,
-                        });
+            for (format, archive, sidecar) in request.layout.candidates() {
+                match self.probe(fetcher, repo, request, format, archive, &sidecar)? {
+                    Probe::Found(opened) => return Ok(opened),
+                    Probe::Absent(url) => tried.push(format!("{url}: not found")),
+                    Probe::Skip(why, could_not_reach) => {
+                        tried.push(why);
+                        unreachable |= could_not_reach;
+                        break;
                     }
-                    expected = Some(digest);
                 }
-                Err(FetchError::NotFound { url })
-                    if expected.is_none() && request.checksum == ChecksumPolicy::Required =>
-                {
-                    tried.push(format!("{url}: not found (a checksum sidecar is required)"));
-                    continue;
-                }
-                Err(FetchError::NotFound { .. }) => {}
-                Err(e) if e.try_next_repository() => {
-                    unreachable |= !matches!(e, FetchError::NotFound { .. });
-                    tried.push(crate::exit::one_line(&e));
-                    continue;
-                }
-                Err(e) => return Err(fetch_err(e)),
-            }
-            match fetcher.open(repo, &request.layout.archive) {
-                Ok(download) => return Ok((download, expected)),
-                Err(e) if e.try_next_repository() => {
-                    unreachable |= !matches!(e, FetchError::NotFound { .. });
-                    tried.push(crate::exit::one_line(&e));
-                }
-                Err(e) => return Err(fetch_err(e)),
             }
         }
         if request.repositories.is_empty() {
@@ -725,13 +765,80 @@ impl Store {
         Err(StoreError::NotFound { coordinate, tried })
     }
 
+    /// Asks one repository for one format of the package: its sidecar, then
+    /// the archive.
+    fn probe(
+        &self,
+        fetcher: &Fetcher,
+        repo: &Repository,
+        request: &InstallRequest<'_>,
+        format: ArchiveFormat,
+        archive: &str,
+        sidecar: &str,
+    ) -> Result<Probe, StoreError> {
+        let coordinate = request.coordinate.id();
+        let fetch_err = |source| StoreError::Fetch {
+            coordinate: coordinate.clone(),
+            source: Box::new(source),
+        };
+        let mut expected = request.coordinate.digest.clone();
+        let mut missing_sidecar = None;
+        match fetcher.read_small(repo, sidecar, SIDECAR_LIMIT) {
+            Ok(text) => {
+                let url = repo.address(sidecar);
+                let digest = parse_sidecar(&text).map_err(|reason| StoreError::BadSidecar {
+                    url: url.clone(),
+                    reason,
+                })?;
+                if let Some(pin) = &expected
+                    && *pin != digest
+                {
+                    return Err(StoreError::ChecksumMismatch {
+                        coordinate,
+                        url,
+                        expected: pin.clone(),
+                        actual: digest,
+                    });
+                }
+                expected = Some(digest);
+            }
+            Err(FetchError::NotFound { url }) => missing_sidecar = Some(url),
+            Err(e) if e.try_next_repository() => {
+                return Ok(Probe::Skip(crate::exit::one_line(&e), true));
+            }
+            Err(e) => return Err(fetch_err(e)),
+        }
+        match fetcher.open(repo, archive) {
+            Ok(download) => match missing_sidecar {
+                Some(url) if expected.is_none() && request.checksum == ChecksumPolicy::Required => {
+                    Ok(Probe::Skip(
+                        format!("{url}: not found (a checksum sidecar is required)"),
+                        false,
+                    ))
+                }
+                _ => Ok(Probe::Found(OpenedArchive {
+                    download,
+                    expected,
+                    format,
+                })),
+            },
+            Err(FetchError::NotFound { url }) => Ok(Probe::Absent(url)),
+            Err(e) if e.try_next_repository() => Ok(Probe::Skip(crate::exit::one_line(&e), true)),
+            Err(e) => Err(fetch_err(e)),
+        }
+    }
+
     fn fetch_and_unpack(
         &self,
         fetcher: &Fetcher,
         request: &InstallRequest<'_>,
     ) -> Result<(tempfile::TempDir, InstallRecord, Vec<String>), StoreError> {
         let coordinate = request.coordinate.id();
-        let (download, expected) = self.open_archive(fetcher, request)?;
+        let OpenedArchive {
+            download,
+            expected,
+            format,
+        } = self.open_archive(fetcher, request)?;
         let url = download.url.clone();
         let tmp = self.state_dir("tmp")?;
         let temp = tempfile::Builder::new()
@@ -743,47 +850,112 @@ impl Store {
             limits.max_unpacked_bytes = max;
         }
         limits.max_entries = request.max_entries;
-        let unpacked = match request.progress {
-            Some(progress) => {
-                let total = download.len;
-                let reader = ProgressReader {
-                    inner: download,
-                    read: 0,
-                    total,
-                    last: std::time::Instant::now(),
-                    progress,
-                };
-                extract::unpack_tar_gz(reader, temp.path(), &limits)
-            }
-            None => extract::unpack_tar_gz(download, temp.path(), &limits),
-        }
-        .map_err(|source| StoreError::Extract {
+        let extract_err = |source| StoreError::Extract {
             coordinate: coordinate.clone(),
             url: url.clone(),
             source,
-        })?;
-        if let Some(expected) = &expected
-            && *expected != unpacked.sha256
-        {
-            return Err(StoreError::ChecksumMismatch {
-                coordinate,
-                url,
+        };
+        let check = |actual: &str| match &expected {
+            Some(expected) if expected != actual => Err(StoreError::ChecksumMismatch {
+                coordinate: coordinate.clone(),
+                url: url.clone(),
                 expected: expected.clone(),
-                actual: unpacked.sha256,
-            });
-        }
+                actual: actual.to_owned(),
+            }),
+            _ => Ok(()),
+        };
+        let len = download.len;
+        let reader: Box<dyn io::Read + '_> = match request.progress {
+            Some(progress) => Box::new(ProgressReader {
+                inner: download,
+                read: 0,
+                total: len,
+                last: std::time::Instant::now(),
+                progress,
+            }),
+            None => Box::new(download),
+        };
+        let (sha256, unpacked): (String, Unpacked) = match format {
+            // Hashed, inflated and unpacked in one pass; checked at its end,
+            // before anything becomes visible.
+            ArchiveFormat::TarGz => {
+                let done =
+                    extract::unpack_tar_gz(reader, temp.path(), &limits).map_err(extract_err)?;
+                check(&done.sha256)?;
+                (done.sha256, done.unpacked)
+            }
+            // A zip is read from its end: downloaded whole, and checked
+            // before a byte of it is unpacked.
+            ArchiveFormat::Zip => {
+                let (file, sha256) = self
+                    .download(reader, len, request.layout, limits.max_unpacked_bytes)
+                    .map_err(extract_err)?;
+                check(&sha256)?;
+                let unpacked = extract::unpack_zip(file.as_file(), temp.path(), &limits)
+                    .map_err(extract_err)?;
+                (sha256, unpacked)
+            }
+        };
         let record = InstallRecord {
             coordinate,
-            sha256: unpacked.sha256,
+            sha256,
             verified: expected.is_some(),
             source: url,
-            installed_at: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            unpacked_bytes: unpacked.unpacked.unpacked_bytes,
-            entries: unpacked.unpacked.entries,
+            installed_at: now(),
+            unpacked_bytes: unpacked.unpacked_bytes,
+            entries: unpacked.entries,
         };
-        Ok((temp, record, unpacked.unpacked.unreadable))
+        Ok((temp, record, unpacked.unreadable))
+    }
+
+    /// Downloads an archive to a temp file in `<root>/.copkg/tmp` (swept
+    /// with the install's other leftovers), at most `max` bytes, hashing it
+    /// on the way; returns the file and its sha256.
+    fn download(
+        &self,
+        mut source: impl io::Read,
+        len: Option<u64>,
+        layout: &PackageLayout,
+        max: u64,
+    ) -> Result<(tempfile::NamedTempFile, String), ExtractError> {
+        use sha2::Digest;
+        use std::io::Write;
+        let too_large = ExtractError::Limit {
+            what: "download size",
+            limit: max,
+        };
+        if len.is_some_and(|len| len > max) {
+            return Err(too_large);
+        }
+        let write_err = |path: &Path| {
+            let path = path.to_owned();
+            move |source| ExtractError::Write { path, source }
+        };
+        let tmp = self.root.join(STATE_DIR).join("tmp");
+        let mut file = tempfile::Builder::new()
+            .prefix(&format!("{}.", Self::key(layout)))
+            .suffix(".zip")
+            .tempfile_in(&tmp)
+            .map_err(write_err(&tmp))?;
+        let mut hasher = sha2::Sha256::new();
+        let mut buffer = vec![0; DOWNLOAD_BUFFER_BYTES];
+        let mut total = 0u64;
+        loop {
+            let n = match source.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ExtractError::Read(e)),
+            };
+            total += n as u64;
+            if total > max {
+                return Err(too_large);
+            }
+            hasher.update(&buffer[..n]);
+            let path = file.path().to_owned();
+            file.write_all(&buffer[..n]).map_err(write_err(&path))?;
+        }
+        Ok((file, extract::hex(&hasher.finalize())))
     }
 
     /// Writes the manifest and then the marker, makes everything durable, and renames the temp dir
@@ -795,15 +967,7 @@ impl Store {
         request: &InstallRequest<'_>,
     ) -> Result<bool, StoreError> {
         let dir = self.install_dir(request.layout);
-        manifest::write(temp.path())?;
-        let marker = temp.path().join(MARKER_FILE);
-        let json = serde_json::to_vec_pretty(record)
-            .map_err(|e| io_err("cannot write", &marker)(e.into()))?;
-        std::fs::write(&marker, json).map_err(io_err("cannot write", &marker))?;
-        // One syncfs makes every unpacked file durable far faster than a
-        // per-file fsync; then the rename, then its directory entries.
-        let handle = File::open(temp.path()).map_err(io_err("cannot open", temp.path()))?;
-        nix::unistd::syncfs(&handle).map_err(|e| io_err("cannot sync", temp.path())(e.into()))?;
+        seal(temp.path(), record)?;
         let parent = dir.parent().unwrap_or(&self.root).to_owned();
         {
             // Another package may have been installed around or inside this
@@ -946,6 +1110,33 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Seconds since the Unix epoch.
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Writes the manifest of the package tree at `dir`, then its completion
+/// marker (last), and makes both and everything in the tree durable with
+/// one `syncfs`, far faster than a per-file fsync.
+fn seal(dir: &Path, record: &InstallRecord) -> Result<(), StoreError> {
+    use std::io::Write;
+    manifest::write(dir)?;
+    let marker = dir.join(MARKER_FILE);
+    let json =
+        serde_json::to_vec_pretty(record).map_err(|e| io_err("cannot write", &marker)(e.into()))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+        .and_then(|mut file| file.write_all(&json))
+        .map_err(io_err("cannot write", &marker))?;
+    let handle = File::open(dir).map_err(io_err("cannot open", dir))?;
+    nix::unistd::syncfs(&handle).map_err(|e| io_err("cannot sync", dir)(e.into()))?;
+    Ok(())
 }
 
 /// What is at an install dir.
