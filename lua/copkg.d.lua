@@ -167,7 +167,9 @@ function copkg.install_many(coordinates, options) end
 function copkg.uninstall(coordinate) end
 
 --- Every installed package, sorted by coordinate.
----@return {coordinate: string, dir: string, sha256: string, verified: boolean, source: string, installed_at: integer}[]
+--- `sha256` is nil for a package `copkg adopt` took over (no archive), whose
+--- `source` is "adopted".
+---@return {coordinate: string, dir: string, sha256?: string, verified: boolean, source: string, installed_at: integer}[]
 function copkg.installed() end
 
 --- Where a package installs and is fetched from, and its state.

@@ -8,7 +8,8 @@
 //! checked, its manifest recorded (`store/manifest.rs`), a completion marker
 //! written last, everything made durable, and only then renamed into place,
 //! all while holding a per-coordinate `flock`. [`Store::verify`] compares an
-//! install dir with its manifest.
+//! install dir with its manifest; [`Store::adopt`] takes over a package dir
+//! the original copkg installed.
 
 mod manifest;
 
@@ -29,6 +30,8 @@ pub use manifest::{
     Checked, Difference, DifferenceKind, MANIFEST_VERSION, ManifestEntry, mode_text,
 };
 
+/// The `source` of a package [`Store::adopt`] took over.
+pub const ADOPTED: &str = "adopted";
 /// The completion marker at the top of every install dir, written last.
 pub const MARKER_FILE: &str = ".copkg-install.json";
 /// The install manifest at the top of every install dir, written just
@@ -139,11 +142,12 @@ pub enum ChecksumPolicy {
 pub struct InstallRecord {
     /// `group:artifact:version`.
     pub coordinate: String,
-    /// sha256 of the archive.
-    pub sha256: String,
+    /// sha256 of the archive; none for a package adopted from the original
+    /// copkg (there was no archive to hash).
+    pub sha256: Option<String>,
     /// Whether that digest was checked against a sidecar or pin.
     pub verified: bool,
-    /// Where the archive came from.
+    /// Where the archive came from, or [`ADOPTED`].
     pub source: String,
     /// Seconds since the Unix epoch.
     pub installed_at: u64,
@@ -151,6 +155,23 @@ pub struct InstallRecord {
     pub unpacked_bytes: u64,
     /// Entries unpacked.
     pub entries: u64,
+}
+
+/// The outcome of an adopt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adopted {
+    /// This call recorded the package.
+    Fresh {
+        /// The install dir.
+        dir: PathBuf,
+        /// What was recorded.
+        record: InstallRecord,
+    },
+    /// It was already a complete copkg install.
+    Already {
+        /// The install dir.
+        dir: PathBuf,
+    },
 }
 
 /// The outcome of an install.
@@ -298,6 +319,22 @@ pub enum StoreError {
         /// The install dir.
         path: PathBuf,
     },
+    /// An adopt found nothing at the install dir.
+    #[error("nothing to adopt: {} does not exist or is empty", dir.display())]
+    NothingToAdopt {
+        /// The install dir.
+        dir: PathBuf,
+    },
+    /// A package dir holds what copkg would not have installed.
+    #[error("cannot adopt {}: `{entry}` {reason}", dir.display())]
+    Unadoptable {
+        /// The install dir.
+        dir: PathBuf,
+        /// The entry, relative to it (`.` for the dir itself).
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Nothing is installed at an install dir.
     #[error("no package is installed at {}", dir.display())]
     NotInstalled {
@@ -344,7 +381,9 @@ impl Coded for StoreError {
         match self {
             StoreError::NotFound { .. }
             | StoreError::NotInstalled { .. }
+            | StoreError::NothingToAdopt { .. }
             | StoreError::OtherPackage { .. } => ExitCode::NotFound,
+            StoreError::Unadoptable { .. } => ExitCode::UnsafeArchive,
             StoreError::BadManifest { .. } => ExitCode::VerifyDiffers,
             StoreError::Unreachable { .. } => ExitCode::Network,
             StoreError::NoRepository | StoreError::Nested { .. } => ExitCode::Usage,
@@ -663,13 +702,15 @@ impl Store {
         match state {
             PackageState::Installed(record) => {
                 if let Some(pin) = &request.coordinate.digest
-                    && *pin != record.sha256
+                    && record.sha256.as_ref() != Some(pin)
                 {
                     return Err(StoreError::ChecksumMismatch {
                         coordinate: request.coordinate.id(),
                         url: self.install_dir(request.layout).display().to_string(),
                         expected: pin.clone(),
-                        actual: record.sha256,
+                        actual: record
+                            .sha256
+                            .unwrap_or_else(|| "none (adopted, no archive)".to_owned()),
                     });
                 }
                 Ok(Some(Installed::Already {
@@ -898,7 +939,7 @@ impl Store {
         };
         let record = InstallRecord {
             coordinate,
-            sha256,
+            sha256: Some(sha256),
             verified: expected.is_some(),
             source: url,
             installed_at: now(),
@@ -998,6 +1039,72 @@ impl Store {
         }
         sync_dirs_up_to(&parent, &self.root)?;
         Ok(true)
+    }
+
+    /// Takes over a package dir the original copkg installed (files there,
+    /// no completion marker): checks that it lies inside no other package
+    /// and holds none, and that every entry is one an install could have
+    /// made (names, types, symlinks staying inside, modes, owners), then
+    /// writes its manifest and a marker recording it as adopted and
+    /// unverified. A no-op for a package copkg already installed.
+    pub fn adopt(
+        &self,
+        coordinate: &PackageCoordinate,
+        layout: &PackageLayout,
+        on_wait: &mut dyn FnMut(&Path),
+    ) -> Result<Adopted, StoreError> {
+        let dir = self.install_dir(layout);
+        let _lock = self.lock(layout, on_wait)?;
+        // Held throughout: no install may commit a package around or inside
+        // this one between the check and the marker.
+        let _commit = self.commit_lock()?;
+        match self.state(layout)? {
+            PackageState::Installed(record) if record.coordinate == coordinate.id() => {
+                return Ok(Adopted::Already { dir });
+            }
+            PackageState::Installed(record) => {
+                return Err(StoreError::OtherPackage {
+                    coordinate: coordinate.id(),
+                    dir,
+                    found: record.coordinate,
+                });
+            }
+            PackageState::Absent => return Err(StoreError::NothingToAdopt { dir }),
+            PackageState::Foreign => {}
+        }
+        match std::fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(StoreError::Unadoptable {
+                    dir,
+                    entry: ".".to_owned(),
+                    reason: "is not a directory (a symlink or a file)".to_owned(),
+                });
+            }
+            Err(e) => return Err(io_err("cannot inspect", &dir)(e)),
+        }
+        self.check_nesting(coordinate, layout)?;
+        // What an adopt killed before its marker was complete left behind.
+        for name in [MARKER_FILE, MANIFEST_FILE] {
+            let path = dir.join(name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("cannot remove", &path)(e)),
+            }
+        }
+        let (unpacked_bytes, entries) = check_adoptable(&dir)?;
+        let record = InstallRecord {
+            coordinate: coordinate.id(),
+            sha256: None,
+            verified: false,
+            source: ADOPTED.to_owned(),
+            installed_at: now(),
+            unpacked_bytes,
+            entries,
+        };
+        seal(&dir, &record)?;
+        Ok(Adopted::Fresh { dir, record })
     }
 
     /// Uninstalls a package: renames its dir aside, then deletes it. Returns
@@ -1137,6 +1244,86 @@ fn seal(dir: &Path, record: &InstallRecord) -> Result<(), StoreError> {
     let handle = File::open(dir).map_err(io_err("cannot open", dir))?;
     nix::unistd::syncfs(&handle).map_err(|e| io_err("cannot sync", dir)(e.into()))?;
     Ok(())
+}
+
+/// Checks every entry of a package dir the original copkg installed by the
+/// rules an install applies (`extract.rs`): names, types, symlink targets
+/// staying inside, modes an install would give as they are; and that only
+/// copkg's user or root owns it, so no one else can change it. Returns the
+/// bytes of file content and the entries.
+fn check_adoptable(dir: &Path) -> Result<(u64, u64), StoreError> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let refuse = |entry: &str, reason: String| StoreError::Unadoptable {
+        dir: dir.to_owned(),
+        entry: entry.to_owned(),
+        reason,
+    };
+    let check_meta = |entry: &str, meta: &std::fs::Metadata| -> Result<(), StoreError> {
+        if meta.uid() != me && meta.uid() != 0 {
+            return Err(refuse(
+                entry,
+                format!(
+                    "is owned by uid {}, not by copkg's user or root: its owner could change the package",
+                    meta.uid()
+                ),
+            ));
+        }
+        let mode = meta.mode() & 0o7777;
+        let installed = if meta.is_dir() {
+            extract::dir_mode(mode)
+        } else {
+            extract::file_mode(mode)
+        };
+        if !meta.is_symlink() && installed != mode {
+            return Err(refuse(
+                entry,
+                format!(
+                    "has mode {}, which an install would make {}: change it (chmod) and adopt again",
+                    mode_text(mode),
+                    mode_text(installed)
+                ),
+            ));
+        }
+        Ok(())
+    };
+    let top = std::fs::symlink_metadata(dir).map_err(io_err("cannot inspect", dir))?;
+    check_meta(".", &top)?;
+    let (mut bytes, mut entries) = (0u64, 0u64);
+    manifest::visit(dir, |relative, path, meta| {
+        let name = relative.as_os_str().as_bytes();
+        let shown = relative.to_string_lossy();
+        let unsafe_entry = |err: ExtractError| match err {
+            ExtractError::Unsafe { reason, .. } => refuse(&shown, reason),
+            other => refuse(&shown, other.to_string()),
+        };
+        let components = extract::entry_components(name).map_err(unsafe_entry)?;
+        check_meta(&shown, meta)?;
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            let target = std::fs::read_link(path).map_err(io_err("cannot read link", path))?;
+            extract::check_symlink_target(name, &components, target.as_os_str().as_bytes())
+                .map_err(unsafe_entry)?;
+        } else if kind.is_file() {
+            bytes += meta.len();
+        } else if !kind.is_dir() {
+            use std::os::unix::fs::FileTypeExt;
+            let what = if kind.is_fifo() {
+                "a fifo"
+            } else if kind.is_socket() {
+                "a socket"
+            } else if kind.is_char_device() {
+                "a character device"
+            } else {
+                "a block device"
+            };
+            return Err(refuse(&shown, format!("is {what}")));
+        }
+        entries += 1;
+        Ok(())
+    })?;
+    Ok((bytes, entries))
 }
 
 /// What is at an install dir.

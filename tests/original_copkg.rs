@@ -1,8 +1,8 @@
 //! What the original copkg left behind, taken over: its repositories (a
 //! `<artifact>-<version>-copkg.zip` and no sidecar, no `.tar.gz`) installed
 //! end to end over real HTTP with its config file; hostile zips refused by
-//! the same rules as tar (shared/SECURITY.md A) plus zip's own; and zips as
-//! real tools write them installed whole.
+//! the same rules as tar (shared/SECURITY.md A) plus zip's own; zips as
+//! real tools write them installed whole; and its install dirs adopted.
 
 mod common;
 
@@ -709,4 +709,206 @@ with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
         want.retain(|e| !e.0.is_empty());
         assert_eq!(installed, want, "{tool}");
     }
+}
+
+/// A package dir as the original copkg left it: files, a link, a nested
+/// dir; no marker, no manifest.
+fn original_install(dir: &Path) {
+    for (name, data, mode) in [
+        ("bin/hello", "#!/bin/sh\necho hello\n", 0o755),
+        ("etc/hello.conf", "greeting=hello\n", 0o644),
+        ("lib/deep/er/data.txt", "data\n", 0o644),
+    ] {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, data).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    std::os::unix::fs::symlink("../etc/hello.conf", dir.join("lib/conf")).unwrap();
+    let status = std::process::Command::new("chmod")
+        .args(["-R", "go-w"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn adopt_records_an_original_install_then_verify_is_clean_and_adopt_again_is_a_no_op() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.install_dir();
+    original_install(&dir);
+    // What an adopt killed before its marker was whole leaves: replaced.
+    std::fs::write(dir.join(".copkg-manifest.json"), "{\"copkg_manifest\":1}\n").unwrap();
+    std::fs::write(dir.join(".copkg-install.json"), "{\"coordi").unwrap();
+    let out = run(sandbox.copkg().args(["adopt", COORD]));
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (
+            0,
+            format!("adopted {COORD} in {} (9 entries)\n", dir.display()).as_str(),
+            format!("warning: {COORD} was adopted without an archive or checksum to verify it against; `copkg verify` checks it against what is there now\n").as_str()
+        )
+    );
+    let marker: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(".copkg-install.json")).unwrap()).unwrap();
+    assert_eq!(marker["coordinate"], COORD);
+    assert_eq!(marker["source"], "adopted");
+    assert_eq!(marker["verified"], false);
+    assert_eq!(marker["sha256"], serde_json::Value::Null);
+    assert!(dir.join(".copkg-manifest.json").is_file());
+
+    let out = run(sandbox.copkg().args(["verify", COORD]));
+    assert_eq!(
+        (out.code, out.stdout),
+        (0, format!("{COORD}: ok (3 files)\n"))
+    );
+    let listed = json_lines(&run(sandbox.copkg().args(["--json", "list"])).stdout);
+    assert_eq!(listed[0]["source"], "adopted");
+    assert_eq!(listed[0]["verified"], false);
+    let out = run(sandbox.copkg().args(["resolve", COORD]));
+    assert!(
+        out.stdout
+            .contains("state: installed (adopted, unverified)\n"),
+        "{}",
+        out.stdout
+    );
+
+    let out = run(sandbox.copkg().args(["adopt", COORD]));
+    assert_eq!(
+        (out.code, out.stdout, out.stderr),
+        (
+            0,
+            format!("{COORD} is already installed in {}\n", dir.display()),
+            String::new()
+        )
+    );
+    let out = run(sandbox.copkg().args(["--json", "adopt", COORD]));
+    let value = &json_lines(&out.stdout)[0];
+    assert_eq!(value["changed"], false);
+    assert_eq!(value["status"], "already-installed");
+
+    // The manifest is what the dir held: a change shows.
+    std::fs::write(dir.join("etc/hello.conf"), "greeting=changed\n").unwrap();
+    let out = run(sandbox.copkg().args(["verify", COORD]));
+    assert_eq!(
+        (out.code, out.stdout),
+        (13, format!("{COORD}: modified etc/hello.conf\n"))
+    );
+    // And an adopted package uninstalls like any other.
+    let out = run(sandbox.copkg().args(["uninstall", COORD]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!dir.exists());
+}
+
+#[test]
+fn adopt_refuses_what_an_install_could_not_have_made_writing_nothing() {
+    /// What is wrong, how to make it so, and the reason adopt gives.
+    type Case = (&'static str, fn(&Path), &'static str);
+    let mut cases: Vec<Case> = vec![
+        (
+            "an escaping symlink",
+            |dir| std::os::unix::fs::symlink("/etc/passwd", dir.join("lib/passwd")).unwrap(),
+            "`lib/passwd` links to the absolute path `/etc/passwd`",
+        ),
+        (
+            "a link climbing out",
+            |dir| std::os::unix::fs::symlink("../../../..", dir.join("lib/up")).unwrap(),
+            "`lib/up` links outside the package (`../../../..`)",
+        ),
+        (
+            "a group-writable file",
+            |dir| {
+                std::fs::set_permissions(
+                    dir.join("etc/hello.conf"),
+                    std::fs::Permissions::from_mode(0o664),
+                )
+                .unwrap()
+            },
+            "`etc/hello.conf` has mode 0664, which an install would make 0644: change it (chmod) and adopt again",
+        ),
+        (
+            "a fifo",
+            |dir| {
+                nix::unistd::mkfifo(
+                    &dir.join("lib/pipe"),
+                    nix::sys::stat::Mode::from_bits_truncate(0o644),
+                )
+                .unwrap()
+            },
+            "`lib/pipe` is a fifo",
+        ),
+    ];
+    // Only root can give a file to another user.
+    if nix::unistd::geteuid().is_root() {
+        cases.push((
+            "a file another user owns",
+            |dir| {
+                nix::unistd::chown(
+                    &dir.join("bin/hello"),
+                    Some(nix::unistd::Uid::from_raw(65534)),
+                    None,
+                )
+                .unwrap()
+            },
+            "`bin/hello` is owned by uid 65534, not by copkg's user or root: its owner could change the package",
+        ));
+    }
+    for (what, spoil, reason) in cases {
+        let sandbox = Sandbox::new();
+        let dir = sandbox.install_dir();
+        original_install(&dir);
+        spoil(&dir);
+        let out = run(sandbox.copkg().args(["adopt", COORD]));
+        assert_eq!(out.code, 5, "{what}: {out:?}");
+        assert_eq!(
+            out.stderr,
+            format!(
+                "error: cannot adopt {COORD}\n  caused by: cannot adopt {}: {reason}\n",
+                dir.display()
+            ),
+            "{what}"
+        );
+        assert!(!dir.join(".copkg-install.json").exists(), "{what}");
+        assert!(!dir.join(".copkg-manifest.json").exists(), "{what}");
+        assert_eq!(run(sandbox.copkg().arg("list")).stdout, "", "{what}");
+    }
+}
+
+#[test]
+fn adopt_refuses_a_dir_holding_or_inside_another_package_and_an_empty_one() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&good_archive());
+    assert_eq!(sandbox.install().code, 0);
+    // `com:example:hello` installs into the parent of COORD's dir.
+    let out = run(sandbox.copkg().args(["adopt", "com:example:hello"]));
+    assert_eq!(out.code, 2, "{out:?}");
+    let parent = sandbox.root().join("com/example/hello");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: cannot adopt com:example:hello\n  caused by: {} (com:example:hello) would contain {} ({COORD}); install dirs may not nest\n",
+            parent.display(),
+            sandbox.install_dir().display()
+        )
+    );
+    assert!(!parent.join(".copkg-install.json").exists());
+
+    // A dir inside an installed package: `com.example.hello:1.0.0:lib`
+    // installs into COORD's `lib/`.
+    let out = run(sandbox
+        .copkg()
+        .args(["adopt", "com.example.hello:1.0.0:lib"]));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: cannot adopt com.example.hello:1.0.0:lib\n  caused by: {}/lib (com.example.hello:1.0.0:lib) would lie inside {0} ({COORD}); install dirs may not nest\n",
+            sandbox.install_dir().display()
+        )
+    );
+
+    let out = run(sandbox.copkg().args(["adopt", "com.example:nothing:1"]));
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("nothing to adopt"), "{}", out.stderr);
 }

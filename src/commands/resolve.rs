@@ -32,7 +32,7 @@ pub fn run(ctx: &Context, args: &ResolveArgs) -> Result {
             .collect();
         let value = serde_json::json!({
             "coordinate": coordinate.id(), "dir": dir, "state": state_name,
-            "sha256": record.map(|r| &r.sha256),
+            "sha256": record.and_then(|r| r.sha256.as_ref()),
             "verified": record.map(|r| r.verified),
             "source": record.map(|r| &r.source),
             "repositories": urls, "changed": false,
@@ -42,12 +42,14 @@ pub fn run(ctx: &Context, args: &ResolveArgs) -> Result {
     out(&format!("coordinate: {}", coordinate.id()))?;
     out(&format!("install dir: {}", dir.display()))?;
     out(&match &state {
-        PackageState::Installed(record) => format!(
-            "state: installed (sha256 {}{}, from {})",
-            record.sha256,
-            if record.verified { "" } else { ", unverified" },
-            record.source
-        ),
+        PackageState::Installed(record) => match &record.sha256 {
+            Some(sha256) => format!(
+                "state: installed (sha256 {sha256}{}, from {})",
+                if record.verified { "" } else { ", unverified" },
+                record.source
+            ),
+            None => format!("state: installed ({}, unverified)", record.source),
+        },
         PackageState::Absent => "state: not installed".to_owned(),
         PackageState::Foreign => "state: occupied by something copkg did not install".to_owned(),
     })?;

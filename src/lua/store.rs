@@ -62,7 +62,7 @@ fn result_table(
         Ok(Installed::Fresh { dir, record, .. }) => {
             table.set("status", "installed")?;
             table.set("dir", dir.display().to_string())?;
-            table.set("sha256", record.sha256.as_str())?;
+            table.set("sha256", record.sha256.as_deref())?;
         }
         Ok(Installed::Already { dir }) => {
             table.set("status", "already-installed")?;
