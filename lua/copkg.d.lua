@@ -173,7 +173,17 @@ function copkg.install_many(coordinates, options) end
 function copkg.uninstall(coordinate) end
 
 --- Every installed package, sorted by coordinate.
----@return {coordinate: string, dir: string, sha256: string, verified: boolean, source: string, installed_at: integer}[]
+--- `sha256` is nil for a package `copkg adopt` took over (no archive), whose
+--- `source` is "adopted".
+---@class copkg.Installed
+---@field coordinate string
+---@field dir string
+---@field sha256? string
+---@field verified boolean
+---@field source string
+---@field installed_at integer
+
+---@return copkg.Installed[]
 function copkg.installed() end
 
 --- Where a package installs and is fetched from, and its state.
@@ -187,16 +197,20 @@ function copkg.resolve(coordinate) end
 ---@field state "installed"|"absent"|"foreign"
 ---@field archives string[]  archive URL in each repository, in order
 ---@field sidecars string[]  checksum sidecar URL in each repository
+---@field zips string[]      the .zip asked for where a repository has no archive (empty when the layout has none)
+---@field zip_sidecars string[]  the .zip's checksum sidecar in each repository
 
 --- Downloads a package's archive to `path` (temp file, renamed when
---- complete), checked against its sidecar or digest pin.
+--- complete), checked against its sidecar or digest pin: its .tar.gz, or
+--- its .zip where a repository has no .tar.gz (`format` says which).
 ---@param coordinate string
 ---@param path string
----@return {path: string, sha256: string, verified: boolean, source: string}
+---@return {path: string, sha256: string, verified: boolean, source: string, format: "tar.gz"|"zip"}
 function copkg.fetch(coordinate, path) end
 
---- Unpacks a .tar.gz safely (every entry vetted, limits applied) into a
---- fresh temp dir beside `dir`, then renames it to `dir`, which must not exist.
+--- Unpacks a .tar.gz or a .zip (told apart by their first bytes) safely
+--- (every entry vetted, limits applied) into a fresh temp dir beside `dir`,
+--- then renames it to `dir`, which must not exist.
 ---@param archive string
 ---@param dir string
 ---@return {dir: string, sha256: string, bytes: integer, entries: integer}

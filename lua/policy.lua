@@ -15,6 +15,9 @@
 ---@class copkg.RepositoryPaths
 ---@field archive string  archive path relative to a repository base
 ---@field sha256 string   checksum sidecar path relative to a repository base
+---@field zip? string     a .zip installed where a repository has no `archive`
+---                         (the original copkg's format); its sidecar is this
+---                         path with ".sha256" added
 
 local policy = {}
 
@@ -28,13 +31,16 @@ end
 
 --- Where a package's archive and checksum sidecar are in a repository,
 --- relative to its base URL. Default: the Maven layout
---- `<group as path>/<artifact>/<version>/<artifact>-<version>-copkg.tar.gz`.
+--- `<group as path>/<artifact>/<version>/<artifact>-<version>-copkg.tar.gz`,
+--- and, for repositories of the original copkg (which answer "not found"
+--- for the .tar.gz), `<artifact>-<version>-copkg.zip` in the same dir.
 ---@param pkg copkg.Package
 ---@return copkg.RepositoryPaths
 function policy.repository_paths(pkg)
   local dir = pkg.group_path .. "/" .. pkg.artifact .. "/" .. pkg.version
-  local archive = dir .. "/" .. pkg.artifact .. "-" .. pkg.version .. "-copkg.tar.gz"
-  return { archive = archive, sha256 = archive .. ".sha256" }
+  local base = dir .. "/" .. pkg.artifact .. "-" .. pkg.version .. "-copkg"
+  local archive = base .. ".tar.gz"
+  return { archive = archive, sha256 = archive .. ".sha256", zip = base .. ".zip" }
 end
 
 ---@class copkg.Service

@@ -91,6 +91,9 @@ pub enum Command {
     Resolve(ResolveArgs),
     /// Check installed packages' files against the manifest recorded at install.
     Verify(VerifyArgs),
+    /// Take over a package dir the original copkg installed: record its
+    /// manifest and a marker (unverified), after checking what it holds.
+    Adopt(AdoptArgs),
     /// Pack a directory into a reproducible package archive in a repository.
     Pack(PackArgs),
     /// Start a service from an installed package.
@@ -240,6 +243,14 @@ pub struct UninstallArgs {
 #[derive(Debug, Args)]
 pub struct ResolveArgs {
     /// Package coordinate.
+    #[arg(value_name = "COORD")]
+    pub coordinate: String,
+}
+
+/// `copkg adopt`.
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// Package coordinate (group:artifact:version) whose install dir to take over.
     #[arg(value_name = "COORD")]
     pub coordinate: String,
 }

@@ -1,6 +1,7 @@
-//! Safe streaming unpack of `.tar.gz` package archives, and the one set of
-//! rules for what a package may hold (names, link targets, modes), which
-//! `pack` applies too.
+//! Safe unpack of package archives — `.tar.gz` streamed here, `.zip` from a
+//! file in `extract/unzip.rs` — and the one set of rules for what a package
+//! may hold (names, link targets, modes, duplicates, limits: `Unpacker::add`,
+//! whatever the format), which `pack` applies too.
 //!
 //! One pass over the compressed bytes hashes them (sha256), inflates them
 //! (several gzip members are one stream, as for gzip and GNU tar; zero bytes
@@ -22,6 +23,10 @@ use std::rc::Rc;
 use sha2::{Digest, Sha256};
 
 use crate::exit::{Coded, ExitCode};
+
+mod unzip;
+
+pub use unzip::unpack_zip;
 
 /// Names of the files copkg writes at the top of an install dir (the
 /// completion marker and the install manifest); an archive may not carry them.
@@ -124,15 +129,21 @@ impl ExtractError {
             reason: reason.into(),
         }
     }
+
+    /// Corrupt data of one entry, named.
+    fn corrupt_entry(entry: &[u8], reason: impl std::fmt::Display) -> Self {
+        ExtractError::Corrupt {
+            reason: format!(
+                "entry `{}` {reason}",
+                String::from_utf8_lossy(entry).escape_debug()
+            ),
+        }
+    }
 }
 
-/// What an unpack produced.
+/// What an unpack wrote, whatever the archive format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unpacked {
-    /// Lowercase hex sha256 of every compressed byte read.
-    pub sha256: String,
-    /// Compressed bytes read.
-    pub compressed_bytes: u64,
     /// Bytes of file content written.
     pub unpacked_bytes: u64,
     /// Entries unpacked (files, dirs, links).
@@ -140,6 +151,18 @@ pub struct Unpacked {
     /// Entries a service's account (not the owner) could not read: files
     /// without read, dirs without read and search permission for others.
     pub unreadable: Vec<String>,
+}
+
+/// What unpacking a `.tar.gz` stream produced: the tree, and the digest of
+/// the stream, hashed as it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TarGzUnpacked {
+    /// Lowercase hex sha256 of every compressed byte read.
+    pub sha256: String,
+    /// Compressed bytes read.
+    pub compressed_bytes: u64,
+    /// What was written.
+    pub unpacked: Unpacked,
 }
 
 /// Hashes and counts what passes through it, and remembers a read error of
@@ -176,7 +199,7 @@ pub fn unpack_tar_gz<R: Read>(
     source: R,
     dest: &Path,
     limits: &Limits,
-) -> Result<Unpacked, ExtractError> {
+) -> Result<TarGzUnpacked, ExtractError> {
     let failure = Rc::new(RefCell::new(None));
     let reader = SourceReader {
         inner: source,
@@ -198,7 +221,7 @@ pub fn unpack_tar_gz<R: Read>(
         return Err(ExtractError::corrupt("empty archive (0 bytes)"));
     }
     let members = Members::new(buffered);
-    let mut unpacker = Unpacker::new(dest, limits);
+    let mut unpacker = Unpacker::new(dest, limits, Format::Tar);
     let members = unpacker.run(members).map_err(&blame_source)?;
     unpacker.finish_dirs()?;
 
@@ -226,12 +249,10 @@ pub fn unpack_tar_gz<R: Read>(
         buffered.consume(n);
     }
     let reader = buffered.into_inner();
-    Ok(Unpacked {
+    Ok(TarGzUnpacked {
         sha256: hex(&reader.hasher.finalize()),
         compressed_bytes: reader.bytes,
-        unpacked_bytes: unpacker.unpacked_bytes,
-        entries: unpacker.entries,
-        unreadable: unpacker.unreadable,
+        unpacked: unpacker.into_unpacked(),
     })
 }
 
@@ -288,6 +309,20 @@ impl<R: BufRead> Read for Members<R> {
     }
 }
 
+/// An error reading a zip entry's data, named: the zip crate reports a
+/// CRC-32 mismatch, and data beyond the declared size, as invalid data.
+fn zip_data_error(name: &[u8], size: u64, err: io::Error) -> ExtractError {
+    let text = err.to_string();
+    let reason = if text.contains("larger than its declared") {
+        format!("holds more than the {size} bytes its central directory entry declares")
+    } else if text.contains("Invalid checksum") {
+        "does not match its CRC-32".to_owned()
+    } else {
+        format!("has unreadable data ({text})")
+    };
+    ExtractError::corrupt_entry(name, reason)
+}
+
 /// Lowercase hex of a byte string.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
@@ -306,6 +341,51 @@ enum Node {
     Dir,
     File,
     Symlink,
+}
+
+/// What an entry is, as any archive format describes it.
+enum Kind {
+    File,
+    Dir,
+    /// With its target, if the archive gave one.
+    Symlink(Option<Vec<u8>>),
+    /// With its target, if the archive gave one.
+    HardLink(Option<Vec<u8>>),
+    /// A type no package may hold; why, for the message.
+    Refused(String),
+}
+
+/// The archive format being unpacked, for what its errors say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Tar,
+    Zip,
+}
+
+impl Format {
+    /// An error reading an entry's data.
+    fn data_error(self, name: &[u8], size: u64, err: io::Error) -> ExtractError {
+        match self {
+            Format::Tar => stream_error(err),
+            Format::Zip => zip_data_error(name, size, err),
+        }
+    }
+
+    /// An entry's data ending before its declared size.
+    fn short_data(self, name: &[u8], present: u64, size: u64) -> ExtractError {
+        match self {
+            Format::Tar => ExtractError::corrupt(format!(
+                "archive is truncated inside `{}` ({present} of {size} bytes present)",
+                String::from_utf8_lossy(name).escape_debug(),
+            )),
+            Format::Zip => ExtractError::corrupt_entry(
+                name,
+                format!(
+                    "holds {present} bytes, not the {size} its central directory entry declares"
+                ),
+            ),
+        }
+    }
 }
 
 /// Extension records that apply to the next real entry.
@@ -338,6 +418,7 @@ struct DirMeta {
 struct Unpacker<'a> {
     dest: &'a Path,
     limits: &'a Limits,
+    format: Format,
     nodes: HashMap<Vec<u8>, Node>,
     unpacked_bytes: u64,
     entries: u64,
@@ -356,16 +437,25 @@ fn stream_error(err: io::Error) -> ExtractError {
 }
 
 impl<'a> Unpacker<'a> {
-    fn new(dest: &'a Path, limits: &'a Limits) -> Self {
+    fn new(dest: &'a Path, limits: &'a Limits, format: Format) -> Self {
         Unpacker {
             dest,
             limits,
+            format,
             nodes: HashMap::new(),
             unpacked_bytes: 0,
             entries: 0,
             buffer: vec![0; COPY_BUFFER_BYTES],
             dirs: Vec::new(),
             unreadable: Vec::new(),
+        }
+    }
+
+    fn into_unpacked(self) -> Unpacked {
+        Unpacked {
+            unpacked_bytes: self.unpacked_bytes,
+            entries: self.entries,
+            unreadable: self.unreadable,
         }
     }
 
@@ -524,104 +614,14 @@ impl<'a> Unpacker<'a> {
             ));
         }
 
-        self.entries += 1;
-        if self.entries > self.limits.max_entries {
-            return Err(ExtractError::Limit {
-                what: "entry count",
-                limit: self.limits.max_entries,
-            });
-        }
-        let components = entry_components(&name)?;
-        if components.is_empty() {
-            // `./` names the package root itself, which already exists.
-            return if kind.is_dir() {
-                Ok(())
-            } else {
-                Err(ExtractError::unsafe_entry(&name, "names the package root"))
-            };
-        }
-        if components.len() == 1 && RESERVED_TOP_LEVEL.contains(&components[0]) {
-            return Err(ExtractError::unsafe_entry(
-                &name,
-                "uses a name reserved by copkg",
-            ));
-        }
-        let key = components.join("/").into_bytes();
-        if !kind.is_file() && !kind.is_contiguous() && size != 0 {
-            return Err(ExtractError::unsafe_entry(
-                &name,
-                format!("is not a regular file but carries {size} bytes of data"),
-            ));
-        }
-        self.prepare_parents(&name, &components)?;
-        match self.nodes.get(&key) {
-            None => {}
-            Some(Node::ImplicitDir) if kind.is_dir() => {}
-            Some(_) => {
-                return Err(ExtractError::unsafe_entry(
-                    &name,
-                    "appears twice in the archive",
-                ));
-            }
-        }
-        let path = self.dest.join(components.join("/"));
-
-        if kind.is_file() || kind.is_contiguous() {
-            let mode = file_mode(mode);
-            if mode & 0o004 == 0 {
-                self.unreadable.push(components.join("/"));
-            }
-            self.write_file(&name, &path, size, mode, mtime, &mut entry)?;
-            self.nodes.insert(key, Node::File);
+        let kind = if kind.is_file() || kind.is_contiguous() {
+            Kind::File
         } else if kind.is_dir() {
-            if self.nodes.get(&key) != Some(&Node::ImplicitDir) {
-                make_dir(&path)?;
-                self.charge_dir()?;
-            }
-            let mode = dir_mode(mode);
-            if mode & 0o005 != 0o005 {
-                self.unreadable.push(format!("{}/", components.join("/")));
-            }
-            self.dirs.push(DirMeta {
-                path: path.clone(),
-                mode,
-                mtime,
-            });
-            self.nodes.insert(key, Node::Dir);
+            Kind::Dir
         } else if kind.is_symlink() {
-            let target = link.ok_or_else(|| ExtractError::unsafe_entry(&name, "has no target"))?;
-            check_symlink_target(&name, &components, &target)?;
-            let target = std::str::from_utf8(&target)
-                .map_err(|_| ExtractError::unsafe_entry(&name, "has a non-UTF-8 link target"))?;
-            std::os::unix::fs::symlink(target, &path).map_err(|source| ExtractError::Write {
-                path: path.clone(),
-                source,
-            })?;
-            if let Some(mtime) = mtime {
-                set_mtime(&path, mtime).map_err(|source| ExtractError::Write {
-                    path: path.clone(),
-                    source,
-                })?;
-            }
-            self.nodes.insert(key, Node::Symlink);
+            Kind::Symlink(link)
         } else if kind.is_hard_link() {
-            let target = link.ok_or_else(|| ExtractError::unsafe_entry(&name, "has no target"))?;
-            let target_components = entry_components(&target).map_err(|_| {
-                ExtractError::unsafe_entry(&name, "is a hard link to a path outside the package")
-            })?;
-            let target_key = target_components.join("/").into_bytes();
-            if self.nodes.get(&target_key) != Some(&Node::File) {
-                return Err(ExtractError::unsafe_entry(
-                    &name,
-                    "is a hard link to something that is not an earlier regular file of the package",
-                ));
-            }
-            let target_path = self.dest.join(target_components.join("/"));
-            std::fs::hard_link(&target_path, &path).map_err(|source| ExtractError::Write {
-                path: path.clone(),
-                source,
-            })?;
-            self.nodes.insert(key, Node::File);
+            Kind::HardLink(link)
         } else {
             let what = if kind.is_character_special() {
                 "a character device"
@@ -634,10 +634,131 @@ impl<'a> Unpacker<'a> {
             } else {
                 "of an unsupported type"
             };
+            Kind::Refused(format!("is {what} (type {:?})", kind.as_byte() as char))
+        };
+        self.add(&name, kind, size, mode, mtime, &mut entry)
+    }
+
+    /// Adds one entry, whatever the archive format: every rule for names,
+    /// types, links, modes and limits is applied here. `size` is the data
+    /// the entry carries, which only a regular file may have; `data` reads it.
+    fn add<R: Read>(
+        &mut self,
+        name: &[u8],
+        kind: Kind,
+        size: u64,
+        mode: u32,
+        mtime: Option<i64>,
+        data: &mut R,
+    ) -> Result<(), ExtractError> {
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(ExtractError::Limit {
+                what: "entry count",
+                limit: self.limits.max_entries,
+            });
+        }
+        let components = entry_components(name)?;
+        if components.is_empty() {
+            // `./` names the package root itself, which already exists.
+            return if matches!(kind, Kind::Dir) {
+                Ok(())
+            } else {
+                Err(ExtractError::unsafe_entry(name, "names the package root"))
+            };
+        }
+        if components.len() == 1 && RESERVED_TOP_LEVEL.contains(&components[0]) {
             return Err(ExtractError::unsafe_entry(
-                &name,
-                format!("is {what} (type {:?})", kind.as_byte() as char),
+                name,
+                "uses a name reserved by copkg",
             ));
+        }
+        let key = components.join("/").into_bytes();
+        if !matches!(kind, Kind::File) && size != 0 {
+            return Err(ExtractError::unsafe_entry(
+                name,
+                format!("is not a regular file but carries {size} bytes of data"),
+            ));
+        }
+        self.prepare_parents(name, &components)?;
+        match self.nodes.get(&key) {
+            None => {}
+            Some(Node::ImplicitDir) if matches!(kind, Kind::Dir) => {}
+            Some(_) => {
+                return Err(ExtractError::unsafe_entry(
+                    name,
+                    "appears twice in the archive",
+                ));
+            }
+        }
+        let path = self.dest.join(components.join("/"));
+
+        match kind {
+            Kind::File => {
+                let mode = file_mode(mode);
+                if mode & 0o004 == 0 {
+                    self.unreadable.push(components.join("/"));
+                }
+                self.write_file(name, &path, size, mode, mtime, data)?;
+                self.nodes.insert(key, Node::File);
+            }
+            Kind::Dir => {
+                if self.nodes.get(&key) != Some(&Node::ImplicitDir) {
+                    make_dir(&path)?;
+                    self.charge_dir()?;
+                }
+                let mode = dir_mode(mode);
+                if mode & 0o005 != 0o005 {
+                    self.unreadable.push(format!("{}/", components.join("/")));
+                }
+                self.dirs.push(DirMeta {
+                    path: path.clone(),
+                    mode,
+                    mtime,
+                });
+                self.nodes.insert(key, Node::Dir);
+            }
+            Kind::Symlink(target) => {
+                let target =
+                    target.ok_or_else(|| ExtractError::unsafe_entry(name, "has no target"))?;
+                check_symlink_target(name, &components, &target)?;
+                let target = std::str::from_utf8(&target)
+                    .map_err(|_| ExtractError::unsafe_entry(name, "has a non-UTF-8 link target"))?;
+                std::os::unix::fs::symlink(target, &path).map_err(|source| {
+                    ExtractError::Write {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                if let Some(mtime) = mtime {
+                    set_mtime(&path, mtime).map_err(|source| ExtractError::Write {
+                        path: path.clone(),
+                        source,
+                    })?;
+                }
+                self.nodes.insert(key, Node::Symlink);
+            }
+            Kind::HardLink(target) => {
+                let target =
+                    target.ok_or_else(|| ExtractError::unsafe_entry(name, "has no target"))?;
+                let target_components = entry_components(&target).map_err(|_| {
+                    ExtractError::unsafe_entry(name, "is a hard link to a path outside the package")
+                })?;
+                let target_key = target_components.join("/").into_bytes();
+                if self.nodes.get(&target_key) != Some(&Node::File) {
+                    return Err(ExtractError::unsafe_entry(
+                        name,
+                        "is a hard link to something that is not an earlier regular file of the package",
+                    ));
+                }
+                let target_path = self.dest.join(target_components.join("/"));
+                std::fs::hard_link(&target_path, &path).map_err(|source| ExtractError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+                self.nodes.insert(key, Node::File);
+            }
+            Kind::Refused(what) => return Err(ExtractError::unsafe_entry(name, what)),
         }
         Ok(())
     }
@@ -705,17 +826,16 @@ impl<'a> Unpacker<'a> {
             .mode(mode)
             .open(path)
             .map_err(write_err)?;
+        let format = self.format;
         let mut remaining = size;
         let mut unflushed = 0usize;
         while remaining > 0 {
             let want = remaining.min(self.buffer.len() as u64) as usize;
-            let n = data.read(&mut self.buffer[..want]).map_err(stream_error)?;
+            let n = data
+                .read(&mut self.buffer[..want])
+                .map_err(|e| format.data_error(name, size, e))?;
             if n == 0 {
-                return Err(ExtractError::corrupt(format!(
-                    "archive is truncated inside `{}` ({} of {size} bytes present)",
-                    String::from_utf8_lossy(name).escape_debug(),
-                    size - remaining
-                )));
+                return Err(format.short_data(name, size - remaining, size));
             }
             file.write_all(&self.buffer[..n]).map_err(write_err)?;
             remaining -= n as u64;
@@ -727,6 +847,22 @@ impl<'a> Unpacker<'a> {
         }
         if unflushed > 0 {
             start_writeback(&file);
+        }
+        if format == Format::Zip {
+            // Reading to the end is what checks a zip entry's CRC-32, and
+            // that no more data follows than its size declares.
+            if data
+                .read(&mut self.buffer[..1])
+                .map_err(|e| format.data_error(name, size, e))?
+                != 0
+            {
+                return Err(ExtractError::corrupt_entry(
+                    name,
+                    format!(
+                        "holds more than the {size} bytes its central directory entry declares"
+                    ),
+                ));
+            }
         }
         // The umask may have narrowed the mode given at creation.
         file.set_permissions(std::fs::Permissions::from_mode(mode))

@@ -2,12 +2,14 @@
 //! installs; uninstall; listing. Its own state lives in `<root>/.copkg/`
 //! (`locks/`, `tmp/`, `trash/`).
 //!
-//! An install is fetched and unpacked in one streaming pass into a fresh temp
-//! dir in `<root>/.copkg/tmp`, its digest checked, its manifest recorded
-//! (`store/manifest.rs`), a completion marker written last, everything made
-//! durable, and only then renamed into place, all while holding a
-//! per-coordinate `flock`. [`Store::verify`] compares an install dir with
-//! its manifest.
+//! An install is fetched into a fresh temp dir in `<root>/.copkg/tmp` — a
+//! `.tar.gz` in one streaming pass, a `.zip` (where a repository has no
+//! `.tar.gz`) downloaded to a temp file, verified, then unpacked — its digest
+//! checked, its manifest recorded (`store/manifest.rs`), a completion marker
+//! written last, everything made durable, and only then renamed into place,
+//! all while holding a per-coordinate `flock`. [`Store::verify`] compares an
+//! install dir with its manifest; [`Store::adopt`] takes over a package dir
+//! the original copkg installed.
 
 mod manifest;
 
@@ -20,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::coordinate::{PackageCoordinate, parse_sha256_hex};
 use crate::exit::{Coded, ExitCode};
-use crate::extract::{self, ExtractError, Limits};
+use crate::extract::{self, ExtractError, Limits, Unpacked};
 use crate::lock::{FileLock, LockError, lock_exclusive};
 use crate::repo::{
     Download, FetchError, Fetcher, Repository, is_network_failure, is_restart_needed,
@@ -30,6 +32,8 @@ pub use manifest::{
     Checked, Difference, DifferenceKind, MANIFEST_VERSION, ManifestEntry, mode_text,
 };
 
+/// The `source` of a package [`Store::adopt`] took over.
+pub const ADOPTED: &str = "adopted";
 /// The completion marker at the top of every install dir, written last.
 pub const MARKER_FILE: &str = ".copkg-install.json";
 /// The install manifest at the top of every install dir, written just
@@ -55,6 +59,7 @@ const NESTING_DEPTH: usize = 16;
 /// How long a lock's holder may show no progress before a waiter gives
 /// up, unless configured (`lockTimeoutSecs`).
 pub const DEFAULT_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+const DOWNLOAD_BUFFER_BYTES: usize = 256 * 1024;
 
 /// Where a package's files are, relative to a repository and to the software
 /// root; produced by the layout policy.
@@ -66,6 +71,71 @@ pub struct PackageLayout {
     pub archive: String,
     /// Checksum sidecar path relative to a repository base.
     pub sha256: String,
+    /// The `.zip` installed where a repository has no `archive` (the
+    /// original copkg's format), relative to a repository base; its sidecar
+    /// is the same path with `.sha256` added.
+    pub zip: Option<String>,
+}
+
+impl PackageLayout {
+    /// The zip's checksum sidecar path, if the layout has a zip.
+    pub fn zip_sha256(&self) -> Option<String> {
+        self.zip.as_ref().map(|zip| format!("{zip}.sha256"))
+    }
+
+    /// What a repository is asked for, in order: the archive, then the zip.
+    fn candidates(&self) -> Vec<(ArchiveFormat, &str, String)> {
+        let mut candidates = vec![(
+            ArchiveFormat::TarGz,
+            self.archive.as_str(),
+            self.sha256.clone(),
+        )];
+        if let (Some(zip), Some(sidecar)) = (&self.zip, self.zip_sha256()) {
+            candidates.push((ArchiveFormat::Zip, zip.as_str(), sidecar));
+        }
+        candidates
+    }
+}
+
+/// How a package archive is packed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// A gzip-compressed tar stream, unpacked as it is read.
+    TarGz,
+    /// A zip archive, downloaded to a temp file and verified before it is
+    /// unpacked from its central directory.
+    Zip,
+}
+
+impl ArchiveFormat {
+    /// `tar.gz` or `zip`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArchiveFormat::TarGz => "tar.gz",
+            ArchiveFormat::Zip => "zip",
+        }
+    }
+}
+
+/// A package archive opened in the first repository that has it.
+#[derive(Debug)]
+pub struct OpenedArchive {
+    /// Its bytes, as a stream.
+    pub download: Download,
+    /// The digest it must have (from its sidecar or a pin), if any.
+    pub expected: Option<String>,
+    /// How it is packed.
+    pub format: ArchiveFormat,
+}
+
+/// What asking one repository for one archive format found.
+enum Probe {
+    Found(OpenedArchive),
+    /// The archive is not there (its URL): the next format is asked for.
+    Absent(String),
+    /// The repository cannot serve the package (why, and whether because it
+    /// could not be reached): the next repository is asked.
+    Skip(String, bool),
 }
 
 /// Whether an archive without a checksum sidecar (and no digest pin) may be installed.
@@ -84,11 +154,12 @@ pub enum ChecksumPolicy {
 pub struct InstallRecord {
     /// `group:artifact:version`.
     pub coordinate: String,
-    /// sha256 of the archive.
-    pub sha256: String,
+    /// sha256 of the archive; none for a package adopted from the original
+    /// copkg (there was no archive to hash).
+    pub sha256: Option<String>,
     /// Whether that digest was checked against a sidecar or pin.
     pub verified: bool,
-    /// Where the archive came from.
+    /// Where the archive came from, or [`ADOPTED`].
     pub source: String,
     /// Seconds since the Unix epoch.
     pub installed_at: u64,
@@ -96,6 +167,23 @@ pub struct InstallRecord {
     pub unpacked_bytes: u64,
     /// Entries unpacked.
     pub entries: u64,
+}
+
+/// The outcome of an adopt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adopted {
+    /// This call recorded the package.
+    Fresh {
+        /// The install dir.
+        dir: PathBuf,
+        /// What was recorded.
+        record: InstallRecord,
+    },
+    /// It was already a complete copkg install.
+    Already {
+        /// The install dir.
+        dir: PathBuf,
+    },
 }
 
 /// The outcome of an install.
@@ -243,6 +331,22 @@ pub enum StoreError {
         /// The install dir.
         path: PathBuf,
     },
+    /// An adopt found nothing at the install dir.
+    #[error("nothing to adopt: {} does not exist or is empty", dir.display())]
+    NothingToAdopt {
+        /// The install dir.
+        dir: PathBuf,
+    },
+    /// A package dir holds what copkg would not have installed.
+    #[error("cannot adopt {}: `{entry}` {reason}", dir.display())]
+    Unadoptable {
+        /// The install dir.
+        dir: PathBuf,
+        /// The entry, relative to it (`.` for the dir itself).
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Nothing is installed at an install dir.
     #[error("no package is installed at {}", dir.display())]
     NotInstalled {
@@ -289,7 +393,9 @@ impl Coded for StoreError {
         match self {
             StoreError::NotFound { .. }
             | StoreError::NotInstalled { .. }
+            | StoreError::NothingToAdopt { .. }
             | StoreError::OtherPackage { .. } => ExitCode::NotFound,
+            StoreError::Unadoptable { .. } => ExitCode::UnsafeArchive,
             StoreError::BadManifest { .. } => ExitCode::VerifyDiffers,
             StoreError::Unreachable { .. } => ExitCode::Network,
             StoreError::NoRepository | StoreError::Nested { .. } => ExitCode::Usage,
@@ -693,13 +799,15 @@ impl Store {
         match state {
             PackageState::Installed(record) => {
                 if let Some(pin) = &request.coordinate.digest
-                    && *pin != record.sha256
+                    && record.sha256.as_ref() != Some(pin)
                 {
                     return Err(StoreError::ChecksumMismatch {
                         coordinate: request.coordinate.id(),
                         url: self.install_dir(request.layout).display().to_string(),
                         expected: pin.clone(),
-                        actual: record.sha256,
+                        actual: record
+                            .sha256
+                            .unwrap_or_else(|| "none (adopted, no archive)".to_owned()),
                     });
                 }
                 Ok(Some(Installed::Already {
@@ -750,7 +858,13 @@ impl Store {
                     }
                 };
                 let path = entry.path();
-                match std::fs::remove_dir_all(&path) {
+                // A temp dir, or a zip downloaded to a temp file.
+                let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+                match removed {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => return Err(io_err("cannot remove leftover", &path)(e)),
@@ -763,60 +877,27 @@ impl Store {
     /// Opens a package's archive from the first repository that has it
     /// (with its checksum sidecar, unless a pin or the policy makes that
     /// unnecessary), and returns the stream with the digest it must have.
+    /// A repository is asked for the `.tar.gz`, and for the layout's `.zip`
+    /// only where it answers "not found" for the `.tar.gz`.
     pub fn open_archive(
         &self,
         fetcher: &Fetcher,
         request: &InstallRequest<'_>,
-    ) -> Result<(Download, Option<String>), StoreError> {
+    ) -> Result<OpenedArchive, StoreError> {
         let coordinate = request.coordinate.id();
-        let fetch_err = |source| StoreError::Fetch {
-            coordinate: coordinate.clone(),
-            source: Box::new(source),
-        };
         let mut tried = Vec::new();
         let mut unreachable = false;
         for repo in request.repositories {
-            let mut expected = request.coordinate.digest.clone();
-            match fetcher.read_small(repo, &request.layout.sha256, SIDECAR_LIMIT) {
-                Ok(text) => {
-                    let url = repo.address(&request.layout.sha256);
-                    let digest = parse_sidecar(&text).map_err(|reason| StoreError::BadSidecar {
-                        url: url.clone(),
-                        reason,
-                    })?;
-                    if let Some(pin) = &expected
-                        && *pin != digest
-                    {
-                        return Err(StoreError::ChecksumMismatch {
-                            coordinate,
-                            url,
-                            expected: pin.clone(),
-                            actual: digest,
-                        });
+            for (format, archive, sidecar) in request.layout.candidates() {
+                match self.probe(fetcher, repo, request, format, archive, &sidecar)? {
+                    Probe::Found(opened) => return Ok(opened),
+                    Probe::Absent(url) => tried.push(format!("{url}: not found")),
+                    Probe::Skip(why, could_not_reach) => {
+                        tried.push(why);
+                        unreachable |= could_not_reach;
+                        break;
                     }
-                    expected = Some(digest);
                 }
-                Err(FetchError::NotFound { url })
-                    if expected.is_none() && request.checksum == ChecksumPolicy::Required =>
-                {
-                    tried.push(format!("{url}: not found (a checksum sidecar is required)"));
-                    continue;
-                }
-                Err(FetchError::NotFound { .. }) => {}
-                Err(e) if e.try_next_repository() => {
-                    unreachable |= !matches!(e, FetchError::NotFound { .. });
-                    tried.push(crate::exit::one_line(&e));
-                    continue;
-                }
-                Err(e) => return Err(fetch_err(e)),
-            }
-            match fetcher.open(repo, &request.layout.archive) {
-                Ok(download) => return Ok((download, expected)),
-                Err(e) if e.try_next_repository() => {
-                    unreachable |= !matches!(e, FetchError::NotFound { .. });
-                    tried.push(crate::exit::one_line(&e));
-                }
-                Err(e) => return Err(fetch_err(e)),
             }
         }
         if request.repositories.is_empty() {
@@ -829,13 +910,80 @@ impl Store {
         Err(StoreError::NotFound { coordinate, tried })
     }
 
+    /// Asks one repository for one format of the package: its sidecar, then
+    /// the archive.
+    fn probe(
+        &self,
+        fetcher: &Fetcher,
+        repo: &Repository,
+        request: &InstallRequest<'_>,
+        format: ArchiveFormat,
+        archive: &str,
+        sidecar: &str,
+    ) -> Result<Probe, StoreError> {
+        let coordinate = request.coordinate.id();
+        let fetch_err = |source| StoreError::Fetch {
+            coordinate: coordinate.clone(),
+            source: Box::new(source),
+        };
+        let mut expected = request.coordinate.digest.clone();
+        let mut missing_sidecar = None;
+        match fetcher.read_small(repo, sidecar, SIDECAR_LIMIT) {
+            Ok(text) => {
+                let url = repo.address(sidecar);
+                let digest = parse_sidecar(&text).map_err(|reason| StoreError::BadSidecar {
+                    url: url.clone(),
+                    reason,
+                })?;
+                if let Some(pin) = &expected
+                    && *pin != digest
+                {
+                    return Err(StoreError::ChecksumMismatch {
+                        coordinate,
+                        url,
+                        expected: pin.clone(),
+                        actual: digest,
+                    });
+                }
+                expected = Some(digest);
+            }
+            Err(FetchError::NotFound { url }) => missing_sidecar = Some(url),
+            Err(e) if e.try_next_repository() => {
+                return Ok(Probe::Skip(crate::exit::one_line(&e), true));
+            }
+            Err(e) => return Err(fetch_err(e)),
+        }
+        match fetcher.open(repo, archive) {
+            Ok(download) => match missing_sidecar {
+                Some(url) if expected.is_none() && request.checksum == ChecksumPolicy::Required => {
+                    Ok(Probe::Skip(
+                        format!("{url}: not found (a checksum sidecar is required)"),
+                        false,
+                    ))
+                }
+                _ => Ok(Probe::Found(OpenedArchive {
+                    download,
+                    expected,
+                    format,
+                })),
+            },
+            Err(FetchError::NotFound { url }) => Ok(Probe::Absent(url)),
+            Err(e) if e.try_next_repository() => Ok(Probe::Skip(crate::exit::one_line(&e), true)),
+            Err(e) => Err(fetch_err(e)),
+        }
+    }
+
     fn fetch_and_unpack(
         &self,
         fetcher: &Fetcher,
         request: &InstallRequest<'_>,
     ) -> Result<(tempfile::TempDir, InstallRecord, Vec<String>), StoreError> {
         let coordinate = request.coordinate.id();
-        let (download, expected) = self.open_archive(fetcher, request)?;
+        let OpenedArchive {
+            download,
+            expected,
+            format,
+        } = self.open_archive(fetcher, request)?;
         let url = download.url.clone();
         let tmp = self.scratch_dir(request.layout, "tmp")?;
         let temp = tempfile::Builder::new()
@@ -847,47 +995,112 @@ impl Store {
             limits.max_unpacked_bytes = max;
         }
         limits.max_entries = request.max_entries;
-        let unpacked = match request.progress {
-            Some(progress) => {
-                let total = download.len;
-                let reader = ProgressReader {
-                    inner: download,
-                    read: 0,
-                    total,
-                    last: std::time::Instant::now(),
-                    progress,
-                };
-                extract::unpack_tar_gz(reader, temp.path(), &limits)
-            }
-            None => extract::unpack_tar_gz(download, temp.path(), &limits),
-        }
-        .map_err(|source| StoreError::Extract {
+        let extract_err = |source| StoreError::Extract {
             coordinate: coordinate.clone(),
             url: url.clone(),
             source,
-        })?;
-        if let Some(expected) = &expected
-            && *expected != unpacked.sha256
-        {
-            return Err(StoreError::ChecksumMismatch {
-                coordinate,
-                url,
+        };
+        let check = |actual: &str| match &expected {
+            Some(expected) if expected != actual => Err(StoreError::ChecksumMismatch {
+                coordinate: coordinate.clone(),
+                url: url.clone(),
                 expected: expected.clone(),
-                actual: unpacked.sha256,
-            });
-        }
+                actual: actual.to_owned(),
+            }),
+            _ => Ok(()),
+        };
+        let len = download.len;
+        let reader: Box<dyn io::Read + '_> = match request.progress {
+            Some(progress) => Box::new(ProgressReader {
+                inner: download,
+                read: 0,
+                total: len,
+                last: std::time::Instant::now(),
+                progress,
+            }),
+            None => Box::new(download),
+        };
+        let (sha256, unpacked): (String, Unpacked) = match format {
+            // Hashed, inflated and unpacked in one pass; checked at its end,
+            // before anything becomes visible.
+            ArchiveFormat::TarGz => {
+                let done =
+                    extract::unpack_tar_gz(reader, temp.path(), &limits).map_err(extract_err)?;
+                check(&done.sha256)?;
+                (done.sha256, done.unpacked)
+            }
+            // A zip is read from its end: downloaded whole, and checked
+            // before a byte of it is unpacked.
+            ArchiveFormat::Zip => {
+                let (file, sha256) = self
+                    .download(reader, len, request.layout, limits.max_unpacked_bytes)
+                    .map_err(extract_err)?;
+                check(&sha256)?;
+                let unpacked = extract::unpack_zip(file.as_file(), temp.path(), &limits)
+                    .map_err(extract_err)?;
+                (sha256, unpacked)
+            }
+        };
         let record = InstallRecord {
             coordinate,
-            sha256: unpacked.sha256,
+            sha256: Some(sha256),
             verified: expected.is_some(),
             source: url,
-            installed_at: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            installed_at: now(),
             unpacked_bytes: unpacked.unpacked_bytes,
             entries: unpacked.entries,
         };
         Ok((temp, record, unpacked.unreadable))
+    }
+
+    /// Downloads an archive to a temp file in `<root>/.copkg/tmp` (swept
+    /// with the install's other leftovers), at most `max` bytes, hashing it
+    /// on the way; returns the file and its sha256.
+    fn download(
+        &self,
+        mut source: impl io::Read,
+        len: Option<u64>,
+        layout: &PackageLayout,
+        max: u64,
+    ) -> Result<(tempfile::NamedTempFile, String), ExtractError> {
+        use sha2::Digest;
+        use std::io::Write;
+        let too_large = ExtractError::Limit {
+            what: "download size",
+            limit: max,
+        };
+        if len.is_some_and(|len| len > max) {
+            return Err(too_large);
+        }
+        let write_err = |path: &Path| {
+            let path = path.to_owned();
+            move |source| ExtractError::Write { path, source }
+        };
+        let tmp = self.root.join(STATE_DIR).join("tmp");
+        let mut file = tempfile::Builder::new()
+            .prefix(&format!("{}.", Self::key(layout)))
+            .suffix(".zip")
+            .tempfile_in(&tmp)
+            .map_err(write_err(&tmp))?;
+        let mut hasher = sha2::Sha256::new();
+        let mut buffer = vec![0; DOWNLOAD_BUFFER_BYTES];
+        let mut total = 0u64;
+        loop {
+            let n = match source.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ExtractError::Read(e)),
+            };
+            total += n as u64;
+            if total > max {
+                return Err(too_large);
+            }
+            hasher.update(&buffer[..n]);
+            let path = file.path().to_owned();
+            file.write_all(&buffer[..n]).map_err(write_err(&path))?;
+        }
+        Ok((file, extract::hex(&hasher.finalize())))
     }
 
     /// Writes the manifest and then the marker, makes everything durable, and renames the temp dir
@@ -899,15 +1112,7 @@ impl Store {
         request: &InstallRequest<'_>,
     ) -> Result<bool, StoreError> {
         let dir = self.install_dir(request.layout);
-        manifest::write(temp.path())?;
-        let marker = temp.path().join(MARKER_FILE);
-        let json = serde_json::to_vec_pretty(record)
-            .map_err(|e| io_err("cannot write", &marker)(e.into()))?;
-        std::fs::write(&marker, json).map_err(io_err("cannot write", &marker))?;
-        // One syncfs makes every unpacked file durable far faster than a
-        // per-file fsync; then the rename, then its directory entries.
-        let handle = File::open(temp.path()).map_err(io_err("cannot open", temp.path()))?;
-        nix::unistd::syncfs(&handle).map_err(|e| io_err("cannot sync", temp.path())(e.into()))?;
+        seal(temp.path(), record)?;
         let parent = dir.parent().unwrap_or(&self.root).to_owned();
         {
             // Another package may have been installed around or inside this
@@ -938,6 +1143,72 @@ impl Store {
         }
         sync_dirs_up_to(&parent, &self.root)?;
         Ok(true)
+    }
+
+    /// Takes over a package dir the original copkg installed (files there,
+    /// no completion marker): checks that it lies inside no other package
+    /// and holds none, and that every entry is one an install could have
+    /// made (names, types, symlinks staying inside, modes, owners), then
+    /// writes its manifest and a marker recording it as adopted and
+    /// unverified. A no-op for a package copkg already installed.
+    pub fn adopt(
+        &self,
+        coordinate: &PackageCoordinate,
+        layout: &PackageLayout,
+        on_wait: &mut dyn FnMut(&Path),
+    ) -> Result<Adopted, StoreError> {
+        let dir = self.install_dir(layout);
+        let _lock = self.lock(coordinate, layout, on_wait)?;
+        // Held throughout: no install may commit a package around or inside
+        // this one between the check and the marker.
+        let _commit = self.commit_lock()?;
+        match self.state(layout)? {
+            PackageState::Installed(record) if record.coordinate == coordinate.id() => {
+                return Ok(Adopted::Already { dir });
+            }
+            PackageState::Installed(record) => {
+                return Err(StoreError::OtherPackage {
+                    coordinate: coordinate.id(),
+                    dir,
+                    found: record.coordinate,
+                });
+            }
+            PackageState::Absent => return Err(StoreError::NothingToAdopt { dir }),
+            PackageState::Foreign => {}
+        }
+        match std::fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(StoreError::Unadoptable {
+                    dir,
+                    entry: ".".to_owned(),
+                    reason: "is not a directory (a symlink or a file)".to_owned(),
+                });
+            }
+            Err(e) => return Err(io_err("cannot inspect", &dir)(e)),
+        }
+        self.check_nesting(coordinate, layout)?;
+        // What an adopt killed before its marker was complete left behind.
+        for name in [MARKER_FILE, MANIFEST_FILE] {
+            let path = dir.join(name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("cannot remove", &path)(e)),
+            }
+        }
+        let (unpacked_bytes, entries) = check_adoptable(&dir)?;
+        let record = InstallRecord {
+            coordinate: coordinate.id(),
+            sha256: None,
+            verified: false,
+            source: ADOPTED.to_owned(),
+            installed_at: now(),
+            unpacked_bytes,
+            entries,
+        };
+        seal(&dir, &record)?;
+        Ok(Adopted::Fresh { dir, record })
     }
 
     /// Uninstalls a package: renames its dir aside, then deletes it. Returns
@@ -1051,6 +1322,113 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Seconds since the Unix epoch.
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Writes the manifest of the package tree at `dir`, then its completion
+/// marker (last), and makes both and everything in the tree durable with
+/// one `syncfs`, far faster than a per-file fsync.
+fn seal(dir: &Path, record: &InstallRecord) -> Result<(), StoreError> {
+    use std::io::Write;
+    manifest::write(dir)?;
+    let marker = dir.join(MARKER_FILE);
+    let json =
+        serde_json::to_vec_pretty(record).map_err(|e| io_err("cannot write", &marker)(e.into()))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+        .and_then(|mut file| file.write_all(&json))
+        .map_err(io_err("cannot write", &marker))?;
+    let handle = File::open(dir).map_err(io_err("cannot open", dir))?;
+    nix::unistd::syncfs(&handle).map_err(|e| io_err("cannot sync", dir)(e.into()))?;
+    Ok(())
+}
+
+/// Checks every entry of a package dir the original copkg installed by the
+/// rules an install applies (`extract.rs`): names, types, symlink targets
+/// staying inside, modes an install would give as they are; and that only
+/// copkg's user or root owns it, so no one else can change it. Returns the
+/// bytes of file content and the entries.
+fn check_adoptable(dir: &Path) -> Result<(u64, u64), StoreError> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let refuse = |entry: &str, reason: String| StoreError::Unadoptable {
+        dir: dir.to_owned(),
+        entry: entry.to_owned(),
+        reason,
+    };
+    let check_meta = |entry: &str, meta: &std::fs::Metadata| -> Result<(), StoreError> {
+        if meta.uid() != me && meta.uid() != 0 {
+            return Err(refuse(
+                entry,
+                format!(
+                    "is owned by uid {}, not by copkg's user or root: its owner could change the package",
+                    meta.uid()
+                ),
+            ));
+        }
+        let mode = meta.mode() & 0o7777;
+        let installed = if meta.is_dir() {
+            extract::dir_mode(mode)
+        } else {
+            extract::file_mode(mode)
+        };
+        if !meta.is_symlink() && installed != mode {
+            return Err(refuse(
+                entry,
+                format!(
+                    "has mode {}, which an install would make {}: change it (chmod) and adopt again",
+                    mode_text(mode),
+                    mode_text(installed)
+                ),
+            ));
+        }
+        Ok(())
+    };
+    let top = std::fs::symlink_metadata(dir).map_err(io_err("cannot inspect", dir))?;
+    check_meta(".", &top)?;
+    let (mut bytes, mut entries) = (0u64, 0u64);
+    manifest::visit(dir, |relative, path, meta| {
+        let name = relative.as_os_str().as_bytes();
+        let shown = relative.to_string_lossy();
+        let unsafe_entry = |err: ExtractError| match err {
+            ExtractError::Unsafe { reason, .. } => refuse(&shown, reason),
+            other => refuse(&shown, other.to_string()),
+        };
+        let components = extract::entry_components(name).map_err(unsafe_entry)?;
+        check_meta(&shown, meta)?;
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            let target = std::fs::read_link(path).map_err(io_err("cannot read link", path))?;
+            extract::check_symlink_target(name, &components, target.as_os_str().as_bytes())
+                .map_err(unsafe_entry)?;
+        } else if kind.is_file() {
+            bytes += meta.len();
+        } else if !kind.is_dir() {
+            use std::os::unix::fs::FileTypeExt;
+            let what = if kind.is_fifo() {
+                "a fifo"
+            } else if kind.is_socket() {
+                "a socket"
+            } else if kind.is_char_device() {
+                "a character device"
+            } else {
+                "a block device"
+            };
+            return Err(refuse(&shown, format!("is {what}")));
+        }
+        entries += 1;
+        Ok(())
+    })?;
+    Ok((bytes, entries))
 }
 
 /// What is at an install dir.
@@ -1169,7 +1547,7 @@ mod tests {
         std::fs::create_dir_all(&temp).unwrap();
         let record = InstallRecord {
             coordinate: "com.example:hello:1".into(),
-            sha256: "0".repeat(64),
+            sha256: Some("0".repeat(64)),
             verified: true,
             source: "s".into(),
             installed_at: 0,

@@ -366,13 +366,27 @@ fn c3_retries_give_up_after_the_configured_count() {
 
 #[test]
 fn c3_not_found_and_unauthorized_are_not_retried() {
-    for (status, code) in [("404 Not Found", 3), ("401 Unauthorized", 1)] {
+    let zip = ARCHIVE_PATH.replace(".tar.gz", ".zip");
+    // A 404 moves on to the next file (the .tar.gz after its sidecar, then
+    // the .zip and its sidecar), asked for once each; a 401 ends the install.
+    let asked_404 = [
+        format!("/{ARCHIVE_PATH}.sha256"),
+        format!("/{ARCHIVE_PATH}"),
+        format!("/{zip}.sha256"),
+        format!("/{zip}"),
+    ];
+    let asked_401 = [format!("/{ARCHIVE_PATH}.sha256")];
+    for (status, code, asked) in [
+        ("404 Not Found", 3, &asked_404[..]),
+        ("401 Unauthorized", 1, &asked_401[..]),
+    ] {
         let server = FaultServer::start(move |_, _, stream| respond(stream, status, &[], b""));
         let sandbox = Sandbox::new();
         let config = fast_config(&sandbox, "");
         let out = install_from(&sandbox, &config, &server.url);
         assert_eq!(out.code, code, "{status}: {out:?}");
-        assert_eq!(server.requests().len(), 1, "{status}");
+        let paths: Vec<String> = server.requests().into_iter().map(|r| r.path).collect();
+        assert_eq!(paths, asked, "{status}");
     }
 }
 

@@ -82,10 +82,11 @@ fn pack_install_list_resolve_uninstall_over_http() {
         .copkg()
         .args(["--repo", &server.url, "resolve", COORD]));
     let url = format!("{}/{ARCHIVE_PATH}", server.url);
+    let zip = url.replace(".tar.gz", ".zip");
     assert_eq!(
         out.stdout,
         format!(
-            "coordinate: {COORD}\ninstall dir: {}\nstate: installed (sha256 {digest}, from {url})\narchive: {url}\nsha256: {url}.sha256\n",
+            "coordinate: {COORD}\ninstall dir: {}\nstate: installed (sha256 {digest}, from {url})\narchive: {url}\nsha256: {url}.sha256\nzip: {zip}\nzip sha256: {zip}.sha256\n",
             dir.display()
         )
     );
@@ -385,14 +386,12 @@ fn partial_failure_reports_each_and_exits_with_the_first_code() {
         out.stdout,
         format!("installed {COORD} in {}\n", sandbox.install_dir().display())
     );
-    let sidecar = sandbox
-        .repo()
-        .join("com/example/missing/1/missing-1-copkg.tar.gz.sha256");
+    let missing = sandbox.repo().join("com/example/missing/1/missing-1-copkg");
     assert_eq!(
         out.stderr,
         format!(
-            "error: cannot install com.example:missing:1\n  caused by: com.example:missing:1 was not found in any repository\n  {}: not found (a checksum sidecar is required)\nerror: 1 of 2 installs failed\n",
-            sidecar.display()
+            "error: cannot install com.example:missing:1\n  caused by: com.example:missing:1 was not found in any repository\n  {0}.tar.gz: not found\n  {0}.zip: not found\nerror: 1 of 2 installs failed\n",
+            missing.display()
         )
     );
 }
@@ -423,12 +422,13 @@ fn an_unreachable_repository_is_a_network_failure_not_a_not_found() {
         "{}",
         out.stderr
     );
+    let missing = empty.path().join(ARCHIVE_PATH).display().to_string();
     assert_eq!(
-        lines[3],
-        format!(
-            "  {}.sha256: not found (a checksum sidecar is required)",
-            empty.path().join(ARCHIVE_PATH).display()
-        )
+        lines[3..],
+        [
+            format!("  {missing}: not found"),
+            format!("  {}: not found", missing.replace(".tar.gz", ".zip")),
+        ]
     );
 
     // Every repository answering "not found" is exit 3.

@@ -373,6 +373,46 @@ print(ok, err:match("links to the absolute path") ~= nil, copkg.exists(work .. "
 }
 
 #[test]
+fn fetch_and_extract_take_the_original_copkgs_zip_too() {
+    let sandbox = Sandbox::new();
+    sandbox.publish_zip_verified(&good_zip());
+    let work = sandbox.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(
+        work.join("evil.zip"),
+        Zip::new().symlink("passwd", "/etc/passwd").bytes(),
+    )
+    .unwrap();
+    let path = script(
+        &sandbox,
+        &format!(
+            r#"local work = "{0}"
+local r = copkg.resolve("{COORD}")
+print(#r.zips, r.zips[1] == r.archives[1]:gsub("%.tar%.gz$", ".zip"))
+local f = copkg.fetch("{COORD}", work .. "/pkg.zip")
+print(f.format, f.verified, f.sha256 == copkg.sha256(work .. "/pkg.zip"))
+local x = copkg.extract(work .. "/pkg.zip", work .. "/unpacked")
+print(x.entries, x.sha256 == f.sha256, copkg.is_file(work .. "/unpacked/bin/hello"))
+local ok, err = copkg.try_extract(work .. "/evil.zip", work .. "/evil")
+print(ok, err:match("links to the absolute path") ~= nil, copkg.exists(work .. "/evil"))
+"#,
+            work.display()
+        ),
+    );
+    let out = run(sandbox
+        .copkg()
+        .arg("--repo")
+        .arg(sandbox.repo())
+        .arg("run")
+        .arg(&path));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "1\ttrue\nzip\ttrue\ttrue\n10\ttrue\ttrue\nnil\ttrue\tfalse\n"
+    );
+}
+
+#[test]
 fn example_rollout_script_runs_twice() {
     let sandbox = Sandbox::new();
     for name in ["hello", "webapp", "ticker"] {

@@ -3,6 +3,8 @@
 -- and installs packages by artifact name only: /opt/apps/<artifact>/<version>.
 -- `copkg pack` honours the same layout, so packs go straight to the repo.
 return {
+  -- No `zip`: this repository never held the original copkg's .zip
+  -- packages, so a missing .tgz is "not found" without asking for one.
   repository_paths = function(pkg)
     local archive = pkg.artifact .. "/" .. pkg.version .. "/" .. pkg.artifact .. "-" .. pkg.version .. ".tgz"
     return { archive = archive, sha256 = archive .. ".sha256" }

@@ -1,6 +1,7 @@
 //! One module per subcommand, each thin: parse what the user gave, call the
 //! core, print results on stdout and progress on stderr.
 
+pub mod adopt;
 pub mod clean_logs;
 pub mod cleanup;
 mod error;
@@ -150,6 +151,7 @@ pub fn run(cli: Cli) -> Result {
         Command::List => list::run(&ctx),
         Command::Resolve(args) => resolve::run(&ctx, args),
         Command::Verify(args) => verify::run(&ctx, args),
+        Command::Adopt(args) => adopt::run(&ctx, args),
         Command::Pack(args) => pack::run(&ctx, args),
         Command::Start(args) => start::run(&ctx, args),
         Command::Stop(args) => stop::run(&ctx, args),

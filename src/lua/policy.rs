@@ -275,13 +275,14 @@ impl<'a> Policy<'a> {
             return Err(LuaError::BadResult {
                 hook: "repository_paths",
                 problem: format!(
-                    "expected a table {{archive=, sha256=}}, got a {}",
+                    "expected a table {{archive=, sha256=, zip=}}, got a {}",
                     paths.type_name()
                 ),
             });
         };
         let mut archive = None;
         let mut sha256 = None;
+        let mut zip = None;
         for pair in paths.pairs::<Value, Value>() {
             let (key, value) = pair?;
             let key = match &key {
@@ -291,6 +292,7 @@ impl<'a> Policy<'a> {
             match key.as_str() {
                 "archive" => archive = Some(relative_path("repository_paths", "archive", value)?),
                 "sha256" => sha256 = Some(relative_path("repository_paths", "sha256", value)?),
+                "zip" => zip = Some(relative_path("repository_paths", "zip", value)?),
                 _ => {
                     return Err(LuaError::BadResult {
                         hook: "repository_paths",
@@ -307,6 +309,7 @@ impl<'a> Policy<'a> {
             install_path,
             archive: archive.ok_or_else(|| missing("archive"))?,
             sha256: sha256.ok_or_else(|| missing("sha256"))?,
+            zip,
         })
     }
 }
@@ -453,7 +456,31 @@ mod tests {
             "com/comoyo/id-cassandra/2.1.1/id-cassandra-2.1.1-copkg.tar.gz"
         );
         assert_eq!(layout.sha256, format!("{}.sha256", layout.archive));
+        assert_eq!(
+            layout.zip.as_deref(),
+            Some("com/comoyo/id-cassandra/2.1.1/id-cassandra-2.1.1-copkg.zip")
+        );
+        assert_eq!(
+            layout.zip_sha256().as_deref(),
+            Some("com/comoyo/id-cassandra/2.1.1/id-cassandra-2.1.1-copkg.zip.sha256")
+        );
         assert!(host.overridden().is_empty());
+    }
+
+    #[test]
+    fn a_site_without_a_zip_field_has_no_zip() {
+        let file = site(
+            r#"
+            return {
+              repository_paths = function(pkg)
+                return { archive = "a.tgz", sha256 = "a.tgz.sha256" }
+              end,
+            }"#,
+        );
+        let host = Host::new(Some(file.path())).unwrap();
+        let layout = host.policy().layout(&coordinate()).unwrap();
+        assert_eq!(layout.zip, None);
+        assert_eq!(layout.zip_sha256(), None);
     }
 
     #[test]
@@ -506,7 +533,15 @@ mod tests {
             ),
             (
                 "repository_paths = function() return 'a' end",
-                "hook `repository_paths` returned an invalid result: expected a table {archive=, sha256=}, got a string",
+                "hook `repository_paths` returned an invalid result: expected a table {archive=, sha256=, zip=}, got a string",
+            ),
+            (
+                "repository_paths = function() return {archive='a', sha256='b', zip='/abs.zip'} end",
+                "hook `repository_paths` returned an invalid result: `zip` = `/abs.zip` must be relative",
+            ),
+            (
+                "repository_paths = function() return {archive='a', sha256='b', zip=false} end",
+                "hook `repository_paths` returned an invalid result: `zip` must be a string, got a boolean",
             ),
             (
                 "repository_paths = function() return {archive='a/../../b', sha256='x'} end",

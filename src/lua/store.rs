@@ -62,7 +62,7 @@ fn result_table(
         Ok(Installed::Fresh { dir, record, .. }) => {
             table.set("status", "installed")?;
             table.set("dir", dir.display().to_string())?;
-            table.set("sha256", record.sha256.as_str())?;
+            table.set("sha256", record.sha256.as_deref())?;
         }
         Ok(Installed::Already { dir }) => {
             table.set("status", "already-installed")?;
@@ -176,7 +176,8 @@ fn installed(lua: &Lua, (): ()) -> mlua::Result<Table> {
     Ok(out)
 }
 
-/// `copkg.resolve(coordinate)`: {coordinate, dir, state, archives = {...}, sidecars = {...}}.
+/// `copkg.resolve(coordinate)`: {coordinate, dir, state, archives = {...},
+/// sidecars = {...}, zips = {...}, zip_sidecars = {...}}.
 fn resolve(lua: &Lua, text: String) -> mlua::Result<Table> {
     const F: &str = "resolve";
     let settings = settings(lua, F)?;
@@ -197,18 +198,27 @@ fn resolve(lua: &Lua, text: String) -> mlua::Result<Table> {
     table.set("state", state)?;
     let archives = lua.create_table()?;
     let sidecars = lua.create_table()?;
+    let zips = lua.create_table()?;
+    let zip_sidecars = lua.create_table()?;
     for repo in &settings.repositories {
         archives.push(repo.address(&layout.archive))?;
         sidecars.push(repo.address(&layout.sha256))?;
+        if let (Some(zip), Some(sidecar)) = (&layout.zip, layout.zip_sha256()) {
+            zips.push(repo.address(zip))?;
+            zip_sidecars.push(repo.address(&sidecar))?;
+        }
     }
     table.set("archives", archives)?;
     table.set("sidecars", sidecars)?;
+    table.set("zips", zips)?;
+    table.set("zip_sidecars", zip_sidecars)?;
     Ok(table)
 }
 
-/// `copkg.fetch(coordinate, path)`: downloads a package's archive to `path`
+/// `copkg.fetch(coordinate, path)`: downloads a package's archive (its
+/// `.tar.gz`, or its `.zip` where a repository has no `.tar.gz`) to `path`
 /// (a temp file beside it, renamed when complete), checked against its
-/// sidecar or pin; returns {path, sha256, verified, source}.
+/// sidecar or pin; returns {path, sha256, verified, source, format}.
 fn fetch(lua: &Lua, (text, path): (String, String)) -> mlua::Result<Table> {
     const F: &str = "fetch";
     let settings = settings(lua, F)?;
@@ -216,7 +226,11 @@ fn fetch(lua: &Lua, (text, path): (String, String)) -> mlua::Result<Table> {
     let layout = policy_layout(lua, F, &coordinate)?;
     let request = settings.install_request(&coordinate, &layout);
     let store = settings.store();
-    let (mut download, expected) = store
+    let crate::store::OpenedArchive {
+        mut download,
+        expected,
+        format,
+    } = store
         .open_archive(&fetcher(lua, F, &settings)?, &request)
         .map_err(|e| super::raise_error(lua, F, &e))?;
     let target = std::path::Path::new(&path);
@@ -259,12 +273,14 @@ fn fetch(lua: &Lua, (text, path): (String, String)) -> mlua::Result<Table> {
     table.set("sha256", digest)?;
     table.set("verified", expected.is_some())?;
     table.set("source", download.url.as_str())?;
+    table.set("format", format.name())?;
     Ok(table)
 }
 
-/// `copkg.extract(archive, dir)`: unpacks a `.tar.gz` safely into a fresh
-/// temp dir beside `dir` and renames it to `dir`, which must not exist;
-/// returns {dir, sha256, bytes, entries}.
+/// `copkg.extract(archive, dir)`: unpacks a `.tar.gz` or a `.zip` (told
+/// apart by their first bytes) safely into a fresh temp dir beside `dir` and
+/// renames it to `dir`, which must not exist; returns {dir, sha256, bytes,
+/// entries}.
 fn extract(lua: &Lua, (archive, dir): (String, String)) -> mlua::Result<Table> {
     const F: &str = "extract";
     let target = std::path::Path::new(&dir);
@@ -272,7 +288,8 @@ fn extract(lua: &Lua, (archive, dir): (String, String)) -> mlua::Result<Table> {
         return Err(fail(F, format!("{dir} already exists")));
     }
     let io = |e: std::io::Error| fail(F, format!("{dir}: {e}"));
-    let file = std::fs::File::open(&archive).map_err(|e| fail(F, format!("{archive}: {e}")))?;
+    let read_err = |e: std::io::Error| fail(F, format!("{archive}: {e}"));
+    let mut file = std::fs::File::open(&archive).map_err(read_err)?;
     let len = file.metadata().ok().map(|m| m.len());
     let parent = target
         .parent()
@@ -290,22 +307,50 @@ fn extract(lua: &Lua, (archive, dir): (String, String)) -> mlua::Result<Table> {
         }
         limits.max_entries = settings.max_entries;
     }
-    let unpacked = crate::extract::unpack_tar_gz(file, temp.path(), &limits).map_err(|e| {
+    let refused = |e: crate::extract::ExtractError| {
         super::raise(
             lua,
             F,
             format!("{archive}: {}", super::chain(&e)),
             e.exit_code(),
         )
-    })?;
+    };
+    let (sha256, unpacked) = if is_zip(&mut file).map_err(read_err)? {
+        let sha256 = sha256_of(&mut file).map_err(read_err)?;
+        let unpacked = crate::extract::unpack_zip(&file, temp.path(), &limits).map_err(refused)?;
+        (sha256, unpacked)
+    } else {
+        let done = crate::extract::unpack_tar_gz(file, temp.path(), &limits).map_err(refused)?;
+        (done.sha256, done.unpacked)
+    };
     std::fs::rename(temp.path(), target).map_err(io)?;
     let _ = temp.keep();
     let table = lua.create_table()?;
     table.set("dir", dir.as_str())?;
-    table.set("sha256", unpacked.sha256)?;
+    table.set("sha256", sha256)?;
     table.set("bytes", unpacked.unpacked_bytes)?;
     table.set("entries", unpacked.entries)?;
     Ok(table)
+}
+
+/// Whether a file starts as a zip archive does (a local file header, or the
+/// end record of an empty one); leaves it at its start.
+fn is_zip(file: &mut std::fs::File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek};
+    let mut magic = [0u8; 4];
+    let n = file.take(4).read(&mut magic)?;
+    file.rewind()?;
+    Ok(n == 4 && (magic == *b"PK\x03\x04" || magic == *b"PK\x05\x06"))
+}
+
+/// The lowercase hex sha256 of a file; leaves it at its start.
+fn sha256_of(file: &mut std::fs::File) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::io::Seek;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(file, &mut hasher)?;
+    file.rewind()?;
+    Ok(crate::extract::hex(&hasher.finalize()))
 }
 
 /// Adds these functions to the `copkg` table.

@@ -260,6 +260,23 @@ impl Walk {
     }
 }
 
+/// Calls `visit` with (relative path, path, metadata) for every entry below
+/// `root`, in path order, never following a symlink and skipping copkg's own
+/// files at the top.
+pub(super) fn visit(
+    root: &Path,
+    mut visit: impl FnMut(&Path, &Path, &Metadata) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut walk = Walk::new(root)?;
+    while let Some(found) = walk.next()? {
+        visit(&found.relative, &found.path, &found.meta)?;
+        if found.meta.is_dir() {
+            walk.descend(&found)?;
+        }
+    }
+    Ok(())
+}
+
 /// The sha256 of a regular file, read without following a symlink.
 fn hash_file(path: &Path, buffer: &mut [u8]) -> Result<String, StoreError> {
     let mut file = std::fs::OpenOptions::new()

@@ -516,3 +516,207 @@ pub fn read_all(stream: &mut impl Read) -> Vec<u8> {
     let _ = stream.read_to_end(&mut out);
     out
 }
+
+/// Where the original copkg's repositories hold a package: a `.zip` beside
+/// where the `.tar.gz` would be.
+pub const ZIP_PATH: &str = "com/example/hello/1.0.0/hello-1.0.0-copkg.zip";
+
+impl Sandbox {
+    /// Writes `zip` (and, unless `None`, a sidecar with `sidecar`) into the
+    /// repository as the original copkg's repositories hold packages: no
+    /// `.tar.gz`, often no sidecar.
+    pub fn publish_zip(&self, zip: &[u8], sidecar: Option<&str>) {
+        let path = self.repo().join(ZIP_PATH);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, zip).unwrap();
+        let side = PathBuf::from(format!("{}.sha256", path.display()));
+        match sidecar {
+            Some(text) => std::fs::write(side, text).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(side);
+            }
+        }
+    }
+
+    /// Publishes `zip` with a correct sidecar.
+    pub fn publish_zip_verified(&self, zip: &[u8]) {
+        self.publish_zip(
+            zip,
+            Some(&format!("{}  hello-1.0.0-copkg.zip\n", sha256_hex(zip))),
+        );
+    }
+}
+
+/// One entry of a [`Zip`], with every field a hostile archive may bend.
+#[derive(Clone, Debug)]
+pub struct ZipEntry {
+    /// The name in the central directory.
+    pub name: Vec<u8>,
+    /// The name in the local header, when it differs.
+    pub local_name: Option<Vec<u8>>,
+    /// The uncompressed data.
+    pub data: Vec<u8>,
+    /// Deflated (else stored).
+    pub deflate: bool,
+    /// Unix mode with type bits, written as made on Unix; `None` writes a
+    /// DOS-made entry without one.
+    pub mode: Option<u32>,
+    /// General-purpose flags.
+    pub flags: u16,
+    /// The uncompressed size declared in both headers, when it differs.
+    pub declared_size: Option<u32>,
+    /// Sizes and CRC-32 after the data (flag bit 3), zero in the local header.
+    pub data_descriptor: bool,
+}
+
+/// A zip archive built byte by byte: what a zip writer would refuse to write.
+#[derive(Clone, Debug, Default)]
+pub struct Zip {
+    pub entries: Vec<ZipEntry>,
+}
+
+impl Zip {
+    pub fn new() -> Self {
+        Zip::default()
+    }
+
+    pub fn entry(&mut self, name: &str, data: &[u8], mode: Option<u32>) -> &mut Self {
+        self.entries.push(ZipEntry {
+            name: name.as_bytes().to_vec(),
+            local_name: None,
+            data: data.to_vec(),
+            deflate: true,
+            mode,
+            flags: 0,
+            declared_size: None,
+            data_descriptor: false,
+        });
+        self
+    }
+
+    pub fn file(&mut self, name: &str, data: &[u8], mode: u32) -> &mut Self {
+        self.entry(name, data, Some(0o100_000 | mode))
+    }
+
+    pub fn dir(&mut self, name: &str, mode: u32) -> &mut Self {
+        self.entry(name, b"", Some(0o040_000 | mode))
+    }
+
+    pub fn symlink(&mut self, name: &str, target: &str) -> &mut Self {
+        self.entry(name, target.as_bytes(), Some(0o120_777))
+    }
+
+    /// Changes the last entry.
+    pub fn last(&mut self, change: impl FnOnce(&mut ZipEntry)) -> &mut Self {
+        change(self.entries.last_mut().unwrap());
+        self
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        let le16 = |v: u16| v.to_le_bytes();
+        let le32 = |v: u32| v.to_le_bytes();
+        let mut out = Vec::new();
+        let mut central = Vec::new();
+        for e in &self.entries {
+            let mut crc = flate2::Crc::new();
+            crc.update(&e.data);
+            let crc = crc.sum();
+            let stored = if e.deflate {
+                let mut enc =
+                    flate2::write::DeflateEncoder::new(Vec::new(), Compression::default());
+                enc.write_all(&e.data).unwrap();
+                enc.finish().unwrap()
+            } else {
+                e.data.clone()
+            };
+            let method: u16 = if e.deflate { 8 } else { 0 };
+            let size = e.declared_size.unwrap_or(e.data.len() as u32);
+            let flags = e.flags | if e.data_descriptor { 0x0008 } else { 0 };
+            // 1980-01-01 00:00 in DOS date and time.
+            let (time, date) = (0u16, 0x0021u16);
+            let offset = out.len() as u32;
+            let local_name = e.local_name.as_ref().unwrap_or(&e.name);
+            out.extend_from_slice(b"PK\x03\x04");
+            out.extend_from_slice(&le16(20));
+            out.extend_from_slice(&le16(flags));
+            out.extend_from_slice(&le16(method));
+            out.extend_from_slice(&le16(time));
+            out.extend_from_slice(&le16(date));
+            let (local_crc, local_csize, local_size) = if e.data_descriptor {
+                (0, 0, 0)
+            } else {
+                (crc, stored.len() as u32, size)
+            };
+            out.extend_from_slice(&le32(local_crc));
+            out.extend_from_slice(&le32(local_csize));
+            out.extend_from_slice(&le32(local_size));
+            out.extend_from_slice(&le16(local_name.len() as u16));
+            out.extend_from_slice(&le16(0));
+            out.extend_from_slice(local_name);
+            out.extend_from_slice(&stored);
+            if e.data_descriptor {
+                out.extend_from_slice(b"PK\x07\x08");
+                out.extend_from_slice(&le32(crc));
+                out.extend_from_slice(&le32(stored.len() as u32));
+                out.extend_from_slice(&le32(size));
+            }
+            let (made_by, external) = match e.mode {
+                Some(mode) => (0x031e_u16, mode << 16),
+                None => (0x0014, if e.name.ends_with(b"/") { 0x10 } else { 0 }),
+            };
+            central.extend_from_slice(b"PK\x01\x02");
+            central.extend_from_slice(&le16(made_by));
+            central.extend_from_slice(&le16(20));
+            central.extend_from_slice(&le16(flags));
+            central.extend_from_slice(&le16(method));
+            central.extend_from_slice(&le16(time));
+            central.extend_from_slice(&le16(date));
+            central.extend_from_slice(&le32(crc));
+            central.extend_from_slice(&le32(stored.len() as u32));
+            central.extend_from_slice(&le32(size));
+            central.extend_from_slice(&le16(e.name.len() as u16));
+            central.extend_from_slice(&[0; 8]); // extra, comment, disk, internal attributes
+            central.extend_from_slice(&le32(external));
+            central.extend_from_slice(&le32(offset));
+            central.extend_from_slice(&e.name);
+        }
+        let start = out.len() as u32;
+        out.extend_from_slice(&central);
+        out.extend_from_slice(b"PK\x05\x06");
+        out.extend_from_slice(&[0; 4]); // disk numbers
+        out.extend_from_slice(&le16(self.entries.len() as u16));
+        out.extend_from_slice(&le16(self.entries.len() as u16));
+        out.extend_from_slice(&le32(central.len() as u32));
+        out.extend_from_slice(&le32(start));
+        out.extend_from_slice(&le16(0));
+        out
+    }
+}
+
+/// A small package as the original copkg packed it, written by the zip
+/// crate: an executable, a private file, a symlink and a nested dir.
+pub fn good_zip() -> Vec<u8> {
+    use zip::write::SimpleFileOptions;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = |mode: u32| {
+        SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .unix_permissions(mode)
+    };
+    zip.add_directory("bin/", options(0o755)).unwrap();
+    zip.start_file("bin/hello", options(0o755)).unwrap();
+    zip.write_all(b"#!/bin/sh\necho hello from a zip\n")
+        .unwrap();
+    zip.add_directory("etc/", options(0o755)).unwrap();
+    zip.start_file("etc/hello.conf", options(0o644)).unwrap();
+    zip.write_all(b"greeting=hello\n").unwrap();
+    zip.start_file("etc/secret.conf", options(0o600)).unwrap();
+    zip.write_all(b"password=none\n").unwrap();
+    zip.add_directory("lib/deep/er/", options(0o755)).unwrap();
+    zip.start_file("lib/deep/er/data.txt", options(0o644))
+        .unwrap();
+    zip.write_all(&b"data\n".repeat(1000)).unwrap();
+    zip.add_symlink("lib/conf", "../etc/hello.conf", options(0o777))
+        .unwrap();
+    zip.finish().unwrap().into_inner()
+}
