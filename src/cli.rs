@@ -226,6 +226,13 @@ pub struct InstallArgs {
     /// Installs run at once.
     #[arg(short = 'j', long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
+    /// Fetch and replace installed versions (after a republish, or to repair
+    /// what `verify` reports), atomically.
+    #[arg(long)]
+    pub reinstall: bool,
+    /// With --reinstall: replace a package even while a service of it runs.
+    #[arg(long, requires = "reinstall")]
+    pub force: bool,
 }
 
 /// `copkg uninstall`.
@@ -234,7 +241,7 @@ pub struct UninstallArgs {
     /// Package coordinates.
     #[arg(required = true, value_name = "COORD")]
     pub coordinates: Vec<String>,
-    /// Uninstall even when a running service uses the package.
+    /// Uninstall even when a registered service that is not running uses the package.
     #[arg(long)]
     pub force: bool,
 }

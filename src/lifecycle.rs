@@ -757,7 +757,9 @@ fn start_locked(
     // copkg may make one; the record says a start is under way before
     // anything runs, so that a copkg killed meanwhile leaves nothing the
     // next command cannot find.
-    let cgroup = ServiceCgroup::for_service(state.path(), &what).filter(|cg| cg.create().is_ok());
+    let cgroup = ServiceCgroup::for_service(state.path(), &what)
+        .filter(|_| settings.service_cgroups)
+        .filter(|cg| cg.create().is_ok());
     let mut record = ServiceRecord {
         service: what.clone(),
         runtime_path: runtime.relative().to_owned(),
@@ -1483,6 +1485,30 @@ pub fn clean_logs(
         log_dir: runtime.path().join("log"),
         done,
     })
+}
+
+/// The first service that runs from the package at `package_dir`, if any.
+pub fn running_user(
+    settings: &Settings,
+    package_dir: &Path,
+) -> Result<Option<String>, LifecycleError> {
+    let state = StateDir::open(&settings.runtime_root)?;
+    for name in state.services()? {
+        let Ok(Some(record)) = state.read(&name) else {
+            continue;
+        };
+        let runtime = RuntimeDir::new(&settings.runtime_root, &record.runtime_path);
+        if record.package_dir == package_dir
+            && (record.starting
+                || matches!(
+                    service::status(Some(&record), &runtime),
+                    ServiceState::Running { .. }
+                ))
+        {
+            return Ok(Some(record.service));
+        }
+    }
+    Ok(None)
 }
 
 /// Refuses when a registered service uses the package at `package_dir`

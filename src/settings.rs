@@ -137,6 +137,8 @@ struct ConfigFile {
     lua_memory_bytes: Option<usize>,
     /// The account services run as when `start` names none, NAME[:GROUP].
     default_user: Option<String>,
+    /// Whether copkg tracks services in cgroups of its own (where it may).
+    service_cgroups: Option<bool>,
     /// Options for the `clean_logs` hook.
     log_cleanup: Option<LogCleanupConfig>,
     /// How long a lock's holder may show no progress before a wait gives up.
@@ -200,6 +202,7 @@ impl ConfigFile {
             script_output_bytes: self.script_output_bytes.or(lower.script_output_bytes),
             lua_memory_bytes: self.lua_memory_bytes.or(lower.lua_memory_bytes),
             default_user: self.default_user.or(lower.default_user),
+            service_cgroups: self.service_cgroups.or(lower.service_cgroups),
             log_cleanup: self.log_cleanup.or(lower.log_cleanup),
             lock_timeout_secs: self.lock_timeout_secs.or(lower.lock_timeout_secs),
             ca_file: self.ca_file.or(lower.ca_file),
@@ -295,6 +298,8 @@ pub struct Settings {
     pub lua_memory_bytes: usize,
     /// The account services run as when `start` names none.
     pub default_user: Option<String>,
+    /// Whether copkg tracks services in cgroups of its own (where it may).
+    pub service_cgroups: bool,
     /// Options for the `clean_logs` hook.
     pub log_cleanup: LogCleanupOptions,
     /// How long a lock's holder may show no progress before a wait for
@@ -393,6 +398,7 @@ impl Settings {
             max_unpacked_bytes: self.max_unpacked_bytes,
             max_entries: self.max_entries,
             progress: None,
+            reinstall: false,
         }
     }
 
@@ -533,6 +539,7 @@ impl Settings {
                 1..=64 << 20,
             )?
             .unwrap_or(64 * 1024),
+            service_cgroups: config.service_cgroups.unwrap_or(true),
             default_user: match config.default_user {
                 Some(user) if user.trim().is_empty() => {
                     return Err(invalid("defaultUser", "an empty account name"));

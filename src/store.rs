@@ -266,6 +266,16 @@ pub enum StoreError {
         /// What each repository answered.
         tried: Vec<String>,
     },
+    /// A reinstall would replace the files of a running service.
+    #[error(
+        "{coordinate} is used by running service {service}; stop it first, or reinstall with --force"
+    )]
+    Reinstall {
+        /// The package.
+        coordinate: String,
+        /// The running service.
+        service: String,
+    },
     /// No repository is configured.
     #[error("no repository is configured (use --repo, COPKG_REPO or a config file)")]
     NoRepository,
@@ -398,6 +408,7 @@ impl Coded for StoreError {
             StoreError::Unadoptable { .. } => ExitCode::UnsafeArchive,
             StoreError::BadManifest { .. } => ExitCode::VerifyDiffers,
             StoreError::Unreachable { .. } => ExitCode::Network,
+            StoreError::Reinstall { .. } => ExitCode::InUse,
             StoreError::NoRepository | StoreError::Nested { .. } => ExitCode::Usage,
             StoreError::ChecksumMismatch { .. } | StoreError::BadSidecar { .. } => {
                 ExitCode::ChecksumMismatch
@@ -444,6 +455,8 @@ pub struct InstallRequest<'a> {
     pub max_entries: u64,
     /// Called with (bytes read, total if known) as the archive streams in.
     pub progress: Option<Progress<'a>>,
+    /// Fetch and replace the package even when it is installed.
+    pub reinstall: bool,
 }
 
 /// A download-progress callback: bytes read so far, and the total when known.
@@ -690,7 +703,10 @@ impl Store {
             }
             ancestor = path.parent();
         }
-        if let Some((other_dir, record)) = find_marker_below(&dir, NESTING_DEPTH) {
+        if let Some((other_dir, record)) = find_marker_below(&dir, NESTING_DEPTH)
+            // Its own marker (a reinstall) is no other package.
+            && !(other_dir == dir && record.coordinate == coordinate.id())
+        {
             return Err(nested("contain", other_dir, record));
         }
         Ok(())
@@ -704,14 +720,18 @@ impl Store {
         on_wait: &mut dyn FnMut(&Path),
     ) -> Result<Installed, StoreError> {
         let dir = self.install_dir(request.layout);
-        if let Some(done) = self.already_installed(request)? {
+        if !request.reinstall
+            && let Some(done) = self.already_installed(request)?
+        {
             return Ok(done);
         }
         if request.repositories.is_empty() {
             return Err(StoreError::NoRepository);
         }
         let lock = self.lock(request.coordinate, request.layout, on_wait)?;
-        if let Some(done) = self.already_installed(request)? {
+        if !request.reinstall
+            && let Some(done) = self.already_installed(request)?
+        {
             return Ok(done);
         }
         // Waiters on the lock time out only while it shows no progress: the
@@ -1120,6 +1140,26 @@ impl Store {
             let _commit = self.commit_lock()?;
             self.check_nesting(request.coordinate, request.layout)?;
             std::fs::create_dir_all(&parent).map_err(io_err("cannot create", &parent))?;
+            if request.reinstall
+                && let Some(installed) = read_marker(&dir)
+            {
+                if installed.coordinate != request.coordinate.id() {
+                    return Err(StoreError::Foreign { path: dir });
+                }
+                // One atomic swap: the new tree takes the install dir's
+                // name and the old one the temp dir's, which then goes.
+                nix::fcntl::renameat2(
+                    nix::fcntl::AT_FDCWD,
+                    temp.path(),
+                    nix::fcntl::AT_FDCWD,
+                    &dir,
+                    nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                )
+                .map_err(|e| io_err("cannot swap into place", &dir)(e.into()))?;
+                drop(temp);
+                sync_dirs_up_to(&parent, &self.root)?;
+                return Ok(true);
+            }
             match std::fs::rename(temp.path(), &dir) {
                 Ok(()) => {
                     let _ = temp.keep();

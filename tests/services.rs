@@ -2509,3 +2509,66 @@ fn services_run_as_their_own_account_with_their_runtime_dir() {
     assert_eq!(out.code, 2, "{out:?}");
     assert_eq!(out.stderr, "error: no such user `no-such-user-here`\n");
 }
+
+#[test]
+fn reinstall_repairs_and_replaces_atomically_and_spares_running_services() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join("src/rein");
+    std::fs::create_dir_all(dir.join("script.d")).unwrap();
+    std::fs::write(dir.join("script.d/start.lua"), lua_service("exec sleep 60")).unwrap();
+    std::fs::write(dir.join("data.txt"), "one\n").unwrap();
+    let package = "com.example:rein:1.0.0";
+    sandbox.pack_and_install(&dir, package);
+    let installed = sandbox.root().join("com/example/rein/1.0.0");
+    let copkg = |args: &[&str]| run(sandbox.copkg().arg("--repo").arg(sandbox.repo()).args(args));
+    // Repair: a damaged file comes back, verify is clean again.
+    std::fs::write(installed.join("data.txt"), "damaged\n").unwrap();
+    assert_eq!(copkg(&["verify", package]).code, 13);
+    let out = copkg(&["install", package]);
+    assert!(out.stdout.contains("is already installed"), "{out:?}");
+    let out = copkg(&["install", "--reinstall", package]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(installed.join("data.txt")).unwrap(),
+        "one\n"
+    );
+    assert_eq!(copkg(&["verify", package]).code, 0);
+    // After a republish, the new archive replaces the old tree.
+    std::fs::write(dir.join("data.txt"), "two\n").unwrap();
+    let out = run(sandbox
+        .copkg()
+        .arg("pack")
+        .arg(&dir)
+        .args(["--coordinate", package, "--force", "--out"])
+        .arg(sandbox.repo()));
+    assert_eq!(out.code, 0, "{out:?}");
+    // While a service runs from it: refused unless --force.
+    assert_eq!(start(&sandbox, package, SVC, &[]).code, 0);
+    let out = copkg(&["install", "--reinstall", package]);
+    assert_eq!(out.code, 6, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "is used by running service {SVC}; stop it first, or reinstall with --force"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(installed.join("data.txt")).unwrap(),
+        "one\n"
+    );
+    let out = copkg(&["install", "--reinstall", "--force", package]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(installed.join("data.txt")).unwrap(),
+        "two\n"
+    );
+    assert_eq!(copkg(&["verify", package]).code, 0);
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+    assert_eq!(
+        std::fs::read_dir(sandbox.root().join(".copkg/tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+}

@@ -186,13 +186,27 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result {
         &|_, (coordinate, layout): &Job| {
             let request = InstallRequest {
                 progress: show_progress.then_some(Progress(&progress_line)),
+                reinstall: args.reinstall,
                 ..settings.install_request(coordinate, layout)
             };
-            let result = store.install(
-                &fetcher,
-                &request,
-                &mut ctx.lock_wait_notice(&coordinate.id()),
-            );
+            // A reinstall swaps the files under a running service: only
+            // when asked to (--force).
+            let in_use = match (args.reinstall && !args.force)
+                .then(|| crate::lifecycle::running_user(settings, &store.install_dir(layout)))
+            {
+                Some(Ok(Some(service))) => Some(Err(crate::store::StoreError::Reinstall {
+                    coordinate: coordinate.id(),
+                    service,
+                })),
+                Some(Err(_)) | Some(Ok(None)) | None => None,
+            };
+            let result = in_use.unwrap_or_else(|| {
+                store.install(
+                    &fetcher,
+                    &request,
+                    &mut ctx.lock_wait_notice(&coordinate.id()),
+                )
+            });
             if show_progress {
                 eprint!("\r\x1b[K");
             }
