@@ -124,6 +124,14 @@ function policy.before_upgrade(ctx) end
 ---@param ctx copkg.ServiceContext
 function policy.after_upgrade(ctx) end
 
+--- The signal `copkg reload` sends a service whose package has no
+--- script.d/reload.lua or reload.py. Default: HUP.
+---@param ctx copkg.ServiceContext
+---@return string
+function policy.reload_signal(ctx) -- luacheck: no unused args
+  return "HUP"
+end
+
 ---@class copkg.LogCleanupOptions
 ---@field compress_after_days? number  gzip plain log files older than this (default 1)
 ---@field delete_after_days? number    delete compressed logs older than this (default 30)

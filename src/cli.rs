@@ -102,6 +102,8 @@ pub enum Command {
     Stop(ServiceArgs),
     /// Stop a service and start it again with its recorded package and arguments.
     Restart(RestartArgs),
+    /// Ask a running service to reload its configuration (its reload script, else a signal).
+    Reload(ServiceArgs),
     /// Move a service to another package version; roll back if it does not start or become ready.
     Upgrade(UpgradeArgs),
     /// Show whether services run (all services when none are named).

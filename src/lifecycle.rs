@@ -158,6 +158,8 @@ pub trait SitePolicy {
         options: &LogCleanupOptions,
         account: Option<&Account>,
     ) -> Result<LogCleanup, PolicyError>;
+    /// The signal `reload` sends when the package has no reload script.
+    fn reload_signal(&self, context: &ServiceContext) -> Result<String, PolicyError>;
     /// Runs a package's `start.lua`/`stop.lua` with the service context and
     /// returns the processes it spawned.
     fn run_package_script(
@@ -1277,6 +1279,89 @@ pub fn upgrade(
             }
         }
     }
+}
+
+/// How [`reload`] asked the service to reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reloaded {
+    /// By the package's reload script.
+    Script(PathBuf),
+    /// By a signal to its processes.
+    Signal(String),
+}
+
+/// Asks a running service to reload its configuration: the package's
+/// `script.d/reload.lua` or `reload.py --runtime-dir=… --coordinate=…`, run
+/// as the service's account, else the signal the `reload_signal` hook names
+/// (`HUP` by default) to the processes that lead their own process group
+/// (the daemons, not their workers), or to all when none does.
+pub fn reload(
+    settings: &Settings,
+    policy: &dyn SitePolicy,
+    service: &ServiceCoordinate,
+    notify: Notify<'_>,
+) -> Result<Reloaded, LifecycleError> {
+    let state = StateDir::open(&settings.runtime_root)?;
+    let what = service.to_string();
+    let _lock = state.lock(
+        &what,
+        settings.lock_timeout,
+        &mut lock_notice(notify, what.clone()),
+    )?;
+    let Known { runtime, record } = find(settings, &state, policy, service)?;
+    let Some(record) = record else {
+        return Err(ServiceError::NotRunning { service: what }.into());
+    };
+    let live = service::live_processes(&record);
+    if live.is_empty() {
+        return Err(ServiceError::NotRunning { service: what }.into());
+    }
+    let context = context_from_record(service, &runtime, Some(&record));
+    let _run_as = crate::account::RunAs::start(recorded_account(&record));
+    let reload_lua = record.package_dir.join("script.d/reload.lua");
+    let reload_py = record.package_dir.join("script.d/reload.py");
+    if reload_lua.is_file() {
+        policy
+            .run_package_script(&reload_lua, &context)
+            .map_err(package_script_err(&reload_lua))?;
+        return Ok(Reloaded::Script(reload_lua));
+    }
+    if reload_py.is_file() {
+        let (program, args) = script_command(
+            &reload_py,
+            vec![
+                OsString::from(format!("--runtime-dir={}", runtime.path().display())),
+                OsString::from(format!("--coordinate={what}")),
+            ],
+        );
+        service::run_script(&ScriptRun {
+            program,
+            args,
+            env: script_env(&context),
+            cwd: runtime.path().to_owned(),
+            timeout: settings.script_timeout,
+            output_limit: settings.script_output_bytes,
+        })?;
+        return Ok(Reloaded::Script(reload_py));
+    }
+    let name = policy
+        .reload_signal(&context)
+        .map_err(policy_err("reload_signal"))?;
+    let signal = service::parse_signal(&name).ok_or_else(|| LifecycleError::Policy {
+        what: "reload_signal".to_owned(),
+        source: PolicyError::new(ServiceError::Schedule(format!("{name}/0"))),
+    })?;
+    let leaders: Vec<(i32, u64)> = live
+        .iter()
+        .copied()
+        .filter(|(pid, _)| crate::process::stat(*pid).is_some_and(|s| s.pgrp == *pid))
+        .collect();
+    for (pid, start_time) in if leaders.is_empty() { live } else { leaders } {
+        if let Err(source) = crate::process::signal_exact(pid, start_time, signal) {
+            return Err(ServiceError::Signal { pid, source }.into());
+        }
+    }
+    Ok(Reloaded::Signal(name))
 }
 
 /// Runs `stop.lua` or `stop.py` when the package has one; whether it did.

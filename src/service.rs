@@ -800,6 +800,17 @@ pub fn status(record: Option<&ServiceRecord>, runtime: &RuntimeDir) -> ServiceSt
     }
 }
 
+/// A signal by name, with or without `SIG` (`HUP`, `sigusr1`).
+pub fn parse_signal(name: &str) -> Option<Signal> {
+    let name = name.trim().to_ascii_uppercase();
+    let name = if name.starts_with("SIG") {
+        name
+    } else {
+        format!("SIG{name}")
+    };
+    name.parse().ok()
+}
+
 /// A stop schedule: signals and how long to wait after each.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StopSchedule {

@@ -2572,3 +2572,62 @@ fn reinstall_repairs_and_replaces_atomically_and_spares_running_services() {
         0
     );
 }
+
+#[test]
+fn reload_runs_the_package_script_or_signals_the_daemon() {
+    let sandbox = Sandbox::new();
+    // No reload script: the daemon gets HUP (it counts them in data/).
+    let hup = "trap 'echo hup >> data/reloads' HUP; while :; do sleep 0.05; done";
+    let package = install_package(
+        &sandbox,
+        "hup",
+        &[("script.d/start.lua", &lua_service(hup), 0o644)],
+    );
+    assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
+    std::thread::sleep(Duration::from_millis(200));
+    let out = run(sandbox.copkg().args(["reload", SVC]));
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, format!("reloaded {SVC} (SIGHUP)\n").as_str()),
+        "{out:?}"
+    );
+    let reloads = runtime_dir(&sandbox, SVC).join("data/reloads");
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&reloads).is_ok_and(|t| t == "hup\n")
+    }));
+    // The site names another signal.
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(
+        &site,
+        "return { reload_signal = function(ctx) return 'USR1' end }\n",
+    )
+    .unwrap();
+    let out = run(sandbox
+        .copkg()
+        .arg("--site")
+        .arg(&site)
+        .args(["reload", SVC]));
+    assert_eq!(out.stdout, format!("reloaded {SVC} (SIGUSR1)\n"), "{out:?}");
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+    // A reload.py runs with the contract's arguments; a stopped service is exit 7.
+    let script = "#!/bin/sh\necho \"$@\" > \"$COPKG_RUNTIME_DIR/data/reload-args\"\n";
+    let package = install_package(
+        &sandbox,
+        "scripted",
+        &[
+            ("script.d/start.lua", &lua_service("exec sleep 60"), 0o644),
+            ("script.d/reload.py", script, 0o755),
+        ],
+    );
+    let other = "2.svc.test.local";
+    assert_eq!(start(&sandbox, &package, other, &[]).code, 0);
+    let out = run(sandbox.copkg().args(["reload", other]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let dir = runtime_dir(&sandbox, other);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("data/reload-args")).unwrap(),
+        format!("--runtime-dir={} --coordinate={other}\n", dir.display())
+    );
+    assert_eq!(run(sandbox.copkg().args(["stop", other])).code, 0);
+    assert_eq!(run(sandbox.copkg().args(["reload", other])).code, 7);
+}

@@ -8,6 +8,7 @@ mod error;
 pub mod install;
 pub mod list;
 pub mod pack;
+pub mod reload;
 pub mod resolve;
 pub mod restart;
 pub mod run;
@@ -156,6 +157,7 @@ pub fn run(cli: Cli) -> Result {
         Command::Start(args) => start::run(&ctx, args),
         Command::Stop(args) => stop::run(&ctx, args),
         Command::Restart(args) => restart::run(&ctx, args),
+        Command::Reload(args) => reload::run(&ctx, args),
         Command::Upgrade(args) => upgrade::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Cleanup(args) => cleanup::run(&ctx, args),

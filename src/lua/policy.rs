@@ -25,6 +25,7 @@ pub const HOOKS: &[&str] = &[
     "before_cleanup",
     "before_upgrade",
     "after_upgrade",
+    "reload_signal",
     "clean_logs",
 ];
 
@@ -235,6 +236,20 @@ impl<'a> Policy<'a> {
         Ok(())
     }
 
+    /// The signal `copkg reload` sends a service whose package has no
+    /// reload script (`HUP`, `USR1`, …).
+    pub fn reload_signal(&self, context: &ServiceContext) -> Result<String, LuaError> {
+        const HOOK: &str = "reload_signal";
+        let ctx = self.context_table(context)?;
+        match self.call_hook::<Value>(HOOK, ctx)? {
+            Value::String(name) => Ok(name.to_str()?.to_owned()),
+            other => Err(LuaError::BadResult {
+                hook: HOOK,
+                problem: format!("expected a signal name, got a {}", other.type_name()),
+            }),
+        }
+    }
+
     /// The runtime dir of a service, relative to the runtime root.
     pub fn runtime_path(&self, service: &ServiceCoordinate) -> Result<String, LuaError> {
         let table = self.lua.create_table()?;
@@ -342,6 +357,10 @@ impl SitePolicy for Policy<'_> {
             None => Policy::clean_logs(self, context, options),
         }
         .map_err(PolicyError::new)
+    }
+
+    fn reload_signal(&self, context: &ServiceContext) -> Result<String, PolicyError> {
+        Policy::reload_signal(self, context).map_err(PolicyError::new)
     }
 
     fn run_package_script(
