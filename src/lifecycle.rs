@@ -446,6 +446,22 @@ fn lock_notice(notify: Notify<'_>, what: String) -> impl FnMut(&Path) + '_ {
     }
 }
 
+/// Opens the state dir and takes the lock of `service` (named in notices).
+fn lock_service(
+    settings: &Settings,
+    service: &ServiceCoordinate,
+    notify: Notify<'_>,
+) -> Result<(StateDir, String, crate::lock::FileLock), LifecycleError> {
+    let state = StateDir::open(&settings.runtime_root)?;
+    let what = service.to_string();
+    let lock = state.lock(
+        &what,
+        settings.lock_timeout,
+        &mut lock_notice(notify, what.clone()),
+    )?;
+    Ok((state, what, lock))
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -670,13 +686,7 @@ pub fn start(
     request: &StartRequest<'_>,
     notify: Notify<'_>,
 ) -> Result<Started, LifecycleError> {
-    let state = StateDir::open(&settings.runtime_root)?;
-    let what = request.service.to_string();
-    let _lock = state.lock(
-        &what,
-        settings.lock_timeout,
-        &mut lock_notice(notify, what.clone()),
-    )?;
+    let (state, _, _lock) = lock_service(settings, request.service, notify)?;
     start_locked(settings, &state, policy, request, notify)
 }
 
@@ -1018,13 +1028,7 @@ pub fn stop(
     service: &ServiceCoordinate,
     notify: Notify<'_>,
 ) -> Result<Stopped, LifecycleError> {
-    let state = StateDir::open(&settings.runtime_root)?;
-    let what = service.to_string();
-    let _lock = state.lock(
-        &what,
-        settings.lock_timeout,
-        &mut lock_notice(notify, what.clone()),
-    )?;
+    let (state, _, _lock) = lock_service(settings, service, notify)?;
     stop_locked(settings, &state, policy, service, notify)
 }
 
@@ -1105,13 +1109,7 @@ pub fn restart(
     ready: (Option<&ReadyCheck>, Duration),
     notify: Notify<'_>,
 ) -> Result<Started, LifecycleError> {
-    let state = StateDir::open(&settings.runtime_root)?;
-    let what = service.to_string();
-    let _lock = state.lock(
-        &what,
-        settings.lock_timeout,
-        &mut lock_notice(notify, what.clone()),
-    )?;
+    let (state, what, _lock) = lock_service(settings, service, notify)?;
     let Some(record) = state.read(&what)? else {
         return Err(no_such_service(&state, what));
     };
@@ -1301,13 +1299,7 @@ pub fn reload(
     service: &ServiceCoordinate,
     notify: Notify<'_>,
 ) -> Result<Reloaded, LifecycleError> {
-    let state = StateDir::open(&settings.runtime_root)?;
-    let what = service.to_string();
-    let _lock = state.lock(
-        &what,
-        settings.lock_timeout,
-        &mut lock_notice(notify, what.clone()),
-    )?;
+    let (state, what, _lock) = lock_service(settings, service, notify)?;
     let Known { runtime, record } = find(settings, &state, policy, service)?;
     let Some(record) = record else {
         return Err(ServiceError::NotRunning { service: what }.into());
@@ -1490,13 +1482,7 @@ pub fn cleanup(
     service: &ServiceCoordinate,
     notify: Notify<'_>,
 ) -> Result<Cleanup, LifecycleError> {
-    let state = StateDir::open(&settings.runtime_root)?;
-    let what = service.to_string();
-    let _lock = state.lock(
-        &what,
-        settings.lock_timeout,
-        &mut lock_notice(notify, what.clone()),
-    )?;
+    let (state, what, _lock) = lock_service(settings, service, notify)?;
     let Known { runtime, record } = match find(settings, &state, policy, service) {
         Ok(known) => known,
         Err(LifecycleError::NoSuchService { .. }) => return Ok(Cleanup::Absent),

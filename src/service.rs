@@ -394,24 +394,11 @@ pub fn run_script(run: &ScriptRun) -> Result<String, ServiceError> {
             })
         })
         .collect();
-    let deadline = Instant::now() + run.timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|source| ServiceError::Spawn {
+    let status =
+        wait_or_kill_group(&mut child, run.timeout).map_err(|source| ServiceError::Spawn {
             program: run.program.clone(),
             source,
-        })? {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                Signal::SIGKILL,
-            );
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+        })?;
     // Give the readers a moment to drain what the script wrote last.
     let grace = Instant::now() + Duration::from_millis(200);
     for reader in readers {
@@ -437,6 +424,29 @@ pub fn run_script(run: &ScriptRun) -> Result<String, ServiceError> {
         outcome,
         output,
     })
+}
+
+/// Waits for a child that leads its own process group for up to `limit`;
+/// past it, kills the whole group and returns `None`.
+fn wait_or_kill_group(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> io::Result<Option<std::process::ExitStatus>> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                Signal::SIGKILL,
+            );
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// How to run a helper process of copkg's own (such as a Lua hook run as
@@ -534,21 +544,7 @@ pub fn run_captured(run: &CapturedRun) -> Result<Captured, ServiceError> {
         }
         tail.text()
     });
-    let deadline = Instant::now() + run.timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(spawn_err)? {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                Signal::SIGKILL,
-            );
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
+    let status = wait_or_kill_group(&mut child, run.timeout).map_err(spawn_err)?;
     let _ = writer.join();
     let stdout = out_reader.join().unwrap_or_default();
     let stderr = err_reader.join().unwrap_or_default();
