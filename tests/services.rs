@@ -2631,3 +2631,71 @@ fn reload_runs_the_package_script_or_signals_the_daemon() {
     assert_eq!(run(sandbox.copkg().args(["stop", other])).code, 0);
     assert_eq!(run(sandbox.copkg().args(["reload", other])).code, 7);
 }
+
+#[test]
+fn example_upgrade_rollout_moves_services_one_by_one_and_stops_at_the_first_rollback() {
+    let sandbox = Sandbox::new();
+    let v1 = install_example(&sandbox, "webapp");
+    sandbox.pack(&example_dir("webapp"), "com.example:webapp:2.0.0");
+    let broken = install_never_ready(&sandbox, "webapp", "3.0.0");
+    let ports = [free_port(), free_port(), free_port()];
+    for (i, port) in ports.iter().enumerate() {
+        let service = format!("{}.web.demo.local", i + 1);
+        assert_eq!(
+            start(&sandbox, &v1, &service, &[&format!("--port={port}")]).code,
+            0
+        );
+    }
+    let rollout =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packages-example/upgrade-rollout.lua");
+    let rollout_to = |to: &str| {
+        run(sandbox
+            .copkg()
+            .arg("--repo")
+            .arg(sandbox.repo())
+            .arg("run")
+            .arg(&rollout)
+            .args([v1.as_str(), to])
+            .args(ports.iter().map(u16::to_string)))
+    };
+    // To a version that never becomes ready: the first rolls back, the run
+    // stops there with exit 12, and the others were never touched.
+    let out = rollout_to(&broken);
+    assert_eq!(out.code, 12, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("rollout stopped at 1.web.demo.local after 0 upgrade(s)"),
+        "{}",
+        out.stderr
+    );
+    for i in 1..=3 {
+        assert_eq!(
+            record(&sandbox, &format!("{i}.web.demo.local"))["package"],
+            v1.as_str()
+        );
+    }
+    // To a good version: all three, one by one.
+    let out = rollout_to("com.example:webapp:2.0.0");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.ends_with("3 service(s) upgraded\n"),
+        "{}",
+        out.stdout
+    );
+    for (i, port) in ports.iter().enumerate() {
+        assert_eq!(
+            record(&sandbox, &format!("{}.web.demo.local", i + 1))["package"],
+            "com.example:webapp:2.0.0"
+        );
+        assert!(http_get(*port).is_some());
+    }
+    for i in 1..=3 {
+        assert_eq!(
+            run(sandbox
+                .copkg()
+                .args(["stop", &format!("{i}.web.demo.local")]))
+            .code,
+            0
+        );
+    }
+}
