@@ -799,11 +799,50 @@ fn start_locked(
             })?),
             None => None,
         };
-        run_start_script(settings, policy, &runtime, &context)
+        // Without a cgroup, copkg becomes a child subreaper while the script
+        // runs: whatever it leaves behind, however it detached, is
+        // reparented to copkg and found among its descendants.
+        let reaper = cgroup.is_none() && nix::sys::prctl::set_child_subreaper(true).is_ok();
+        let result = run_start_script(settings, policy, &runtime, &context);
+        let adopted = if reaper {
+            let adopted = crate::process::descendants(std::process::id() as i32);
+            let _ = nix::sys::prctl::set_child_subreaper(false);
+            adopted
+        } else {
+            Vec::new()
+        };
+        result.map(|(output, spawned)| (output, spawned, adopted))
     }
-    .and_then(|(output, spawned)| {
-        started_processes(&runtime, cgroup.as_ref(), &output, spawned)
-            .map(|processes| (processes, output))
+    .and_then(|(output, spawned, adopted)| {
+        let left = started_processes(
+            &runtime,
+            cgroup.as_ref(),
+            &output,
+            spawned.clone(),
+            &adopted,
+        )
+        .map(|processes| (processes, output));
+        if left.is_err() && cgroup.is_none() {
+            // What a failed start left behind is ended.
+            for process in spawned.iter().chain(
+                adopted
+                    .iter()
+                    .map(|(pid, s)| RecordedProcess {
+                        pid: *pid,
+                        start_time: s.start_time,
+                        pgrp: s.pgrp,
+                    })
+                    .collect::<Vec<_>>()
+                    .iter(),
+            ) {
+                let _ = crate::process::signal_exact(
+                    process.pid,
+                    process.start_time,
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        left
     });
     let (processes, script_output) = match started {
         Ok(processes) => processes,
@@ -903,26 +942,42 @@ fn started_processes(
     cgroup: Option<&ServiceCgroup>,
     output: &str,
     spawned: Vec<RecordedProcess>,
+    adopted: &[(i32, crate::process::ProcStat)],
 ) -> Result<Vec<RecordedProcess>, LifecycleError> {
-    let Some(cgroup) = cgroup else {
-        return if spawned.is_empty() {
-            Ok(service::processes_from_pidfile(runtime, output)?)
-        } else {
-            Ok(spawned)
-        };
-    };
-    let members: Vec<RecordedProcess> = cgroup
-        .members()
-        .into_iter()
-        .filter_map(|pid| {
-            let stat = crate::process::stat(pid).filter(|s| s.is_alive())?;
-            Some(RecordedProcess {
-                pid,
-                start_time: stat.start_time,
-                pgrp: stat.pgrp,
+    let members: Vec<RecordedProcess> = match cgroup {
+        Some(cgroup) => cgroup
+            .members()
+            .into_iter()
+            .filter_map(|pid| {
+                let stat = crate::process::stat(pid).filter(|s| s.is_alive())?;
+                Some(RecordedProcess {
+                    pid,
+                    start_time: stat.start_time,
+                    pgrp: stat.pgrp,
+                })
             })
-        })
-        .collect();
+            .collect(),
+        // Without a cgroup: what start.lua spawned and what the script left
+        // behind (adopted as its subreaper), still alive.
+        None => {
+            let mut members: Vec<RecordedProcess> = spawned
+                .into_iter()
+                .filter(|p| crate::process::is_running(p.pid, p.start_time))
+                .collect();
+            for (pid, stat) in adopted {
+                if !members.iter().any(|m| m.pid == *pid)
+                    && crate::process::is_running(*pid, stat.start_time)
+                {
+                    members.push(RecordedProcess {
+                        pid: *pid,
+                        start_time: stat.start_time,
+                        pgrp: stat.pgrp,
+                    });
+                }
+            }
+            members
+        }
+    };
     let console = || {
         let mut text = runtime.console_tail(4096);
         if !output.trim().is_empty() {

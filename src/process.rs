@@ -74,6 +74,31 @@ pub fn group_members(pgrp: i32, since: u64) -> Vec<(i32, u64)> {
         .collect()
 }
 
+/// Every live descendant of `ancestor` (children, their children, …), with
+/// its start time, from one scan of /proc.
+pub fn descendants(ancestor: i32) -> Vec<(i32, ProcStat)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let all: Vec<(i32, ProcStat)> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| Some((pid, stat(pid)?)))
+        .filter(|(_, s)| s.is_alive())
+        .collect();
+    let mut found: Vec<(i32, ProcStat)> = Vec::new();
+    let mut parents = vec![ancestor];
+    while let Some(parent) = parents.pop() {
+        for (pid, stat) in all.iter().filter(|(_, s)| s.ppid == parent) {
+            if !found.iter().any(|(p, _)| p == pid) {
+                found.push((*pid, *stat));
+                parents.push(*pid);
+            }
+        }
+    }
+    found.sort_by_key(|(pid, _)| *pid);
+    found
+}
+
 /// The outcome of [`signal_exact`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signalled {

@@ -606,52 +606,6 @@ fn spawn_error(program: &Path, source: io::Error) -> ServiceError {
     }
 }
 
-/// Reads `run/start.pid` after a start and records every pid in it that
-/// names a live process (pid, start time, process group).
-pub fn processes_from_pidfile(
-    runtime: &RuntimeDir,
-    script_output: &str,
-) -> Result<Vec<RecordedProcess>, ServiceError> {
-    let console = || {
-        let mut text = runtime.console_tail(4096);
-        if !script_output.trim().is_empty() {
-            text.push_str(&format!("--- start script output ---\n{script_output}"));
-        }
-        text
-    };
-    let pids = runtime
-        .read_pidfile()?
-        .ok_or_else(|| ServiceError::NoLiveProcess {
-            reason: format!(
-                "the start script exited without writing {}",
-                runtime.path().join(crate::runtime::PIDFILE).display()
-            ),
-            console: console(),
-        })?;
-    let live: Vec<RecordedProcess> = pids
-        .iter()
-        .filter_map(|&pid| {
-            let stat = process::stat(pid).filter(|s| s.is_alive())?;
-            Some(RecordedProcess {
-                pid,
-                start_time: stat.start_time,
-                pgrp: stat.pgrp,
-            })
-        })
-        .collect();
-    if live.is_empty() {
-        return Err(ServiceError::NoLiveProcess {
-            reason: format!(
-                "{} names no live process (pid {})",
-                runtime.path().join(crate::runtime::PIDFILE).display(),
-                pids_text(&pids)
-            ),
-            console: console(),
-        });
-    }
-    Ok(live)
-}
-
 /// The state of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "state")]

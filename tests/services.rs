@@ -2699,3 +2699,59 @@ fn example_upgrade_rollout_moves_services_one_by_one_and_stops_at_the_first_roll
         );
     }
 }
+
+#[test]
+fn g1_without_cgroups_a_double_forked_daemon_is_found_as_its_subreaper() {
+    let sandbox = Sandbox::new();
+    let config = sandbox.path().join("config.json");
+    std::fs::write(&config, r#"{"serviceCgroups": false}"#).unwrap();
+    let marker = format!("60.{}4", std::process::id());
+    // Double fork into a new session, no pid file.
+    let script = format!(
+        "#!/bin/sh\nsetsid sh -c 'sh -c \"exec sleep {marker}\" & exit 0' </dev/null >/dev/null 2>&1 &\nsleep 0.2\n"
+    );
+    let package = install_package(&sandbox, "nocg", &[("script.d/start.py", &script, 0o755)]);
+    let copkg = |args: &[&str]| run(sandbox.copkg().arg("--config").arg(&config).args(args));
+    let out = copkg(&["start", "--user", "root", &package, SVC]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(record(&sandbox, SVC)["cgroup"].is_null());
+    let daemon = pids_with(&marker);
+    assert_eq!(daemon.len(), 1);
+    let out = copkg(&["--json", "status", SVC]);
+    let status: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(status["state"], "running", "{}", out.stdout);
+    assert!(
+        status["pids"]
+            .as_array()
+            .unwrap()
+            .contains(&daemon[0].into()),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(copkg(&["stop", SVC]).code, 0);
+    assert!(wait_until(Duration::from_secs(5), || pids_with(&marker).is_empty()));
+
+    // A pid file naming a stranger is refused here too, and what the
+    // script started is ended.
+    let mut older = Command::new("sleep").arg("60").spawn().unwrap();
+    let liar = format!(
+        "#!/bin/sh\nsetsid sh -c 'exec sleep {marker}' </dev/null >/dev/null 2>&1 &\necho {} > \"$COPKG_RUNTIME_DIR/run/start.pid\"\nsleep 0.2\n",
+        older.id()
+    );
+    let package = install_package(&sandbox, "nocgliar", &[("script.d/start.py", &liar, 0o755)]);
+    let out = copkg(&["start", "--user", "root", &package, "2.svc.test.local"]);
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("which is not a process the start script started"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || pids_with(&marker).is_empty()),
+        "left running"
+    );
+    assert!(older.try_wait().unwrap().is_none());
+    older.kill().unwrap();
+    older.wait().unwrap();
+}
