@@ -880,6 +880,7 @@ fn start_locked(
     });
     if let Some(check) = check {
         let alive = || !service::live_processes(&record).is_empty();
+        let _placing = place_in(&record);
         if let Err(reason) = check.wait(
             &package_dir,
             &script_env(&context),
@@ -908,6 +909,14 @@ fn start_locked(
         changed: true,
         output: script_output,
     })
+}
+
+/// While it lives, every process copkg starts for the recorded service
+/// (stop, reload and readiness scripts, hooks run as its account) joins the
+/// service's cgroup, so that nothing the account runs ever leaves it.
+fn place_in(record: &ServiceRecord) -> Option<Placing> {
+    let cgroup = ServiceCgroup::at(record.cgroup.clone()?);
+    Placing::start(&cgroup).ok()
 }
 
 /// The account a record says the service runs as.
@@ -1124,6 +1133,7 @@ fn stop_locked(
     let context = context_from_record(service, &runtime, Some(&record));
     call_hook(policy, LifecycleHook::BeforeStop, &context)?;
     let _run_as = crate::account::RunAs::start(recorded_account(&record));
+    let _placing = place_in(&record);
 
     let scripted =
         run_stop_script(settings, policy, &runtime, &record, &context).map_err(|source| {
@@ -1145,7 +1155,18 @@ fn stop_locked(
         }
     }
     if let Some(path) = &record.cgroup {
-        ServiceCgroup::at(path.clone()).remove();
+        // Whatever is still in the cgroup (a process that keeps forking
+        // slips past a scan of its members) ends at once, atomically.
+        let cgroup = ServiceCgroup::at(path.clone());
+        if !cgroup.kill_all(AFTER_STOP_SCRIPT) {
+            return Err(ServiceError::StillRunning {
+                service: what.clone(),
+                schedule: "cgroup.kill".to_owned(),
+                pids: cgroup.members(),
+            }
+            .into());
+        }
+        cgroup.remove();
     }
     record.stopped_at = Some(now());
     state.write(&record)?;
@@ -1365,6 +1386,7 @@ pub fn reload(
     }
     let context = context_from_record(service, &runtime, Some(&record));
     let _run_as = crate::account::RunAs::start(recorded_account(&record));
+    let _placing = place_in(&record);
     let reload_lua = record.package_dir.join("script.d/reload.lua");
     let reload_py = record.package_dir.join("script.d/reload.py");
     if reload_lua.is_file() {
@@ -1600,6 +1622,7 @@ pub fn clean_logs(
         .owner_of("log")?
         .map(|(uid, gid)| Account::from_ids(uid, gid))
         .filter(Account::needs_switch);
+    let _placing = record.as_ref().and_then(place_in);
     let done = policy
         .clean_logs(&context, &settings.log_cleanup, account.as_ref())
         .map_err(|source| LifecycleError::CleanLogs {

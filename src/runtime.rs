@@ -240,12 +240,15 @@ impl RuntimeDir {
             };
             let text = escape_controls(&String::from_utf8_lossy(&bytes));
             if !text.trim().is_empty() {
+                // Every line the service wrote is marked as its own, so that
+                // none can pass for one of copkg's.
                 out.push_str(&format!(
-                    "--- {} ---\n{}",
-                    escape_controls(&self.path.join(&relative).display().to_string()),
-                    text
+                    "--- {} ---\n",
+                    escape_controls(&self.path.join(&relative).display().to_string())
                 ));
-                if !text.ends_with('\n') {
+                for line in text.lines() {
+                    out.push_str("| ");
+                    out.push_str(line);
                     out.push('\n');
                 }
             }
@@ -255,11 +258,18 @@ impl RuntimeDir {
 }
 
 /// Text a service wrote, safe to print: control characters other than
-/// newline and tab are escaped, so no escape sequence reaches a terminal.
+/// newline and tab, and the invisible format characters that reorder or
+/// hide text (bidirectional overrides, zero-width characters), are escaped,
+/// so no escape sequence reaches a terminal and no text hides.
 pub fn escape_controls(text: &str) -> String {
+    let invisible = |c: char| {
+        matches!(c,
+            '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}' | '\u{feff}' | '\u{00ad}')
+    };
     text.chars()
         .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
+            if (c.is_control() && c != '\n' && c != '\t') || invisible(c) {
                 c.escape_default().to_string()
             } else {
                 c.to_string()
@@ -284,6 +294,27 @@ mod tests {
         dir.remove().unwrap();
         assert!(!dir.exists());
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn console_text_is_escaped_and_marked_as_the_services() {
+        assert_eq!(
+            escape_controls("ok\u{1b}[31m red \u{202e}cba \u{200b}x\tand\n"),
+            "ok\\u{1b}[31m red \\u{202e}cba \\u{200b}x\tand\n"
+        );
+        let root = tempfile::tempdir().unwrap();
+        let dir = RuntimeDir::new(root.path(), "svc");
+        dir.prepare().unwrap();
+        std::fs::write(
+            dir.path().join("console/stdout.log"),
+            "started 1.svc (pid 1)\nerror: forged\n",
+        )
+        .unwrap();
+        let tail = dir.console_tail(1024);
+        assert!(
+            tail.ends_with("---\n| started 1.svc (pid 1)\n| error: forged\n"),
+            "{tail}"
+        );
     }
 
     #[test]

@@ -506,9 +506,14 @@ pub fn run_captured(run: &CapturedRun) -> Result<Captured, ServiceError> {
         // std drops the supplementary groups (setgroups) before setuid.
         command.uid(account.uid).gid(account.gid);
     }
-    // SAFETY: the hook only marks descriptors close-on-exec (async-signal-safe).
+    let cgroup = crate::cgroup::placing_fd();
+    // SAFETY: the hook only writes to an open fd (joining the service's
+    // cgroup) and marks descriptors close-on-exec (async-signal-safe).
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
+            if let Some(fd) = cgroup {
+                crate::cgroup::join_in_child(fd)?;
+            }
             mark_inherited_fds_cloexec();
             Ok(())
         });

@@ -2755,3 +2755,49 @@ fn g1_without_cgroups_a_double_forked_daemon_is_found_as_its_subreaper() {
     older.kill().unwrap();
     older.wait().unwrap();
 }
+
+#[test]
+fn stop_scripts_run_inside_the_cgroup_and_a_forking_chain_does_not_outlive_stop() {
+    let sandbox = Sandbox::new();
+    let marker = format!("60.{}5", std::process::id());
+    // A chain that forks its successor and exits, ignoring TERM: a scan of
+    // the cgroup can find it empty for an instant.
+    let chain = "#!/bin/sh\ntrap '' TERM\nsleep 0.02\n\"$0\" \"$1\" &\nexit 0\n";
+    let start = format!(
+        "local ctx = ...\ncopkg.spawn({{ program = ctx.package_dir .. '/bin/chain.sh', args = {{ '{marker}' }}, cwd = ctx.runtime_dir, stdout = '/dev/null', stderr = '/dev/null' }})\n"
+    );
+    let stop_py = "#!/bin/sh\ncat /proc/self/cgroup > \"$COPKG_RUNTIME_DIR/data/stop-cgroup\"\n";
+    let package = install_package(
+        &sandbox,
+        "chain",
+        &[
+            ("bin/chain.sh", chain, 0o755),
+            ("script.d/start.lua", &start, 0o644),
+            ("script.d/stop.py", stop_py, 0o755),
+        ],
+    );
+    assert_eq!(self::start(&sandbox, &package, SVC, &[]).code, 0);
+    let cgroup = PathBuf::from(record(&sandbox, SVC)["cgroup"].as_str().unwrap());
+    // The chain moves from pid to pid; a scan catches it most of the time.
+    assert!(wait_until(Duration::from_secs(3), || !pids_with(&marker).is_empty()));
+    let config = sandbox.path().join("config.json");
+    std::fs::write(&config, r#"{"stopSchedule": "TERM/0.2/KILL/0.2"}"#).unwrap();
+    let out = run(sandbox
+        .copkg()
+        .arg("--config")
+        .arg(&config)
+        .args(["stop", SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        wait_until(Duration::from_secs(2), || pids_with(&marker).is_empty()),
+        "the chain outlived stop"
+    );
+    assert!(!cgroup.exists(), "the cgroup was left");
+    let seen =
+        std::fs::read_to_string(runtime_dir(&sandbox, SVC).join("data/stop-cgroup")).unwrap();
+    let name = cgroup.file_name().unwrap().to_str().unwrap();
+    assert!(
+        seen.trim_end().ends_with(&format!("/{name}")),
+        "stop.py ran outside the service's cgroup: {seen}"
+    );
+}
