@@ -639,6 +639,27 @@ pub fn script_command(script: &Path, args: Vec<OsString>) -> (PathBuf, Vec<OsStr
     }
 }
 
+/// Runs a package's Python script (start.py, stop.py, reload.py) by the
+/// contract: in the runtime dir, with the contract's environment, bounded
+/// in time and kept output; returns what it printed.
+fn run_package_py(
+    settings: &Settings,
+    runtime: &RuntimeDir,
+    context: &ServiceContext,
+    script: &Path,
+    args: Vec<OsString>,
+) -> Result<String, ServiceError> {
+    let (program, args) = script_command(script, args);
+    service::run_script(&ScriptRun {
+        program,
+        args,
+        env: script_env(context),
+        cwd: runtime.path().to_owned(),
+        timeout: settings.script_timeout,
+        output_limit: settings.script_output_bytes,
+    })
+}
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct StartRequest<'a> {
@@ -1063,15 +1084,7 @@ fn run_start_script(
             format!("--coordinate={}", context.service).into(),
         ];
         script_args.extend(context.args.iter().map(OsString::from));
-        let (program, args) = script_command(&start_py, script_args);
-        let output = service::run_script(&ScriptRun {
-            program,
-            args,
-            env: script_env(context),
-            cwd: runtime.path().to_owned(),
-            timeout: settings.script_timeout,
-            output_limit: settings.script_output_bytes,
-        })?;
+        let output = run_package_py(settings, runtime, context, &start_py, script_args)?;
         return Ok((output, Vec::new()));
     }
     Err(LifecycleError::NoStartScript {
@@ -1396,21 +1409,11 @@ pub fn reload(
         return Ok(Reloaded::Script(reload_lua));
     }
     if reload_py.is_file() {
-        let (program, args) = script_command(
-            &reload_py,
-            vec![
-                OsString::from(format!("--runtime-dir={}", runtime.path().display())),
-                OsString::from(format!("--coordinate={what}")),
-            ],
-        );
-        service::run_script(&ScriptRun {
-            program,
-            args,
-            env: script_env(&context),
-            cwd: runtime.path().to_owned(),
-            timeout: settings.script_timeout,
-            output_limit: settings.script_output_bytes,
-        })?;
+        let args = vec![
+            OsString::from(format!("--runtime-dir={}", runtime.path().display())),
+            OsString::from(format!("--coordinate={what}")),
+        ];
+        run_package_py(settings, &runtime, &context, &reload_py, args)?;
         return Ok(Reloaded::Script(reload_py));
     }
     let name = policy
@@ -1450,21 +1453,11 @@ fn run_stop_script(
         return Ok(true);
     }
     if stop_py.is_file() {
-        let (program, args) = script_command(
-            &stop_py,
-            vec![OsString::from(format!(
-                "--runtime-dir={}",
-                runtime.path().display()
-            ))],
-        );
-        service::run_script(&ScriptRun {
-            program,
-            args,
-            env: script_env(context),
-            cwd: runtime.path().to_owned(),
-            timeout: settings.script_timeout,
-            output_limit: settings.script_output_bytes,
-        })?;
+        let args = vec![OsString::from(format!(
+            "--runtime-dir={}",
+            runtime.path().display()
+        ))];
+        run_package_py(settings, runtime, context, &stop_py, args)?;
         return Ok(true);
     }
     Ok(false)
