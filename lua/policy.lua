@@ -132,6 +132,15 @@ function policy.reload_signal(ctx) -- luacheck: no unused args
   return "HUP"
 end
 
+--- When a started service counts as ready, unless `--ready` says:
+--- "tcp:HOST:PORT", "http:URL" or "exec:PROGRAM [ARGS]", or nil to leave it
+--- to the package (its script.d/ready.py, if any). Default: nil.
+---@param ctx copkg.ServiceContext
+---@return string|nil
+function policy.ready(ctx) -- luacheck: no unused args
+  return nil
+end
+
 ---@class copkg.LogCleanupOptions
 ---@field compress_after_days? number  gzip plain log files older than this (default 1)
 ---@field delete_after_days? number    delete compressed logs older than this (default 30)

@@ -160,6 +160,8 @@ pub trait SitePolicy {
     ) -> Result<LogCleanup, PolicyError>;
     /// The signal `reload` sends when the package has no reload script.
     fn reload_signal(&self, context: &ServiceContext) -> Result<String, PolicyError>;
+    /// The site's readiness check for a service, if it names one.
+    fn ready(&self, context: &ServiceContext) -> Result<Option<String>, PolicyError>;
     /// Runs a package's `start.lua`/`stop.lua` with the service context and
     /// returns the processes it spawned.
     fn run_package_script(
@@ -889,7 +891,22 @@ fn start_locked(
     state.write(&record)?;
     // Ready, or the start failed: everything it launched is ended.
     let package_dir = record.package_dir.clone();
-    let check = request.ready.cloned().or_else(|| {
+    // The check asked for, else the site's, else the package's ready.py.
+    let site_check = match request.ready {
+        Some(_) => None,
+        None => policy
+            .ready(&context)
+            .map_err(policy_err("ready"))?
+            .map(|text| {
+                text.parse::<ReadyCheck>()
+                    .map_err(|e| LifecycleError::Policy {
+                        what: "ready".to_owned(),
+                        source: PolicyError::new(e),
+                    })
+            })
+            .transpose()?,
+    };
+    let check = request.ready.cloned().or(site_check).or_else(|| {
         let script = package_dir.join("script.d/ready.py");
         script.is_file().then(|| {
             ReadyCheck::Exec(vec![

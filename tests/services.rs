@@ -2138,6 +2138,31 @@ fn readiness_a_start_that_never_becomes_ready_is_stopped_with_exit_14() {
     let status: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
     assert_eq!(status["state"], "failed", "{}", out.stdout);
 
+    // A site's ready hook is the check when --ready names none.
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(
+        &site,
+        format!("return {{ ready = function(ctx) return 'tcp:127.0.0.1:{port}' end }}\n"),
+    )
+    .unwrap();
+    let out = run(sandbox.copkg().arg("--site").arg(&site).args([
+        "start",
+        "--user",
+        "root",
+        "--ready-timeout",
+        "1",
+        &package,
+        SVC,
+    ]));
+    assert_eq!(out.code, 14, "{out:?}");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "error: {SVC} did not become ready (tcp:127.0.0.1:{port})"
+        )),
+        "{}",
+        out.stderr
+    );
+
     // The same package with a check that passes (exec in the package dir) starts.
     let out = run(sandbox.copkg().args([
         "start",

@@ -26,6 +26,7 @@ pub const HOOKS: &[&str] = &[
     "before_upgrade",
     "after_upgrade",
     "reload_signal",
+    "ready",
     "clean_logs",
 ];
 
@@ -250,6 +251,24 @@ impl<'a> Policy<'a> {
         }
     }
 
+    /// The site's readiness check for a service (`tcp:…`, `http:…`,
+    /// `exec:…`), or `None` to leave it to the package.
+    pub fn ready(&self, context: &ServiceContext) -> Result<Option<String>, LuaError> {
+        const HOOK: &str = "ready";
+        let ctx = self.context_table(context)?;
+        match self.call_hook::<Value>(HOOK, ctx)? {
+            Value::Nil => Ok(None),
+            Value::String(check) => Ok(Some(check.to_str()?.to_owned())),
+            other => Err(LuaError::BadResult {
+                hook: HOOK,
+                problem: format!(
+                    "expected a check string or nil, got a {}",
+                    other.type_name()
+                ),
+            }),
+        }
+    }
+
     /// The runtime dir of a service, relative to the runtime root.
     pub fn runtime_path(&self, service: &ServiceCoordinate) -> Result<String, LuaError> {
         let table = self.lua.create_table()?;
@@ -361,6 +380,10 @@ impl SitePolicy for Policy<'_> {
 
     fn reload_signal(&self, context: &ServiceContext) -> Result<String, PolicyError> {
         Policy::reload_signal(self, context).map_err(PolicyError::new)
+    }
+
+    fn ready(&self, context: &ServiceContext) -> Result<Option<String>, PolicyError> {
+        Policy::ready(self, context).map_err(PolicyError::new)
     }
 
     fn run_package_script(
