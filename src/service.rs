@@ -6,7 +6,6 @@
 use std::ffi::OsString;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -198,12 +197,25 @@ pub fn spawn_detached(spec: &SpawnSpec) -> Result<RecordedProcess, ServiceError>
         if path == Path::new("/dev/null") {
             return std::fs::OpenOptions::new().append(true).open(path);
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o644)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
-            .open(path)?;
+        // Resolved by descriptor: a link in a dir the service's account can
+        // write (console/ swapped for one) is refused, never followed.
+        let parent = crate::safepath::parent_of(path)
+            .map_err(|e| io::Error::other(crate::exit::one_line(&e)))?;
+        use nix::fcntl::OFlag;
+        let fd = nix::fcntl::openat(
+            parent.dir(),
+            parent.name(),
+            OFlag::O_WRONLY
+                | OFlag::O_APPEND
+                | OFlag::O_CREAT
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_NOCTTY
+                | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .map_err(io::Error::from)?;
+        let file = std::fs::File::from(fd);
         if !file.metadata()?.is_file() {
             return Err(io::Error::other(format!(
                 "{} is not a regular file",

@@ -607,3 +607,36 @@ fn scripts_are_read_bounded_and_only_from_regular_files() {
         );
     }
 }
+
+#[test]
+fn spawn_never_writes_its_output_through_a_link_an_account_planted() {
+    let sandbox = Sandbox::new();
+    // A dir the account owns, whose console/ it swapped for a link outside.
+    let owned = sandbox.path().join("runtime-of-account");
+    let outside = sandbox.path().join("outside");
+    std::fs::create_dir_all(&owned).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, owned.join("console")).unwrap();
+    nix::unistd::chown(
+        &owned,
+        Some(nix::unistd::Uid::from_raw(65534)),
+        Some(nix::unistd::Gid::from_raw(65534)),
+    )
+    .unwrap();
+    let path = script(
+        &sandbox,
+        &format!(
+            "local ok, err = pcall(copkg.spawn, {{ program = '/bin/true', cwd = '/', stdout = '{0}/console/out.log', stderr = '/dev/null' }})\nassert(not ok)\nprint(err)\n",
+            owned.display()
+        ),
+    );
+    let out = run(sandbox.copkg().arg("run").arg(&path));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("console"), "{}", out.stdout);
+    assert!(out.stdout.contains("not followed"), "{}", out.stdout);
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "root wrote through the link"
+    );
+}
