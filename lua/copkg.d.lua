@@ -223,7 +223,7 @@ function copkg.extract(archive, dir) end
 ---@param package string   group:artifact:version
 ---@param service string   instance.service.user.cell
 ---@param args? string[]   arguments for the start script
----@param options? {install?: boolean}  install the package first
+---@param options? {install?: boolean, user?: string}  install the package first; the account (NAME[:GROUP])
 ---@return {service: string, package: string, pids: integer[], runtime_dir: string, changed: boolean}
 function copkg.start(package, service, args, options) end
 

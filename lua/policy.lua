@@ -132,6 +132,16 @@ function policy.reload_signal(ctx) -- luacheck: no unused args
   return "HUP"
 end
 
+--- The account a service runs as, "NAME" or "NAME:GROUP", unless
+--- `copkg start --user` names one; nil leaves it to the config's
+--- `defaultUser` (unset: copkg's own user). Only root may name another user.
+--- Default: nil.
+---@param ctx copkg.ServiceContext
+---@return string|nil
+function policy.service_account(ctx) -- luacheck: no unused args
+  return nil
+end
+
 --- When a started service counts as ready, unless `--ready` says:
 --- "tcp:HOST:PORT", "http:URL" or "exec:PROGRAM [ARGS]", or nil to leave it
 --- to the package (its script.d/ready.py, if any). Default: nil.

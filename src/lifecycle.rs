@@ -162,18 +162,56 @@ pub trait SitePolicy {
     fn reload_signal(&self, context: &ServiceContext) -> Result<String, PolicyError>;
     /// The site's readiness check for a service, if it names one.
     fn ready(&self, context: &ServiceContext) -> Result<Option<String>, PolicyError>;
-    /// Runs a package's `start.lua`/`stop.lua` with the service context and
-    /// returns the processes it spawned.
+    /// The account the site names for a service (`NAME[:GROUP]`), if any.
+    fn service_account(&self, context: &ServiceContext) -> Result<Option<String>, PolicyError>;
+    /// Runs a package's Lua script (start.lua, stop.lua, reload.lua) with
+    /// the service context, as `account` in a process of its own (SPEC §6).
     fn run_package_script(
         &self,
         script: &Path,
         context: &ServiceContext,
-    ) -> Result<Vec<RecordedProcess>, PolicyError>;
+        account: &Account,
+    ) -> Result<PackageScriptRan, PolicyError>;
+}
+
+/// What a package's Lua script did, as its process reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageScriptRan {
+    /// What it says `copkg.spawn` started: a claim from a process the
+    /// service's account controls, checked before anything is recorded.
+    pub spawned: Vec<RecordedProcess>,
+    /// What it printed (stdout and stderr), its tail.
+    pub output: String,
+    /// What the script returned (ready.lua says whether the service is ready).
+    pub returned: ScriptValue,
+}
+
+/// The value a package's Lua script returned, as it crosses back to copkg.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScriptValue {
+    /// Nothing, or nil.
+    Nil,
+    /// A boolean.
+    Boolean(bool),
+    /// A string.
+    String(String),
+    /// Any other value: its Lua type name.
+    Other(String),
 }
 
 /// Why a lifecycle operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
+    /// The account a service is to run as cannot be used.
+    #[error("the account {from} names: {source}")]
+    Account {
+        /// Who named it (`--user`, the `service_account` hook, `defaultUser`).
+        from: &'static str,
+        /// Why it cannot be used.
+        #[source]
+        source: crate::account::AccountError,
+    },
     /// The package is not installed.
     #[error("{0} is not installed (install it first, or use start --install)")]
     NotInstalled(String),
@@ -395,6 +433,7 @@ impl Coded for LifecycleError {
                 ExitCode::Usage
             }
             LifecycleError::Store(source) => source.exit_code(),
+            LifecycleError::Account { source, .. } => source.exit_code(),
         }
     }
 }
@@ -678,7 +717,8 @@ pub struct StartRequest<'a> {
     pub ready: Option<&'a ReadyCheck>,
     /// How long it has to become ready.
     pub ready_timeout: Duration,
-    /// The account it runs as (none: copkg's own user).
+    /// The account it runs as, when the caller names one (`--user`); else
+    /// the `service_account` hook's, else `defaultUser`, else copkg's own.
     pub account: Option<&'a Account>,
 }
 
@@ -769,13 +809,6 @@ fn start_locked(
             pids,
         });
     }
-    runtime.prepare()?;
-    let account = request.account.filter(|a| a.needs_switch()).cloned();
-    if let Some(account) = &account {
-        runtime.give_to(account.uid, account.gid)?;
-    }
-    // Scripts, spawns and readiness checks run as the service's account.
-    let _run_as = crate::account::RunAs::start(account.clone());
     let context = ServiceContext {
         package: Some(package.clone()),
         package_dir: Some(package_dir.clone()),
@@ -785,6 +818,14 @@ fn start_locked(
         platform: Platform::current(),
         open_files: Vec::new(),
     };
+    let account = service_account(settings, policy, request, &context, notify)?;
+    runtime.prepare()?;
+    let account = account.filter(Account::needs_switch);
+    if let Some(account) = &account {
+        runtime.give_to(account.uid, account.gid)?;
+    }
+    // Scripts, spawns and readiness checks run as the service's account.
+    let _run_as = crate::account::RunAs::start(account.clone());
     call_hook(policy, LifecycleHook::BeforeStart, &context)?;
     runtime.clear_pidfile()?;
 
@@ -834,39 +875,23 @@ fn start_locked(
         } else {
             Vec::new()
         };
-        result.map(|(output, spawned)| (output, spawned, adopted))
-    }
-    .and_then(|(output, spawned, adopted)| {
-        let left = started_processes(
-            &runtime,
-            cgroup.as_ref(),
-            &output,
-            spawned.clone(),
-            &adopted,
-        )
-        .map(|processes| (processes, output));
+        let left = result.and_then(|(output, spawned)| {
+            started_processes(&runtime, cgroup.as_ref(), &output, spawned, &adopted)
+                .map(|processes| (processes, output))
+        });
         if left.is_err() && cgroup.is_none() {
-            // What a failed start left behind is ended.
-            for process in spawned.iter().chain(
-                adopted
-                    .iter()
-                    .map(|(pid, s)| RecordedProcess {
-                        pid: *pid,
-                        start_time: s.start_time,
-                        pgrp: s.pgrp,
-                    })
-                    .collect::<Vec<_>>()
-                    .iter(),
-            ) {
+            // What a failed start left behind is ended: the processes copkg
+            // adopted, never a pid the script merely named.
+            for (pid, stat) in &adopted {
                 let _ = crate::process::signal_exact(
-                    process.pid,
-                    process.start_time,
+                    *pid,
+                    stat.start_time,
                     nix::sys::signal::Signal::SIGKILL,
                 );
             }
         }
         left
-    });
+    };
     let (processes, script_output) = match started {
         Ok(processes) => processes,
         Err(source) => {
@@ -889,56 +914,17 @@ fn start_locked(
     record.processes = processes.clone();
     record.starting = false;
     state.write(&record)?;
-    // Ready, or the start failed: everything it launched is ended.
-    let package_dir = record.package_dir.clone();
-    // The check asked for, else the site's, else the package's ready.py.
-    let site_check = match request.ready {
-        Some(_) => None,
-        None => policy
-            .ready(&context)
-            .map_err(policy_err("ready"))?
-            .map(|text| {
-                text.parse::<ReadyCheck>()
-                    .map_err(|e| LifecycleError::Policy {
-                        what: "ready".to_owned(),
-                        source: PolicyError::new(e),
-                    })
-            })
-            .transpose()?,
-    };
-    let check = request.ready.cloned().or(site_check).or_else(|| {
-        let script = package_dir.join("script.d/ready.py");
-        script.is_file().then(|| {
-            ReadyCheck::Exec(vec![
-                script.display().to_string(),
-                format!("--runtime-dir={}", runtime.path().display()),
-                format!("--coordinate={what}"),
-            ])
-        })
-    });
-    if let Some(check) = check {
-        let alive = || !service::live_processes(&record).is_empty();
-        let _placing = place_in(&record);
-        if let Err(reason) = check.wait(
-            &package_dir,
-            &script_env(&context),
-            request.ready_timeout,
-            &alive,
-        ) {
-            end_everything(settings, &record);
-            let err = LifecycleError::NeverReady {
-                service: what.clone(),
-                check: check.to_string(),
-                reason,
-                console: runtime.console_tail(4096),
-            };
-            record.stopped_at = Some(now());
-            record.failed = Some(crate::exit::one_line(&err));
-            state.write(&record)?;
-            return Err(err);
-        }
+    // From here on a failure (a hook, readiness) ends everything the start
+    // launched, and the record says why.
+    let finished = readiness(policy, request, &runtime, &record, &context)
+        .and_then(|()| call_hook(policy, LifecycleHook::AfterStart, &context));
+    if let Err(err) = finished {
+        end_everything(settings, &record);
+        record.stopped_at = Some(now());
+        record.failed = Some(crate::exit::one_line(&err));
+        state.write(&record)?;
+        return Err(err);
     }
-    call_hook(policy, LifecycleHook::AfterStart, &context)?;
     Ok(Started {
         service: what,
         package: package.id(),
@@ -949,6 +935,94 @@ fn start_locked(
     })
 }
 
+/// How a started service shows it is ready.
+enum Readiness {
+    /// A check: `--ready`, the site's `ready` hook, or the package's ready.py.
+    Check(ReadyCheck),
+    /// The package's `script.d/ready.lua`, run as the service's account
+    /// until it returns true.
+    Lua(PathBuf),
+}
+
+/// Waits until the service is ready: by the check asked for, else the
+/// site's, else the package's ready.lua or ready.py; none of them: at once.
+fn readiness(
+    policy: &dyn SitePolicy,
+    request: &StartRequest<'_>,
+    runtime: &RuntimeDir,
+    record: &ServiceRecord,
+    context: &ServiceContext,
+) -> Result<(), LifecycleError> {
+    let what = &record.service;
+    let package_dir = &record.package_dir;
+    let site_check = match request.ready {
+        Some(_) => None,
+        None => policy
+            .ready(context)
+            .map_err(policy_err("ready"))?
+            .map(|text| {
+                text.parse::<ReadyCheck>()
+                    .map_err(|e| LifecycleError::Policy {
+                        what: "ready".to_owned(),
+                        source: PolicyError::new(e),
+                    })
+            })
+            .transpose()?,
+    };
+    let ready_lua = package_dir.join("script.d/ready.lua");
+    let ready_py = package_dir.join("script.d/ready.py");
+    let check = match request.ready.cloned().or(site_check) {
+        Some(check) => Readiness::Check(check),
+        None if ready_lua.is_file() => Readiness::Lua(ready_lua),
+        None if ready_py.is_file() => Readiness::Check(ReadyCheck::Exec(vec![
+            ready_py.display().to_string(),
+            format!("--runtime-dir={}", runtime.path().display()),
+            format!("--coordinate={what}"),
+        ])),
+        None => return Ok(()),
+    };
+    let alive = || !service::live_processes(record).is_empty();
+    let _placing = place_in(record);
+    let (shown, waited) = match &check {
+        Readiness::Check(check) => (
+            check.to_string(),
+            check.wait(
+                package_dir,
+                &script_env(context),
+                request.ready_timeout,
+                &alive,
+            ),
+        ),
+        Readiness::Lua(script) => {
+            let account = crate::account::current();
+            let waited = crate::ready::poll(request.ready_timeout, &alive, &mut |_| {
+                let ran = policy
+                    .run_package_script(script, context, &account)
+                    .map_err(|e| crate::exit::one_line(&e))?;
+                match ran.returned {
+                    ScriptValue::Boolean(true) => Ok(()),
+                    ScriptValue::String(why) => Err(why),
+                    ScriptValue::Nil | ScriptValue::Boolean(false) => {
+                        Err("ready.lua returned false".to_owned())
+                    }
+                    ScriptValue::Other(kind) => Err(format!(
+                        "ready.lua returned a {kind} (it returns true when ready, else false or why not)"
+                    )),
+                }
+            });
+            (script.display().to_string(), waited)
+        }
+    };
+    waited
+        .map(|_| ())
+        .map_err(|reason| LifecycleError::NeverReady {
+            service: what.clone(),
+            check: shown,
+            reason,
+            console: runtime.console_tail(4096),
+        })
+}
+
 /// While it lives, every process copkg starts for the recorded service
 /// (stop, reload and readiness scripts, hooks run as its account) joins the
 /// service's cgroup, so that nothing the account runs ever leaves it.
@@ -957,12 +1031,13 @@ fn place_in(record: &ServiceRecord) -> Option<Placing> {
     Placing::start(&cgroup).ok()
 }
 
-/// The account a record says the service runs as.
-fn recorded_account(record: &ServiceRecord) -> Option<Account> {
+/// The account a record says the service runs as (no account recorded:
+/// copkg's own user, as it ran).
+fn recorded_account(record: &ServiceRecord) -> Account {
     record
         .account
         .as_ref()
-        .map(|a| Account::from_ids(a.uid, a.gid))
+        .map_or_else(Account::own, |a| Account::from_ids(a.uid, a.gid))
 }
 
 /// Ends every process of a service at once, whatever its stop script would
@@ -978,6 +1053,42 @@ fn end_everything(settings: &Settings, record: &ServiceRecord) {
             let _ = service::stop_by_signals(record, &settings.stop_schedule);
         }
     }
+}
+
+/// The account a service starts as: the caller's (`--user`, a restart's
+/// recorded one), else the `service_account` hook's, else `defaultUser`,
+/// else copkg's own (as root, with a warning).
+fn service_account(
+    settings: &Settings,
+    policy: &dyn SitePolicy,
+    request: &StartRequest<'_>,
+    context: &ServiceContext,
+    notify: Notify<'_>,
+) -> Result<Option<Account>, LifecycleError> {
+    if let Some(account) = request.account {
+        return Ok(Some(account.clone()));
+    }
+    let (from, spec) = match policy
+        .service_account(context)
+        .map_err(policy_err("service_account"))?
+    {
+        Some(spec) => ("the service_account hook", spec),
+        None => match &settings.default_user {
+            Some(spec) => ("defaultUser", spec.clone()),
+            None => {
+                if nix::unistd::geteuid().is_root() {
+                    notify(&format!(
+                        "warning: {} runs as root (name an account with --user or defaultUser)",
+                        context.service
+                    ));
+                }
+                return Ok(None);
+            }
+        },
+    };
+    Account::parse(&spec)
+        .map(Some)
+        .map_err(|source| LifecycleError::Account { from, source })
 }
 
 /// The processes a start left running. With a cgroup: every process in it,
@@ -1004,12 +1115,19 @@ fn started_processes(
                 })
             })
             .collect(),
-        // Without a cgroup: what start.lua spawned and what the script left
-        // behind (adopted as its subreaper), still alive.
+        // Without a cgroup: what the script left behind (adopted as its
+        // subreaper), still alive, start.lua's spawns first. What start.lua
+        // says it spawned is a claim from the service's account: a pid
+        // counts only if copkg adopted that very process.
         None => {
             let mut members: Vec<RecordedProcess> = spawned
                 .into_iter()
-                .filter(|p| crate::process::is_running(p.pid, p.start_time))
+                .filter(|p| {
+                    adopted
+                        .iter()
+                        .any(|(pid, stat)| *pid == p.pid && stat.start_time == p.start_time)
+                        && crate::process::is_running(p.pid, p.start_time)
+                })
                 .collect();
             for (pid, stat) in adopted {
                 if !members.iter().any(|m| m.pid == *pid)
@@ -1086,14 +1204,10 @@ fn run_start_script(
     let start_lua = package_dir.join("script.d/start.lua");
     let start_py = package_dir.join("script.d/start.py");
     if start_lua.is_file() {
-        let spawned = policy
-            .run_package_script(&start_lua, context)
+        let ran = policy
+            .run_package_script(&start_lua, context, &crate::account::current())
             .map_err(package_script_err(&start_lua))?;
-        let live = spawned
-            .into_iter()
-            .filter(|p| crate::process::is_running(p.pid, p.start_time))
-            .collect();
-        return Ok((String::new(), live));
+        return Ok((ran.output, ran.spawned));
     }
     if start_py.is_file() {
         let mut script_args: Vec<OsString> = vec![
@@ -1162,7 +1276,7 @@ fn stop_locked(
     };
     let context = context_from_record(service, &runtime, Some(&record));
     call_hook(policy, LifecycleHook::BeforeStop, &context)?;
-    let _run_as = crate::account::RunAs::start(recorded_account(&record));
+    let _run_as = crate::account::RunAs::start(Some(recorded_account(&record)));
     let _placing = place_in(&record);
 
     let scripted =
@@ -1224,7 +1338,7 @@ pub fn restart(
         .parse()
         .map_err(|_| LifecycleError::NotInstalled(record.package.clone()))?;
     stop_locked(settings, &state, policy, service, notify)?;
-    let account = recorded_account(&record);
+    let account = Some(recorded_account(&record));
     let request = StartRequest {
         package: &package,
         service,
@@ -1328,7 +1442,7 @@ pub fn upgrade(
         }
     ));
     let args = request.args.unwrap_or(&old.args);
-    let account = recorded_account(&old);
+    let account = Some(recorded_account(&old));
     let new = StartRequest {
         package: request.package,
         service,
@@ -1415,13 +1529,13 @@ pub fn reload(
         return Err(ServiceError::NotRunning { service: what }.into());
     }
     let context = context_from_record(service, &runtime, Some(&record));
-    let _run_as = crate::account::RunAs::start(recorded_account(&record));
+    let _run_as = crate::account::RunAs::start(Some(recorded_account(&record)));
     let _placing = place_in(&record);
     let reload_lua = record.package_dir.join("script.d/reload.lua");
     let reload_py = record.package_dir.join("script.d/reload.py");
     if reload_lua.is_file() {
         policy
-            .run_package_script(&reload_lua, &context)
+            .run_package_script(&reload_lua, &context, &crate::account::current())
             .map_err(package_script_err(&reload_lua))?;
         return Ok(Reloaded::Script(reload_lua));
     }
@@ -1465,7 +1579,7 @@ fn run_stop_script(
     let stop_py = record.package_dir.join("script.d/stop.py");
     if stop_lua.is_file() {
         policy
-            .run_package_script(&stop_lua, context)
+            .run_package_script(&stop_lua, context, &crate::account::current())
             .map_err(package_script_err(&stop_lua))?;
         return Ok(true);
     }

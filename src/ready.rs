@@ -154,7 +154,8 @@ impl ReadyCheck {
                         .chain(env.iter().cloned())
                         .collect(),
                     cwd: package_dir.to_owned(),
-                    account: None,
+                    // As the service's account, like its scripts.
+                    account: Some(crate::account::current()).filter(|a| a.needs_switch()),
                     stdin: Vec::new(),
                     timeout: limit,
                     stdout_limit: 64 * 1024,
@@ -186,28 +187,48 @@ impl ReadyCheck {
         timeout: Duration,
         alive: &dyn Fn() -> bool,
     ) -> Result<Duration, String> {
-        let started = Instant::now();
-        let deadline = started + timeout;
-        let mut pause = Duration::from_millis(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.attempt(package_dir, env, left) {
-                Attempt::Ready => return Ok(started.elapsed()),
-                Attempt::NotYet(why) => {
-                    if !alive() {
-                        return Err(format!("the service exited before it became ready ({why})"));
-                    }
-                    if Instant::now() >= deadline {
-                        return Err(format!(
-                            "not ready after {} s: {why}",
-                            timeout.as_secs_f64()
-                        ));
-                    }
+        poll(
+            timeout,
+            alive,
+            &mut |left| match self.attempt(package_dir, env, left) {
+                Attempt::Ready => Ok(()),
+                Attempt::NotYet(why) => Err(why),
+            },
+        )
+    }
+}
+
+/// Calls `attempt` (with the time left) until it passes or `timeout` runs
+/// out, backing off from 20 ms to 250 ms between attempts and giving up at
+/// once when `alive` says the service is gone; `Err` says what the last
+/// attempt found. Any readiness probe (a check, a package's ready.lua)
+/// waits this way.
+pub fn poll(
+    timeout: Duration,
+    alive: &dyn Fn() -> bool,
+    attempt: &mut dyn FnMut(Duration) -> Result<(), String>,
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match attempt(left) {
+            Ok(()) => return Ok(started.elapsed()),
+            Err(why) => {
+                if !alive() {
+                    return Err(format!("the service exited before it became ready ({why})"));
+                }
+                if Instant::now() >= deadline {
+                    return Err(format!(
+                        "not ready after {} s: {why}",
+                        timeout.as_secs_f64()
+                    ));
                 }
             }
-            std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
-            pause = (pause * 2).min(Duration::from_millis(250));
         }
+        std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+        pause = (pause * 2).min(Duration::from_millis(250));
     }
 }
 

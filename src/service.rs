@@ -539,32 +539,51 @@ pub fn run_captured(run: &CapturedRun) -> Result<Captured, ServiceError> {
     });
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let limit = run.stdout_limit;
+    let answer = Arc::new(Mutex::new(Vec::new()));
+    let answer_copy = Arc::clone(&answer);
     let out_reader = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = (&mut stdout).take(limit as u64 + 1).read_to_end(&mut bytes);
-        // Drain the rest so the child never blocks on a full pipe.
-        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
-        bytes
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let mut bytes = answer_copy.lock().unwrap_or_else(|e| e.into_inner());
+            // Past the limit the rest is drained, so the child never blocks.
+            if bytes.len() <= limit {
+                bytes.extend_from_slice(&buf[..n]);
+            }
+        }
     });
     let mut stderr = child.stderr.take().expect("stderr is piped");
+    let tail = Arc::new(Mutex::new(Tail {
+        limit: 16 * 1024,
+        ..Tail::default()
+    }));
+    let tail_copy = Arc::clone(&tail);
     let err_reader = std::thread::spawn(move || {
-        let mut tail = Tail {
-            limit: 16 * 1024,
-            ..Tail::default()
-        };
         let mut buf = [0u8; 8192];
         while let Ok(n) = stderr.read(&mut buf) {
             if n == 0 {
                 break;
             }
-            tail.push(&buf[..n]);
+            tail_copy
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(&buf[..n]);
         }
-        tail.text()
     });
     let status = wait_or_kill_group(&mut child, run.timeout).map_err(spawn_err)?;
     let _ = writer.join();
-    let stdout = out_reader.join().unwrap_or_default();
-    let stderr = err_reader.join().unwrap_or_default();
+    // Readers are left behind when something the child started in the
+    // background still holds the pipes; what came so far is what counts.
+    let grace = Instant::now() + Duration::from_millis(200);
+    for reader in [out_reader, err_reader] {
+        while !reader.is_finished() && Instant::now() < grace {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let stdout = std::mem::take(&mut *answer.lock().unwrap_or_else(|e| e.into_inner()));
+    let stderr = tail.lock().unwrap_or_else(|e| e.into_inner()).text();
     let Some(status) = status else {
         return Err(ServiceError::Script {
             script: run.program.clone(),

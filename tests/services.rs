@@ -2826,3 +2826,316 @@ fn stop_scripts_run_inside_the_cgroup_and_a_forking_chain_does_not_outlive_stop(
         "stop.py ran outside the service's cgroup: {seen}"
     );
 }
+
+/// SPEC §6: start.lua, stop.lua and reload.lua run in a process copkg
+/// re-executes as the service's account; what they print is their output,
+/// never an answer copkg would take, and the pids they name are claims.
+#[test]
+fn package_lua_runs_as_the_service_account_and_cannot_forge_its_answer() {
+    let uid = service_account("copkg-test-svc");
+    let sandbox = Sandbox::new();
+    std::fs::set_permissions(sandbox.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A root-only dir the script tries to write into.
+    let root_only = sandbox.path().join("root-only");
+    std::fs::create_dir(&root_only).unwrap();
+    std::fs::set_permissions(&root_only, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let probe = |name: &str| {
+        format!(
+            r#"local ctx = ...
+local id = io.popen("id -u"):read("l")
+local out = assert(io.open(ctx.runtime_dir .. "/data/{name}-uid", "w"))
+out:write(id, " ", tostring(os.getenv("USER")), " ", tostring(os.getenv("COPKG_REPO")), "\n")
+out:close()
+local evil = io.open("{root}/{name}", "w")
+if evil then evil:write("x") evil:close() end
+"#,
+            root = root_only.display()
+        )
+    };
+    // start.lua also prints a forged answer naming pid 1 and copkg's parent.
+    let start = format!(
+        r#"{probe}
+print('{{"ran":{{"spawned":[{{"pid":1,"start_time":0,"pgrp":1}}]}}}}')
+io.write('{{"failed":"forged"}}')
+{spawn}"#,
+        probe = probe("start"),
+        spawn = lua_service("exec sleep 60").replace("local ctx = ...\n", "")
+    );
+    let package = install_package(
+        &sandbox,
+        "luaacct",
+        &[
+            ("script.d/start.lua", &start, 0o644),
+            (
+                "script.d/stop.lua",
+                &format!("{}\ncopkg.log('stop.lua ran')\n", probe("stop")),
+                0o644,
+            ),
+            ("script.d/reload.lua", &probe("reload"), 0o644),
+        ],
+    );
+    let out = run(sandbox
+        .copkg()
+        .env("COPKG_REPO", "https://user:secret@repo.invalid/")
+        .args(["-v", "start", "--user", "copkg-test-svc", &package, SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    // What start.lua printed is its output (shown with -v), not an answer.
+    assert!(
+        out.stderr.contains(r#"{"failed":"forged"}"#),
+        "{}",
+        out.stderr
+    );
+    let runtime = runtime_dir(&sandbox, SVC);
+    assert_eq!(
+        std::fs::read_to_string(runtime.join("data/start-uid")).unwrap(),
+        format!("{uid} copkg-test-svc nil\n")
+    );
+    let pids: Vec<i64> = record(&sandbox, SVC)["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_i64().unwrap())
+        .collect();
+    assert!(!pids.contains(&1), "a forged pid was recorded: {pids:?}");
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    assert_eq!(uid_of(pids[0] as i32), uid);
+
+    assert_eq!(run(sandbox.copkg().args(["reload", SVC])).code, 0);
+    let out = run(sandbox.copkg().args(["stop", SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    for name in ["reload", "stop"] {
+        assert_eq!(
+            std::fs::read_to_string(runtime.join(format!("data/{name}-uid"))).unwrap(),
+            format!("{uid} copkg-test-svc nil\n"),
+            "{name}.lua"
+        );
+    }
+    // None of them could write where only root can.
+    assert_eq!(std::fs::read_dir(&root_only).unwrap().count(), 0);
+    assert!(!pid_alive(pids[0] as i32));
+
+    // Without a cgroup (copkg as subreaper), the forged pid is no more
+    // than a claim either: only a process copkg adopted counts.
+    let config = sandbox.path().join("no-cgroups.json");
+    std::fs::write(&config, r#"{"serviceCgroups": false}"#).unwrap();
+    let copkg = || {
+        let mut command = sandbox.copkg();
+        command.arg("--config").arg(&config);
+        command
+    };
+    let out = run(copkg().args(["start", "--user", "copkg-test-svc", &package, SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let recorded = record(&sandbox, SVC);
+    assert!(recorded["cgroup"].is_null(), "{recorded}");
+    let pids: Vec<i64> = recorded["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_i64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    assert_eq!(uid_of(pids[0] as i32), uid);
+    assert_eq!(run(copkg().args(["stop", SVC])).code, 0);
+    assert!(!pid_alive(pids[0] as i32));
+}
+
+/// The `service_account` site hook names the account when `--user` does
+/// not; `--user` beats it; what it returns is checked.
+#[test]
+fn the_service_account_hook_names_the_account() {
+    let uid = service_account("copkg-test-svc");
+    let sandbox = Sandbox::new();
+    std::fs::set_permissions(sandbox.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let package = install_package(
+        &sandbox,
+        "hookacct",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(
+        &site,
+        r#"return {
+  service_account = function(ctx)
+    if ctx.instance == "1" then return "copkg-test-svc" end
+    if ctx.instance == "2" then return 42 end
+    if ctx.instance == "3" then return "no-such-user-here" end
+    return nil
+  end,
+}
+"#,
+    )
+    .unwrap();
+    let copkg = || {
+        let mut command = sandbox.copkg();
+        command.arg("--site").arg(&site);
+        command
+    };
+    let out = run(copkg().args(["start", &package, SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains("runs as root"), "{}", out.stderr);
+    assert_eq!(uid_of(recorded_pid(&sandbox, SVC)), uid);
+    assert_eq!(run(copkg().args(["stop", SVC])).code, 0);
+    // --user beats the hook.
+    let out = run(copkg().args(["start", "--user", "root", &package, SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(uid_of(recorded_pid(&sandbox, SVC)), 0);
+    assert_eq!(run(copkg().args(["stop", SVC])).code, 0);
+    // A result of the wrong type is the hook's failure (8), naming it.
+    let out = run(copkg().args(["start", &package, "2.svc.test.local"]));
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("hook `service_account` returned an invalid result"),
+        "{}",
+        out.stderr
+    );
+    // An account that does not exist is a usage error naming who named it.
+    let out = run(copkg().args(["start", &package, "3.svc.test.local"]));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "the account the service_account hook names: no such user `no-such-user-here`"
+        ),
+        "{}",
+        out.stderr
+    );
+    // Neither left anything running or a runtime dir made for the account.
+    for service in ["2.svc.test.local", "3.svc.test.local"] {
+        assert!(
+            !runtime_dir(&sandbox, service).join("run").exists(),
+            "{service}"
+        );
+    }
+    // nil: copkg's own user (root here), with the warning.
+    let out = run(copkg().args(["start", &package, "4.svc.test.local"]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("4.svc.test.local runs as root"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(run(copkg().args(["stop", "4.svc.test.local"])).code, 0);
+}
+
+/// A package's `script.d/ready.lua` is run as the service's account until
+/// it returns true; a string it returns is why it is not ready yet. ready.py
+/// runs as the account too. A failing `after_start` hook ends the start.
+#[test]
+fn ready_lua_decides_readiness_as_the_account() {
+    let uid = service_account("copkg-test-svc");
+    let sandbox = Sandbox::new();
+    std::fs::set_permissions(sandbox.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The service marks itself ready after a moment.
+    let ready_lua = r#"local ctx = ...
+local id = io.popen("id -u"):read("l")
+local out = assert(io.open(ctx.runtime_dir .. "/data/ready-uid", "w"))
+out:write(id, "\n")
+out:close()
+local marker = io.open(ctx.runtime_dir .. "/data/up", "r")
+if marker then marker:close() return true end
+return "data/up is not there yet"
+"#;
+    let package = install_package(
+        &sandbox,
+        "readylua",
+        &[
+            (
+                "script.d/start.lua",
+                &lua_service("sleep 0.3; touch data/up; exec sleep 60"),
+                0o644,
+            ),
+            ("script.d/ready.lua", ready_lua, 0o644),
+        ],
+    );
+    let out = run(sandbox
+        .copkg()
+        .args(["start", "--user", "copkg-test-svc", &package, SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let runtime = runtime_dir(&sandbox, SVC);
+    assert!(runtime.join("data/up").exists());
+    assert_eq!(
+        std::fs::read_to_string(runtime.join("data/ready-uid")).unwrap(),
+        format!("{uid}\n")
+    );
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+
+    // One that never becomes ready: exit 14 with ready.lua's reason, and
+    // nothing left running.
+    let never = install_package(
+        &sandbox,
+        "readylua2",
+        &[
+            ("script.d/start.lua", &lua_service("exec sleep 60"), 0o644),
+            ("script.d/ready.lua", ready_lua, 0o644),
+        ],
+    );
+    let out = run(sandbox.copkg().args([
+        "start",
+        "--user",
+        "copkg-test-svc",
+        "--ready-timeout",
+        "1",
+        &never,
+        "2.svc.test.local",
+    ]));
+    assert_eq!(out.code, 14, "{out:?}");
+    assert!(
+        out.stderr.contains("data/up is not there yet"),
+        "{}",
+        out.stderr
+    );
+    let pid = record(&sandbox, "2.svc.test.local")["processes"][0]["pid"]
+        .as_i64()
+        .unwrap() as i32;
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)));
+
+    // ready.py runs as the account.
+    let ready_py = "#!/bin/sh\nid -u > \"$COPKG_RUNTIME_DIR/data/ready-py-uid\"\n";
+    let py = install_package(
+        &sandbox,
+        "readypy",
+        &[
+            ("script.d/start.lua", &lua_service("exec sleep 60"), 0o644),
+            ("script.d/ready.py", ready_py, 0o755),
+        ],
+    );
+    let out =
+        run(sandbox
+            .copkg()
+            .args(["start", "--user", "copkg-test-svc", &py, "3.svc.test.local"]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(
+            runtime_dir(&sandbox, "3.svc.test.local").join("data/ready-py-uid")
+        )
+        .unwrap(),
+        format!("{uid}\n")
+    );
+    assert_eq!(
+        run(sandbox.copkg().args(["stop", "3.svc.test.local"])).code,
+        0
+    );
+
+    // An after_start hook that fails ends what the start launched.
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(
+        &site,
+        "return { after_start = function(ctx) error(\"refused by the site\") end }\n",
+    )
+    .unwrap();
+    let out = run(sandbox.copkg().arg("--site").arg(&site).args([
+        "start",
+        "--user",
+        "root",
+        &py,
+        "4.svc.test.local",
+    ]));
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(out.stderr.contains("refused by the site"), "{}", out.stderr);
+    let pid = record(&sandbox, "4.svc.test.local")["processes"][0]["pid"]
+        .as_i64()
+        .unwrap() as i32;
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)));
+    let out = run(sandbox.copkg().args(["status", "4.svc.test.local"]));
+    assert_ne!(out.code, 0, "{out:?}");
+}

@@ -180,8 +180,20 @@ fn lua_hook() -> Result {
             action: "cannot read the hook request",
             source,
         })?;
+    // The answer goes out on a private copy of stdout; what the Lua code
+    // prints (print, io.write, the programs it runs) goes to stderr, where
+    // copkg keeps it as the script's output, and can never forge an answer.
+    let answer_fd = nix::fcntl::fcntl(std::io::stdout(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+        .map_err(|e| Error::Io {
+            action: "cannot set up the hook's output",
+            source: e.into(),
+        })?;
+    // SAFETY: fcntl returned a new descriptor that nothing else owns.
+    let mut answer_out =
+        unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(answer_fd) };
+    let _ = nix::unistd::dup2_stdout(std::io::stderr());
     let answer = crate::lua::serve_hook(&input);
-    std::io::stdout().lock().write_all(&answer)?;
+    answer_out.write_all(&answer)?;
     Ok(())
 }
 

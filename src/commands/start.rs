@@ -10,19 +10,11 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result {
     let package: PackageCoordinate = args.package.parse()?;
     let service: ServiceCoordinate = args.service.parse()?;
     let (ready, ready_timeout) = super::ready_of(&args.ready)?;
-    let account = match args
+    let account = args
         .user
         .as_deref()
-        .or(ctx.settings.default_user.as_deref())
-    {
-        Some(spec) => Some(crate::account::Account::parse(spec)?),
-        None => None,
-    };
-    if account.is_none() && nix::unistd::geteuid().is_root() {
-        ctx.progress(&format!(
-            "warning: {service} runs as root (name an account with --user or defaultUser)"
-        ));
-    }
+        .map(crate::account::Account::parse)
+        .transpose()?;
     let host = ctx.host()?;
     let request = StartRequest {
         package: &package,

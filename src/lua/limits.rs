@@ -40,12 +40,40 @@ struct Budget {
     depth: u32,
 }
 
-/// The limits to apply, from the settings attached to the state.
+/// Limits set on a state that has no settings (a hook child gets the
+/// parent's limits this way).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct CallLimits {
+    /// Time limit of one limited call.
+    pub timeout: Duration,
+    /// Memory limit of one limited call.
+    pub memory: usize,
+}
+
+impl CallLimits {
+    /// The limits a state applies: those set on it, else its settings', else
+    /// the defaults.
+    pub fn of(lua: &Lua) -> CallLimits {
+        if let Some(limits) = lua.app_data_ref::<CallLimits>() {
+            return *limits;
+        }
+        lua.app_data_ref::<crate::settings::Settings>().map_or(
+            CallLimits {
+                timeout: DEFAULT_TIMEOUT,
+                memory: DEFAULT_MEMORY,
+            },
+            |s| CallLimits {
+                timeout: s.script_timeout,
+                memory: s.lua_memory_bytes,
+            },
+        )
+    }
+}
+
+/// The limits to apply.
 fn configured(lua: &Lua) -> (Duration, usize) {
-    lua.app_data_ref::<crate::settings::Settings>()
-        .map_or((DEFAULT_TIMEOUT, DEFAULT_MEMORY), |s| {
-            (s.script_timeout, s.lua_memory_bytes)
-        })
+    let limits = CallLimits::of(lua);
+    (limits.timeout, limits.memory)
 }
 
 fn over_time(budget: &Budget) -> String {

@@ -6,7 +6,8 @@ use super::LuaError;
 use crate::account::Account;
 use crate::coordinate::{PackageCoordinate, ServiceCoordinate};
 use crate::lifecycle::{
-    LifecycleHook, LogCleanup, LogCleanupOptions, PolicyError, ServiceContext, SitePolicy,
+    LifecycleHook, LogCleanup, LogCleanupOptions, PackageScriptRan, PolicyError, ScriptValue,
+    ServiceContext, SitePolicy,
 };
 use crate::platform::Platform;
 use crate::state::RecordedProcess;
@@ -26,6 +27,7 @@ pub const HOOKS: &[&str] = &[
     "before_upgrade",
     "after_upgrade",
     "reload_signal",
+    "service_account",
     "ready",
     "clean_logs",
 ];
@@ -97,25 +99,30 @@ impl<'a> Policy<'a> {
         Ok(pkg)
     }
 
-    /// Runs a package's `start.lua` or `stop.lua`: the chunk is called with
-    /// the service context as its argument.
-    pub fn run_package_script(
+    /// Runs a package's Lua script from its source, in this state: the chunk
+    /// is called with the service context as its argument. Only the hook
+    /// child does this, as the service's account; copkg itself runs package
+    /// scripts through [`super::child::run_package_script_as`].
+    pub(crate) fn run_package_source(
         &self,
         path: &std::path::Path,
+        source: &str,
         context: &ServiceContext,
-    ) -> Result<(), LuaError> {
-        let source = super::read_script(path).map_err(|source| LuaError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+    ) -> Result<ScriptValue, LuaError> {
         let chunk = self
             .lua
             .load(source)
             .set_name(format!("@{}", path.display()))
             .into_function()?;
         let context = self.context_table(context)?;
-        super::limits::limited(self.lua, path.display().to_string(), None, || {
-            Ok(chunk.call::<()>(context)?)
+        let returned = super::limits::limited(self.lua, path.display().to_string(), None, || {
+            Ok(chunk.call::<Value>(context)?)
+        })?;
+        Ok(match returned {
+            Value::Nil => ScriptValue::Nil,
+            Value::Boolean(b) => ScriptValue::Boolean(b),
+            Value::String(s) => ScriptValue::String(s.to_string_lossy()),
+            other => ScriptValue::Other(other.type_name().to_owned()),
         })
     }
 
@@ -247,6 +254,32 @@ impl<'a> Policy<'a> {
             other => Err(LuaError::BadResult {
                 hook: HOOK,
                 problem: format!("expected a signal name, got a {}", other.type_name()),
+            }),
+        }
+    }
+
+    /// The account the site names for a service (`NAME[:GROUP]`), if any.
+    pub fn service_account(&self, context: &ServiceContext) -> Result<Option<String>, LuaError> {
+        const HOOK: &str = "service_account";
+        let ctx = self.context_table(context)?;
+        match self.call_hook::<Value>(HOOK, ctx)? {
+            Value::Nil => Ok(None),
+            Value::String(name) => {
+                let name = name.to_str()?.to_owned();
+                if name.is_empty() || name.chars().any(char::is_control) {
+                    return Err(LuaError::BadResult {
+                        hook: HOOK,
+                        problem: format!("`{}` is not NAME or NAME:GROUP", name.escape_debug()),
+                    });
+                }
+                Ok(Some(name))
+            }
+            other => Err(LuaError::BadResult {
+                hook: HOOK,
+                problem: format!(
+                    "expected \"NAME[:GROUP]\" or nil, got a {}",
+                    other.type_name()
+                ),
             }),
         }
     }
@@ -386,14 +419,18 @@ impl SitePolicy for Policy<'_> {
         Policy::ready(self, context).map_err(PolicyError::new)
     }
 
+    fn service_account(&self, context: &ServiceContext) -> Result<Option<String>, PolicyError> {
+        Policy::service_account(self, context).map_err(PolicyError::new)
+    }
+
     fn run_package_script(
         &self,
         script: &std::path::Path,
         context: &ServiceContext,
-    ) -> Result<Vec<RecordedProcess>, PolicyError> {
-        let before = self.spawned().len();
-        Policy::run_package_script(self, script, context).map_err(PolicyError::new)?;
-        Ok(self.spawned().split_off(before))
+        account: &Account,
+    ) -> Result<PackageScriptRan, PolicyError> {
+        super::child::run_package_script_as(self.lua, account, script, context)
+            .map_err(PolicyError::new)
     }
 }
 

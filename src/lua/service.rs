@@ -106,7 +106,7 @@ fn kill(_: &Lua, (pid, start_time, signal): (i32, u64, Option<String>)) -> mlua:
     }
 }
 
-/// `copkg.start(package, service, args?, {install = bool}?)`: starts a service
+/// `copkg.start(package, service, args?, {install = bool, user = "NAME[:GROUP]"}?)`: starts a service
 /// as `copkg start` does; returns {service, package, pids, runtime_dir}.
 fn start(
     lua: &Lua,
@@ -115,15 +115,24 @@ fn start(
     const F: &str = "start";
     let (settings, hooks) = settings_and_hooks(lua, F)?;
     let mut install = false;
+    let mut account = None;
     if let Some(options) = options {
         for pair in options.pairs::<String, mlua::Value>() {
             let (key, value) = pair?;
             match (key.as_str(), value) {
                 ("install", mlua::Value::Boolean(b)) => install = b,
+                ("user", mlua::Value::String(spec)) => {
+                    account = Some(
+                        crate::account::Account::parse(&spec.to_str()?)
+                            .map_err(|e| super::raise_error(lua, F, &e))?,
+                    );
+                }
                 (key, _) => {
                     return Err(fail(
                         F,
-                        format!("unknown or mistyped option `{key}` (known: install = boolean)"),
+                        format!(
+                            "unknown or mistyped option `{key}` (known: install = boolean, user = \"NAME[:GROUP]\")"
+                        ),
                     ));
                 }
             }
@@ -139,7 +148,7 @@ fn start(
         install,
         ready: None,
         ready_timeout: crate::ready::DEFAULT_TIMEOUT,
-        account: None,
+        account: account.as_ref(),
     };
     let started = lifecycle::start(&settings, &Policy::new(lua, &hooks), &request, &|message| {
         eprintln!("{message}")
