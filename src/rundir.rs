@@ -27,9 +27,6 @@ use nix::unistd::UnlinkatFlags;
 
 use crate::exit::{Coded, ExitCode};
 
-/// How many dirs deep below a runtime dir [`remove_all`] descends; each
-/// level holds one descriptor open while it is emptied.
-const MAX_DEPTH: usize = 256;
 /// How often [`remove_all`] tries one entry again when it keeps changing
 /// under it (a dir swapped for a link, entries added while it is emptied).
 const REMOVE_ROUNDS: usize = 8;
@@ -392,8 +389,7 @@ impl AsFd for RunDir {
 /// planted anywhere in it, or a dir swapped for a symlink while this runs,
 /// is removed as a link and nothing outside is touched (a runtime dir that
 /// is itself a symlink: only the link is removed). `relative` is
-/// resolved as by [`RunDir::open`]. A tree nested more than 256 dirs deep is
-/// refused, and what is left of it stays under the aside name.
+/// resolved as by [`RunDir::open`]. A tree of any depth is removed.
 pub fn remove_all(root: &Path, relative: &str) -> Result<bool, RunDirError> {
     remove_all_with(root, relative, Resolve::preferred())
 }
@@ -425,53 +421,65 @@ fn remove_all_with(root: &Path, relative: &str, resolve: Resolve) -> Result<bool
             Err(Errno::EEXIST | Errno::ENOTEMPTY | Errno::ENOTDIR | Errno::EISDIR)
                 if !stale_removed =>
             {
-                remove_tree(parent.as_fd(), OsStr::new(&aside), &aside_path, 0)?;
+                remove_tree(parent.as_fd(), OsStr::new(&aside), &aside_path)?;
                 stale_removed = true;
             }
             Err(errno) => return Err(io_error("cannot move aside", path, errno)),
         }
     }
-    remove_tree(parent.as_fd(), OsStr::new(&aside), &aside_path, 0)?;
+    remove_tree(parent.as_fd(), OsStr::new(&aside), &aside_path)?;
     Ok(true)
+}
+
+/// How deep below the top of a tree being removed [`remove_tree`] goes
+/// before it moves what lies deeper up to the top, so that a tree of any
+/// depth is removed with a bounded stack and at most this many descriptors.
+const HOIST_DEPTH: usize = 128;
+/// Most moves up in one removal: past it the tree is still growing.
+const MAX_HOISTS: usize = 1 << 20;
+
+/// Where [`remove_tree`] moves dirs that lie too deep: the top of the tree.
+struct Hoist<'a> {
+    top: BorrowedFd<'a>,
+    top_path: &'a Path,
+    made: usize,
 }
 
 /// Removes the entry `name` of the dir open as `parent` and, when it is a
 /// dir, everything in it, by descriptor: a symlink anywhere in it is removed
-/// as a link, never followed. `path` names it in errors; `depth` is how many
-/// dirs below the removed tree's top it lies (0 for the top).
+/// as a link, never followed. `path` names it in errors. A tree of any depth
+/// is removed: a dir [`HOIST_DEPTH`] levels down is moved up into the top
+/// dir (renamed within the tree, never out of it) and emptied from there.
 pub(crate) fn remove_tree(
     parent: BorrowedFd<'_>,
     name: &OsStr,
     path: &Path,
-    depth: usize,
 ) -> Result<(), RunDirError> {
     let mut last = Errno::EAGAIN;
     for _ in 0..REMOVE_ROUNDS {
-        // Unlinked as a file first, which never follows a symlink; a dir
-        // answers EISDIR and is emptied through its own descriptor.
-        match nix::unistd::unlinkat(parent, name, UnlinkatFlags::NoRemoveDir) {
-            Ok(()) | Err(Errno::ENOENT) => return Ok(()),
-            Err(Errno::EISDIR) => {}
-            Err(errno) => return Err(io_error("cannot remove", path.to_owned(), errno)),
-        }
-        if depth > MAX_DEPTH {
-            return Err(refused(
-                path.to_owned(),
-                format!("is nested more than {MAX_DEPTH} dirs deep"),
-            ));
-        }
-        let dir = match nix::fcntl::openat(parent, name, dir_flags(), Mode::empty()) {
-            Ok(dir) => dir,
-            Err(Errno::ENOENT) => return Ok(()),
-            // Swapped for a symlink or a file since: unlinked next round.
-            Err(errno @ (Errno::ENOTDIR | Errno::ELOOP)) => {
-                last = errno;
-                continue;
+        let Some(dir) = open_for_removal(parent, name, path, &mut last)? else {
+            if last == Errno::EAGAIN {
+                return Ok(());
             }
-            Err(errno) => return Err(io_error("cannot open", path.to_owned(), errno)),
+            continue;
         };
-        for child in read_names(dir.as_fd(), path)? {
-            remove_tree(dir.as_fd(), &child, &path.join(&child), depth + 1)?;
+        let mut hoist = Hoist {
+            top: dir.as_fd(),
+            top_path: path,
+            made: 0,
+        };
+        // Emptied until nothing is left, what was moved up included; each
+        // pass past the first finishes what earlier ones moved up.
+        let mut passes = 0;
+        loop {
+            let names = read_names(dir.as_fd(), path)?;
+            if names.is_empty() || passes > hoist.made + REMOVE_ROUNDS {
+                break;
+            }
+            for child in names {
+                remove_below(dir.as_fd(), &child, &path.join(&child), 1, &mut hoist)?;
+            }
+            passes += 1;
         }
         match nix::unistd::unlinkat(parent, name, UnlinkatFlags::RemoveDir) {
             Ok(()) | Err(Errno::ENOENT) => return Ok(()),
@@ -481,6 +489,97 @@ pub(crate) fn remove_tree(
         }
     }
     Err(io_error("cannot remove", path.to_owned(), last))
+}
+
+/// Unlinks `name` when it is not a dir (`None`, `last` left as it was:
+/// done), or opens it as one without following a link. A dir swapped for a
+/// link or a file since is `None` with `last` set: unlinked next round.
+fn open_for_removal(
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    path: &Path,
+    last: &mut Errno,
+) -> Result<Option<OwnedFd>, RunDirError> {
+    *last = Errno::EAGAIN;
+    // Unlinked as a file first, which never follows a symlink; a dir
+    // answers EISDIR and is emptied through its own descriptor.
+    match nix::unistd::unlinkat(parent, name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => return Ok(None),
+        Err(Errno::EISDIR) => {}
+        Err(errno) => return Err(io_error("cannot remove", path.to_owned(), errno)),
+    }
+    match nix::fcntl::openat(parent, name, dir_flags(), Mode::empty()) {
+        Ok(dir) => Ok(Some(dir)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(errno @ (Errno::ENOTDIR | Errno::ELOOP)) => {
+            *last = errno;
+            Ok(None)
+        }
+        Err(errno) => Err(io_error("cannot open", path.to_owned(), errno)),
+    }
+}
+
+/// [`remove_tree`] of an entry `depth` levels below the top.
+fn remove_below(
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    path: &Path,
+    depth: usize,
+    hoist: &mut Hoist<'_>,
+) -> Result<(), RunDirError> {
+    let mut last = Errno::EAGAIN;
+    for _ in 0..REMOVE_ROUNDS {
+        if depth >= HOIST_DEPTH {
+            return move_up(parent, name, path, hoist);
+        }
+        let Some(dir) = open_for_removal(parent, name, path, &mut last)? else {
+            if last == Errno::EAGAIN {
+                return Ok(());
+            }
+            continue;
+        };
+        for child in read_names(dir.as_fd(), path)? {
+            remove_below(dir.as_fd(), &child, &path.join(&child), depth + 1, hoist)?;
+        }
+        match nix::unistd::unlinkat(parent, name, UnlinkatFlags::RemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => return Ok(()),
+            Err(errno @ (Errno::ENOTEMPTY | Errno::EEXIST | Errno::ENOTDIR)) => last = errno,
+            Err(errno) => return Err(io_error("cannot remove", path.to_owned(), errno)),
+        }
+    }
+    Err(io_error("cannot remove", path.to_owned(), last))
+}
+
+/// Moves an entry that lies too deep up into the top of the tree being
+/// removed, under a name of its own, for a later pass; a non-dir is simply
+/// unlinked.
+fn move_up(
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    path: &Path,
+    hoist: &mut Hoist<'_>,
+) -> Result<(), RunDirError> {
+    loop {
+        match nix::unistd::unlinkat(parent, name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => return Ok(()),
+            Err(Errno::EISDIR) => {}
+            Err(errno) => return Err(io_error("cannot remove", path.to_owned(), errno)),
+        }
+        if hoist.made >= MAX_HOISTS {
+            return Err(refused(
+                hoist.top_path.to_owned(),
+                "keeps growing while it is removed",
+            ));
+        }
+        let up = format!(".copkg-deep.{}", hoist.made);
+        hoist.made += 1;
+        match nix::fcntl::renameat(parent, name, hoist.top, up.as_str()) {
+            Ok(()) | Err(Errno::ENOENT) => return Ok(()),
+            // The name is taken (the tree had one of its own): the next one.
+            Err(Errno::EEXIST | Errno::ENOTEMPTY | Errno::ENOTDIR | Errno::EISDIR) => {}
+            Err(errno) => return Err(io_error("cannot move up", path.to_owned(), errno)),
+        }
+    }
 }
 
 /// What an open is meant to find.
@@ -1606,30 +1705,44 @@ mod tests {
     }
 
     #[test]
-    fn remove_all_refuses_trees_nested_deeper_than_the_limit() {
-        for (depth, removed) in [(MAX_DEPTH, true), (MAX_DEPTH + 1, false)] {
-            let f = Fixture::new();
-            let deep = f.root.join("svc").join(vec!["d"; depth].join("/"));
-            fs::create_dir_all(&deep).unwrap();
-            let result = remove_all(&f.root, "svc");
-            if removed {
-                assert!(result.unwrap(), "{depth}");
-                assert_eq!(names_in(&f.root), ["other"]);
-            } else {
-                let aside = f.root.join(format!(".svc.removing.{}", std::process::id()));
-                let path = aside.join(vec!["d"; depth].join("/"));
-                assert_refused(
-                    result,
-                    &path,
-                    "is nested more than 256 dirs deep",
-                    "too deep",
-                );
-                assert!(
-                    !f.root.join("svc").exists(),
-                    "the half-removed dir is seen under its name"
-                );
+    fn remove_all_removes_trees_of_any_depth() {
+        // Deeper than a path may be long, with files and links on the way
+        // down and a dir of the name copkg moves deep dirs up to.
+        let f = Fixture::new();
+        let mut dir = nix::fcntl::open(
+            &f.root.join("svc"),
+            OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        nix::sys::stat::mkdirat(&dir, ".copkg-deep.0", Mode::from_bits_truncate(0o755)).unwrap();
+        for level in 0..5000 {
+            let name = if level % 2 == 0 { "d" } else { ".copkg-deep.1" };
+            nix::sys::stat::mkdirat(&dir, name, Mode::from_bits_truncate(0o755)).unwrap();
+            if level % 500 == 0 {
+                let file = nix::fcntl::openat(
+                    &dir,
+                    "f",
+                    OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o644),
+                )
+                .unwrap();
+                drop(file);
+                nix::unistd::symlinkat(f.outside.as_path(), &dir, "link").unwrap();
             }
+            dir = nix::fcntl::openat(
+                &dir,
+                name,
+                OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .unwrap();
         }
+        drop(dir);
+        let outside = snapshot(&f.outside);
+        assert!(remove_all(&f.root, "svc").unwrap());
+        assert_eq!(names_in(&f.root), ["other"]);
+        assert_eq!(snapshot(&f.outside), outside);
     }
 
     #[test]

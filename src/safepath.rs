@@ -405,7 +405,7 @@ impl Resolved {
             Ok(()) => Ok(true),
             Err(Errno::ENOENT) => Ok(false),
             Err(Errno::EISDIR) => {
-                rundir::remove_tree(self.dir.as_fd(), name, &self.path, 0)?;
+                rundir::remove_tree(self.dir.as_fd(), name, &self.path)?;
                 Ok(true)
             }
             Err(errno) => Err(io_error("cannot remove", &self.path, errno)),
