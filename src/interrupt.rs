@@ -13,11 +13,16 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction
 
 use crate::exit::ExitCode;
 
-/// What to undo: a path to remove, or a cgroup whose processes to kill.
+/// What to undo: a path to remove, a cgroup whose processes to kill, the
+/// process group of a script copkg runs, or every process reparented to
+/// copkg as a subreaper.
 #[derive(Debug)]
 enum Undo {
     Remove(PathBuf),
     KillCgroup(PathBuf),
+    KillGroup(i32),
+    KillDescendants,
+    KillProcesses(Vec<crate::state::RecordedProcess>),
 }
 
 static REGISTERED: Mutex<Vec<(u64, Undo)>> = Mutex::new(Vec::new());
@@ -125,9 +130,62 @@ fn clean_up() -> usize {
                 cgroup.kill_all(std::time::Duration::from_secs(5));
                 cgroup.remove();
             }
+            Undo::KillGroup(pgid) => {
+                let _ =
+                    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*pgid), Signal::SIGKILL);
+            }
+            Undo::KillDescendants => kill_descendants(),
+            Undo::KillProcesses(processes) => {
+                eprintln!("copkg: ending the processes of the interrupted start");
+                for process in processes {
+                    // A leader that is still the recorded process takes its
+                    // group (its workers) with it.
+                    if crate::process::is_running(process.pid, process.start_time)
+                        && process.pgrp == process.pid
+                    {
+                        let _ = nix::sys::signal::killpg(
+                            nix::unistd::Pid::from_raw(process.pgrp),
+                            Signal::SIGKILL,
+                        );
+                    }
+                    let _ = crate::process::signal_exact(
+                        process.pid,
+                        process.start_time,
+                        Signal::SIGKILL,
+                    );
+                }
+            }
         }
     }
     removed
+}
+
+/// Kills every descendant of copkg, by pid and start time, until none is
+/// left (a dying process may have had children of its own, reparented to
+/// copkg as their subreaper); at most a few rounds.
+fn kill_descendants() {
+    let me = std::process::id() as i32;
+    for round in 0..20 {
+        let left = crate::process::descendants(me);
+        if left.is_empty() {
+            return;
+        }
+        if round == 0 {
+            eprintln!("copkg: ending the processes of the interrupted start");
+        }
+        for (pid, stat) in left {
+            let _ = crate::process::signal_exact(pid, stat.start_time, Signal::SIGKILL);
+        }
+        // Reap them, so that they leave the list.
+        while let Ok(status) =
+            nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+        {
+            if status == nix::sys::wait::WaitStatus::StillAlive {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// A path removed if copkg is interrupted while this guard lives.
@@ -145,6 +203,23 @@ impl Cleanup {
     /// Registers a cgroup whose processes are killed (a start in progress).
     pub fn kill_cgroup(path: impl Into<PathBuf>) -> Cleanup {
         Self::push(Undo::KillCgroup(path.into()))
+    }
+
+    /// Registers the process group of a script copkg runs: killed with it.
+    pub fn kill_group(pgid: i32) -> Cleanup {
+        Self::push(Undo::KillGroup(pgid))
+    }
+
+    /// Registers every process reparented to copkg (a start without a
+    /// cgroup, while copkg is the script's subreaper).
+    pub fn kill_descendants() -> Cleanup {
+        Self::push(Undo::KillDescendants)
+    }
+
+    /// Registers the processes a start recorded (without a cgroup), ended
+    /// if copkg is interrupted before the start is done.
+    pub fn kill_processes(processes: Vec<crate::state::RecordedProcess>) -> Cleanup {
+        Self::push(Undo::KillProcesses(processes))
     }
 
     fn push(undo: Undo) -> Cleanup {

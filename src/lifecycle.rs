@@ -867,6 +867,8 @@ fn start_locked(
         // runs: whatever it leaves behind, however it detached, is
         // reparented to copkg and found among its descendants.
         let reaper = cgroup.is_none() && nix::sys::prctl::set_child_subreaper(true).is_ok();
+        // Interrupted meanwhile: all of it is ended with copkg.
+        let _interrupted = reaper.then(crate::interrupt::Cleanup::kill_descendants);
         let result = run_start_script(settings, policy, &runtime, &context);
         let adopted = if reaper {
             let adopted = crate::process::descendants(std::process::id() as i32);
@@ -914,6 +916,9 @@ fn start_locked(
     record.processes = processes.clone();
     record.starting = false;
     state.write(&record)?;
+    let _interrupted_after = cgroup
+        .is_none()
+        .then(|| crate::interrupt::Cleanup::kill_processes(processes.clone()));
     // From here on a failure (a hook, readiness) ends everything the start
     // launched, and the record says why.
     let finished = readiness(policy, request, &runtime, &record, &context)

@@ -379,6 +379,8 @@ pub fn run_script(run: &ScriptRun) -> Result<String, ServiceError> {
     let mut child = command
         .spawn()
         .map_err(|source| spawn_error(&run.program, source))?;
+    // Ctrl-C or SIGTERM meanwhile ends the script with copkg.
+    let _interrupted = crate::interrupt::Cleanup::kill_group(child.id() as i32);
     // The parent's copies of the write end must go, or the reader never
     // sees the end of the output.
     drop(command);
@@ -531,6 +533,7 @@ pub fn run_captured(run: &CapturedRun) -> Result<Captured, ServiceError> {
         });
     }
     let mut child = command.spawn().map_err(spawn_err)?;
+    let _interrupted = crate::interrupt::Cleanup::kill_group(child.id() as i32);
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let input = run.stdin.clone();
     let writer = std::thread::spawn(move || {

@@ -2038,13 +2038,29 @@ fn g3_copkg_killed_or_interrupted_during_start_leaves_nothing_unfound() {
         "#!/bin/sh\nsetsid sh -c 'exec sleep {marker}' </dev/null >/dev/null 2>&1 &\nsleep 30\n"
     );
     let package = install_package(&sandbox, "g3", &[("script.d/start.py", &slow, 0o755)]);
-    for (signal, code) in [
-        (nix::sys::signal::Signal::SIGINT, Some(130)),
-        (nix::sys::signal::Signal::SIGTERM, Some(143)),
-        (nix::sys::signal::Signal::SIGKILL, None),
+    // With a cgroup, and without one (copkg then the script's subreaper).
+    let no_cgroups = sandbox.path().join("no-cgroups.json");
+    std::fs::write(&no_cgroups, r#"{"serviceCgroups": false}"#).unwrap();
+    for (signal, code, config) in [
+        (nix::sys::signal::Signal::SIGINT, Some(130), None),
+        (nix::sys::signal::Signal::SIGTERM, Some(143), None),
+        (nix::sys::signal::Signal::SIGKILL, None, None),
+        (
+            nix::sys::signal::Signal::SIGINT,
+            Some(130),
+            Some(&no_cgroups),
+        ),
+        (
+            nix::sys::signal::Signal::SIGTERM,
+            Some(143),
+            Some(&no_cgroups),
+        ),
     ] {
-        let child = sandbox
-            .copkg()
+        let mut command = sandbox.copkg();
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let child = command
             .args(["start", "--user", "root", &package, SVC])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -2055,12 +2071,12 @@ fn g3_copkg_killed_or_interrupted_during_start_leaves_nothing_unfound() {
             == 1));
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
         let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), code, "{signal:?}: {out:?}");
+        assert_eq!(out.status.code(), code, "{signal:?} {config:?}: {out:?}");
         if code.is_some() {
             // Interrupted: copkg ended what the start launched itself.
             assert!(
                 wait_until(Duration::from_secs(5), || pids_with(&marker).is_empty()),
-                "{signal:?}: left running"
+                "{signal:?} {config:?}: left running"
             );
         } else {
             // Killed outright: the next status sees the leftovers, and stop ends them.
@@ -3138,4 +3154,128 @@ return "data/up is not there yet"
     assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)));
     let out = run(sandbox.copkg().args(["status", "4.svc.test.local"]));
     assert_ne!(out.code, 0, "{out:?}");
+}
+
+/// Ctrl-C or SIGTERM during a stop ends the stop script with copkg, says
+/// so, and leaves nothing locked: the next stop goes through.
+#[test]
+fn g7_an_interrupted_stop_ends_its_script_and_releases_the_lock() {
+    let sandbox = Sandbox::new();
+    let marker = format!("70.{}7", std::process::id());
+    let stop = format!(
+        "#!/bin/sh
+dir=${{1#--runtime-dir=}}
+if [ -e \"$dir/data/slow\" ]; then rm \"$dir/data/slow\"; exec sleep {marker}; fi
+"
+    );
+    let package = install_package(
+        &sandbox,
+        "g7",
+        &[
+            ("script.d/start.lua", &lua_service("exec sleep 60"), 0o644),
+            ("script.d/stop.py", &stop, 0o755),
+        ],
+    );
+    let no_cgroups = sandbox.path().join("no-cgroups.json");
+    std::fs::write(&no_cgroups, r#"{"serviceCgroups": false}"#).unwrap();
+    for (signal, code, config) in [
+        (nix::sys::signal::Signal::SIGINT, 130, None),
+        (nix::sys::signal::Signal::SIGTERM, 143, Some(&no_cgroups)),
+    ] {
+        let copkg = || {
+            let mut command = sandbox.copkg();
+            if let Some(config) = config {
+                command.arg("--config").arg(config);
+            }
+            command
+        };
+        assert_eq!(
+            run(copkg().args(["start", "--user", "root", &package, SVC])).code,
+            0
+        );
+        std::fs::write(runtime_dir(&sandbox, SVC).join("data/slow"), "").unwrap();
+        let child = copkg()
+            .args(["stop", SVC])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert!(wait_until(Duration::from_secs(10), || pids_with(&marker)
+            .len()
+            == 1));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{signal:?}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("interrupted by"),
+            "{out:?}"
+        );
+        assert!(
+            wait_until(Duration::from_secs(5), || pids_with(&marker).is_empty()),
+            "{signal:?}: the stop script was left running"
+        );
+        // Nothing is left locked: the next stop runs at once and succeeds.
+        let started = Instant::now();
+        let out = run(copkg().args(["stop", SVC]));
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(started.elapsed() < Duration::from_secs(20), "{out:?}");
+        let out = run(copkg().args(["status", SVC]));
+        assert!(!out.stdout.contains("\trunning\t"), "{}", out.stdout);
+    }
+}
+
+/// Ctrl-C during an upgrade (here while the new version is being waited
+/// for) ends what the new version launched and releases the lock.
+#[test]
+fn g7_an_interrupted_upgrade_ends_the_new_version() {
+    let sandbox = Sandbox::new();
+    let marker = format!("71.{}7", std::process::id());
+    let old = install_package(
+        &sandbox,
+        "g7up",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    let dir = sandbox.path().join("src/g7up-2");
+    std::fs::create_dir_all(dir.join("script.d")).unwrap();
+    std::fs::write(
+        dir.join("script.d/start.lua"),
+        lua_service(&format!("exec sleep {marker}")),
+    )
+    .unwrap();
+    let new = "com.example:g7up:2.0.0";
+    sandbox.pack_and_install(&dir, new);
+    assert_eq!(start(&sandbox, &old, SVC, &[]).code, 0);
+    let port = free_port();
+    let child = sandbox
+        .copkg()
+        .args([
+            "upgrade",
+            "--ready",
+            &format!("tcp:127.0.0.1:{port}"),
+            SVC,
+            new,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || pids_with(&marker)
+        .len()
+        == 1));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || pids_with(&marker).is_empty()),
+        "the new version was left running"
+    );
+    // Nothing is locked: a restart goes through at once (the record names
+    // the version the upgrade had got to).
+    let out = run(sandbox.copkg().args(["restart", SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
 }
