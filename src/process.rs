@@ -146,6 +146,53 @@ pub fn signal_exact(pid: i32, start_time: u64, signal: Signal) -> io::Result<Sig
     Ok(Signalled::Sent)
 }
 
+/// Waits for `child` to exit until `deadline` (none: for as long as it
+/// takes); `None` when the deadline came first. Sleeps on a pidfd where the
+/// kernel has them (5.3+), so the exit is seen at once rather than at the
+/// next poll; else polls every 2 ms.
+pub fn wait_child(
+    child: &mut std::process::Child,
+    deadline: Option<std::time::Instant>,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
+    // or -1; it touches no memory of this process.
+    let raw =
+        unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, child.id() as nix::libc::pid_t, 0) };
+    // SAFETY: a non-negative result is a new descriptor nothing else owns.
+    let pidfd = (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw as i32) });
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let left = match deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Ok(None);
+                }
+                Some(left)
+            }
+            None => None,
+        };
+        match &pidfd {
+            Some(pidfd) => {
+                let mut fds = [nix::libc::pollfd {
+                    fd: pidfd.as_raw_fd(),
+                    events: nix::libc::POLLIN,
+                    revents: 0,
+                }];
+                let ms = left.map_or(-1, |l| l.as_millis().clamp(1, i32::MAX as u128) as i32);
+                // SAFETY: one pollfd, owned above, for the length given.
+                unsafe { nix::libc::poll(fds.as_mut_ptr(), 1, ms) };
+            }
+            None => std::thread::sleep(left.map_or(std::time::Duration::from_millis(2), |l| {
+                l.min(std::time::Duration::from_millis(2))
+            })),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -388,38 +388,29 @@ pub fn run_script(run: &ScriptRun) -> Result<String, ServiceError> {
         limit: run.output_limit,
         ..Tail::default()
     }));
-    // Readers are detached: a service the script started may keep the
+    // The reader is detached: a service the script started may keep the
     // pipe open long after the script itself is gone.
-    let pipes: Vec<Box<dyn Read + Send>> = vec![Box::new(read_end)];
-    let readers: Vec<_> = pipes
-        .into_iter()
-        .map(|mut pipe| {
-            let tail = Arc::clone(&tail);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    tail.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(&buf[..n]);
-                }
-            })
-        })
-        .collect();
+    let mut pipes = PipeThreads::new();
+    let mut pipe = read_end;
+    let tail_copy = Arc::clone(&tail);
+    pipes.spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            tail_copy
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(&buf[..n]);
+        }
+    });
     let status =
         wait_or_kill_group(&mut child, run.timeout).map_err(|source| ServiceError::Spawn {
             program: run.program.clone(),
             source,
         })?;
-    // Give the readers a moment to drain what the script wrote last.
-    let grace = Instant::now() + Duration::from_millis(200);
-    for reader in readers {
-        while !reader.is_finished() && Instant::now() < grace {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
+    pipes.finish(PIPE_GRACE);
     let output = tail.lock().unwrap_or_else(|e| e.into_inner()).text();
     let outcome = match status {
         None => format!(
@@ -440,27 +431,65 @@ pub fn run_script(run: &ScriptRun) -> Result<String, ServiceError> {
     })
 }
 
+/// How long, once a child has exited, the threads on its pipes get to reach
+/// the end of them.
+const PIPE_GRACE: Duration = Duration::from_millis(200);
+
+/// Threads copying a child's pipes. They are never joined: something the
+/// child started in the background may hold a pipe open for as long as it
+/// runs, and then what came so far is what counts.
+struct PipeThreads {
+    done_tx: std::sync::mpsc::Sender<()>,
+    done: std::sync::mpsc::Receiver<()>,
+    count: usize,
+}
+
+impl PipeThreads {
+    fn new() -> PipeThreads {
+        let (done_tx, done) = std::sync::mpsc::channel();
+        PipeThreads {
+            done_tx,
+            done,
+            count: 0,
+        }
+    }
+
+    fn spawn(&mut self, copy: impl FnOnce() + Send + 'static) {
+        let done = self.done_tx.clone();
+        self.count += 1;
+        std::thread::spawn(move || {
+            copy();
+            let _ = done.send(());
+        });
+    }
+
+    /// Waits until every thread reached the end of its pipe, or `grace` passed.
+    fn finish(self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        for _ in 0..self.count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.done.recv_timeout(left).is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// Waits for a child that leads its own process group for up to `limit`;
 /// past it, kills the whole group and returns `None`.
 fn wait_or_kill_group(
     child: &mut std::process::Child,
     limit: Duration,
 ) -> io::Result<Option<std::process::ExitStatus>> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        if Instant::now() >= deadline {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                Signal::SIGKILL,
-            );
-            let _ = child.wait();
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(2));
+    if let Some(status) = process::wait_child(child, Some(Instant::now() + limit))? {
+        return Ok(Some(status));
     }
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGKILL,
+    );
+    let _ = child.wait();
+    Ok(None)
 }
 
 /// How to run a helper process of copkg's own (such as a Lua hook run as
@@ -536,7 +565,8 @@ pub fn run_captured(run: &CapturedRun) -> Result<Captured, ServiceError> {
     let _interrupted = crate::interrupt::Cleanup::kill_group(child.id() as i32);
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let input = run.stdin.clone();
-    let writer = std::thread::spawn(move || {
+    let mut pipes = PipeThreads::new();
+    pipes.spawn(move || {
         use std::io::Write;
         let _ = stdin.write_all(&input);
     });
@@ -544,7 +574,7 @@ pub fn run_captured(run: &CapturedRun) -> Result<Captured, ServiceError> {
     let limit = run.stdout_limit;
     let answer = Arc::new(Mutex::new(Vec::new()));
     let answer_copy = Arc::clone(&answer);
-    let out_reader = std::thread::spawn(move || {
+    pipes.spawn(move || {
         let mut buf = [0u8; 8192];
         while let Ok(n) = stdout.read(&mut buf) {
             if n == 0 {
@@ -563,7 +593,7 @@ pub fn run_captured(run: &CapturedRun) -> Result<Captured, ServiceError> {
         ..Tail::default()
     }));
     let tail_copy = Arc::clone(&tail);
-    let err_reader = std::thread::spawn(move || {
+    pipes.spawn(move || {
         let mut buf = [0u8; 8192];
         while let Ok(n) = stderr.read(&mut buf) {
             if n == 0 {
@@ -576,15 +606,7 @@ pub fn run_captured(run: &CapturedRun) -> Result<Captured, ServiceError> {
         }
     });
     let status = wait_or_kill_group(&mut child, run.timeout).map_err(spawn_err)?;
-    let _ = writer.join();
-    // Readers are left behind when something the child started in the
-    // background still holds the pipes; what came so far is what counts.
-    let grace = Instant::now() + Duration::from_millis(200);
-    for reader in [out_reader, err_reader] {
-        while !reader.is_finished() && Instant::now() < grace {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
+    pipes.finish(PIPE_GRACE);
     let stdout = std::mem::take(&mut *answer.lock().unwrap_or_else(|e| e.into_inner()));
     let stderr = tail.lock().unwrap_or_else(|e| e.into_inner()).text();
     let Some(status) = status else {

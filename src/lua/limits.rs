@@ -211,24 +211,21 @@ fn wait_bounded(
     limit: Option<Duration>,
 ) -> mlua::Result<std::process::ExitStatus> {
     let deadline = limit.map(|l| Instant::now() + l);
-    loop {
-        if let Some(status) = child
-            .try_wait()
-            .map_err(|e| mlua::Error::RuntimeError(e.to_string()))?
-        {
-            return Ok(status);
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            let _ = child.wait();
-            // The deadline has passed: this names the call that overran.
-            remaining(lua)?;
-        }
-        std::thread::sleep(Duration::from_millis(2));
+    let waited = crate::process::wait_child(child, deadline)
+        .map_err(|e| mlua::Error::RuntimeError(e.to_string()))?;
+    if let Some(status) = waited {
+        return Ok(status);
     }
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+    // The deadline has passed: this names the call that overran.
+    remaining(lua)?;
+    Err(mlua::Error::RuntimeError(
+        "a command overran its time limit".to_owned(),
+    ))
 }
 
 /// Lua's `(true|nil, "exit"|"signal", code)` for an exit status.
