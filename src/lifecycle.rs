@@ -907,15 +907,20 @@ fn start_locked(
                 source: Box::new(source),
             };
             record.starting = false;
-            record.stopped_at = Some(now());
-            record.failed = Some(crate::exit::one_line(&err));
-            state.write(&record)?;
-            return Err(err);
+            return Err(failed_start(state, &mut record, err, notify));
         }
     };
     record.processes = processes.clone();
     record.starting = false;
-    state.write(&record)?;
+    if let Err(err) = state.write(&record) {
+        // What cannot be recorded (a full disk) is not left running.
+        end_everything(settings, &record);
+        let err = LifecycleError::StartFailed {
+            service: what.clone(),
+            source: Box::new(err.into()),
+        };
+        return Err(failed_start(state, &mut record, err, notify));
+    }
     let _interrupted_after = cgroup
         .is_none()
         .then(|| crate::interrupt::Cleanup::kill_processes(processes.clone()));
@@ -925,10 +930,7 @@ fn start_locked(
         .and_then(|()| call_hook(policy, LifecycleHook::AfterStart, &context));
     if let Err(err) = finished {
         end_everything(settings, &record);
-        record.stopped_at = Some(now());
-        record.failed = Some(crate::exit::one_line(&err));
-        state.write(&record)?;
-        return Err(err);
+        return Err(failed_start(state, &mut record, err, notify));
     }
     Ok(Started {
         service: what,
@@ -938,6 +940,27 @@ fn start_locked(
         changed: true,
         output: script_output,
     })
+}
+
+/// Records a start that failed (what it launched already ended) and returns
+/// its error. When even that record cannot be written, the error still is
+/// the start's, and the notice says the record is out of date.
+fn failed_start(
+    state: &StateDir,
+    record: &mut ServiceRecord,
+    err: LifecycleError,
+    notify: Notify<'_>,
+) -> LifecycleError {
+    record.stopped_at = Some(now());
+    record.failed = Some(crate::exit::one_line(&err));
+    if let Err(write) = state.write(record) {
+        notify(&format!(
+            "warning: cannot record that {} failed: {}",
+            record.service,
+            crate::exit::one_line(&write)
+        ));
+    }
+    err
 }
 
 /// How a started service shows it is ready.

@@ -511,28 +511,6 @@ fn b5_disk_full_is_a_clear_error_with_nothing_left() {
     assert_eq!(out.code, 0, "{out:?}");
 }
 
-/// Mounts a tmpfs at `dir` (created), unmounted on drop.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(dir).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .expect("mount is needed for the mount tests");
-        assert!(status.success(), "mounting a tmpfs needs root");
-        Tmpfs(dir.to_owned())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_filesystem_mounted_inside_the_software_root_takes_installs() {
     let sandbox = Sandbox::new();

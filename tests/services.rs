@@ -3279,3 +3279,80 @@ fn g7_an_interrupted_upgrade_ends_the_new_version() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
 }
+
+/// G2: a start whose record cannot be written (the disk filled up while the
+/// script ran) ends what it launched instead of leaving it unrecorded.
+#[test]
+fn g2_a_start_that_cannot_be_recorded_ends_what_it_launched() {
+    let sandbox = Sandbox::new();
+    let marker = format!("72.{}2", std::process::id());
+    let script = format!(
+        "#!/bin/sh\nsetsid sh -c 'exec sleep {marker}' </dev/null >/dev/null 2>&1 &\necho $! > \"$COPKG_RUNTIME_DIR/run/start.pid\"\ndd if=/dev/zero of=\"$COPKG_RUNTIME_DIR/data/fill\" bs=64k 2>/dev/null\nexit 0\n"
+    );
+    let package = install_package(&sandbox, "g2full", &[("script.d/start.py", &script, 0o755)]);
+    let _tmpfs = Tmpfs::mount(&sandbox.path().join("runtime"), "2m,mode=755");
+    let no_cgroups = sandbox.path().join("no-cgroups.json");
+    std::fs::write(&no_cgroups, r#"{"serviceCgroups": false}"#).unwrap();
+    for config in [None, Some(&no_cgroups)] {
+        let copkg = || {
+            let mut command = sandbox.copkg();
+            if let Some(config) = config {
+                command.arg("--config").arg(config);
+            }
+            command
+        };
+        let out = run(copkg().args(["start", "--user", "root", &package, SVC]));
+        assert_eq!(out.code, 1, "{config:?}: {out:?}");
+        assert!(
+            out.stderr.contains("No space left on device"),
+            "{config:?}: {}",
+            out.stderr
+        );
+        assert!(
+            wait_until(Duration::from_secs(5), || pids_with(&marker).is_empty()),
+            "{config:?}: left running unrecorded"
+        );
+        // With room again, status does not call it running and a start works.
+        std::fs::remove_file(runtime_dir(&sandbox, SVC).join("data/fill")).unwrap();
+        let out = run(copkg().args(["status", SVC]));
+        assert!(!out.stdout.contains("\trunning\t"), "{}", out.stdout);
+        let quick = install_package(
+            &sandbox,
+            "g2quick",
+            &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+        );
+        let out = run(copkg().args(["start", "--user", "root", &quick, SVC]));
+        assert_eq!(out.code, 0, "{config:?}: {out:?}");
+        assert_eq!(run(copkg().args(["stop", SVC])).code, 0);
+        assert_eq!(run(copkg().args(["cleanup", SVC])).code, 0);
+        assert_eq!(run(copkg().arg("uninstall").arg(&quick)).code, 0);
+    }
+}
+
+/// F6: what a failed start shows of console/ is escaped and marked as the
+/// service's, so the account cannot forge copkg's own lines or terminal
+/// escapes.
+#[test]
+fn f6_console_text_in_errors_is_escaped_and_marked() {
+    let sandbox = Sandbox::new();
+    let script = "#!/bin/sh\nprintf 'ok\\nerror: copkg: all is well\\n\\033[2J\\342\\200\\256gnp.exe\\n' > \"$COPKG_RUNTIME_DIR/console/stdout.log\"\nexit 0\n";
+    let package = install_package(&sandbox, "f6", &[("script.d/start.py", script, 0o755)]);
+    let out = run(sandbox
+        .copkg()
+        .args(["start", "--user", "root", &package, SVC]));
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains('\x1b'), "{}", out.stderr);
+    assert!(!out.stderr.contains('\u{202e}'), "{}", out.stderr);
+    assert!(
+        !out.stderr
+            .lines()
+            .any(|l| l.starts_with("error: copkg: all is well")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("| error: copkg: all is well"),
+        "{}",
+        out.stderr
+    );
+}

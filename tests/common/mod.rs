@@ -720,3 +720,25 @@ pub fn good_zip() -> Vec<u8> {
         .unwrap();
     zip.finish().unwrap().into_inner()
 }
+
+/// Mounts a tmpfs at `dir` (created), unmounted on drop.
+pub struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount is needed for the mount tests");
+        assert!(status.success(), "mounting a tmpfs needs root");
+        Tmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
