@@ -384,27 +384,10 @@ pub fn run_script(run: &ScriptRun) -> Result<String, ServiceError> {
     // The parent's copies of the write end must go, or the reader never
     // sees the end of the output.
     drop(command);
-    let tail = Arc::new(Mutex::new(Tail {
-        limit: run.output_limit,
-        ..Tail::default()
-    }));
     // The reader is detached: a service the script started may keep the
     // pipe open long after the script itself is gone.
     let mut pipes = PipeThreads::new();
-    let mut pipe = read_end;
-    let tail_copy = Arc::clone(&tail);
-    pipes.spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = pipe.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            tail_copy
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(&buf[..n]);
-        }
-    });
+    let tail = pipes.tail_of(read_end, run.output_limit);
     let status =
         wait_or_kill_group(&mut child, run.timeout).map_err(|source| ServiceError::Spawn {
             program: run.program.clone(),
@@ -461,6 +444,27 @@ impl PipeThreads {
             copy();
             let _ = done.send(());
         });
+    }
+
+    /// Keeps the last `limit` bytes of what comes out of `pipe`.
+    fn tail_of(&mut self, mut pipe: impl Read + Send + 'static, limit: usize) -> Arc<Mutex<Tail>> {
+        let tail = Arc::new(Mutex::new(Tail {
+            limit,
+            ..Tail::default()
+        }));
+        let kept = Arc::clone(&tail);
+        self.spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                kept.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(&buf[..n]);
+            }
+        });
+        tail
     }
 
     /// Waits until every thread reached the end of its pipe, or `grace` passed.
@@ -587,24 +591,7 @@ pub fn run_captured(run: &CapturedRun) -> Result<Captured, ServiceError> {
             }
         }
     });
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let tail = Arc::new(Mutex::new(Tail {
-        limit: 16 * 1024,
-        ..Tail::default()
-    }));
-    let tail_copy = Arc::clone(&tail);
-    pipes.spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            tail_copy
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(&buf[..n]);
-        }
-    });
+    let tail = pipes.tail_of(child.stderr.take().expect("stderr is piped"), 16 * 1024);
     let status = wait_or_kill_group(&mut child, run.timeout).map_err(spawn_err)?;
     pipes.finish(PIPE_GRACE);
     let stdout = std::mem::take(&mut *answer.lock().unwrap_or_else(|e| e.into_inner()));

@@ -65,6 +65,22 @@ fn start(sandbox: &Sandbox, package: &str, service: &str, args: &[&str]) -> Outp
         .args(args))
 }
 
+/// A config file that turns cgroups off (copkg then tracks as a subreaper).
+fn no_cgroups_config(sandbox: &Sandbox) -> PathBuf {
+    let config = sandbox.path().join("no-cgroups.json");
+    std::fs::write(&config, r#"{"serviceCgroups": false}"#).unwrap();
+    config
+}
+
+/// copkg, with `--config` when one is given.
+fn copkg_with(sandbox: &Sandbox, config: Option<&PathBuf>) -> Command {
+    let mut command = sandbox.copkg();
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    command
+}
+
 fn pid_alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -2039,8 +2055,7 @@ fn g3_copkg_killed_or_interrupted_during_start_leaves_nothing_unfound() {
     );
     let package = install_package(&sandbox, "g3", &[("script.d/start.py", &slow, 0o755)]);
     // With a cgroup, and without one (copkg then the script's subreaper).
-    let no_cgroups = sandbox.path().join("no-cgroups.json");
-    std::fs::write(&no_cgroups, r#"{"serviceCgroups": false}"#).unwrap();
+    let no_cgroups = no_cgroups_config(&sandbox);
     for (signal, code, config) in [
         (nix::sys::signal::Signal::SIGINT, Some(130), None),
         (nix::sys::signal::Signal::SIGTERM, Some(143), None),
@@ -2056,11 +2071,7 @@ fn g3_copkg_killed_or_interrupted_during_start_leaves_nothing_unfound() {
             Some(&no_cgroups),
         ),
     ] {
-        let mut command = sandbox.copkg();
-        if let Some(config) = config {
-            command.arg("--config").arg(config);
-        }
-        let child = command
+        let child = copkg_with(&sandbox, config)
             .args(["start", "--user", "root", &package, SVC])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -2744,8 +2755,7 @@ fn example_upgrade_rollout_moves_services_one_by_one_and_stops_at_the_first_roll
 #[test]
 fn g1_without_cgroups_a_double_forked_daemon_is_found_as_its_subreaper() {
     let sandbox = Sandbox::new();
-    let config = sandbox.path().join("config.json");
-    std::fs::write(&config, r#"{"serviceCgroups": false}"#).unwrap();
+    let config = no_cgroups_config(&sandbox);
     let marker = format!("60.{}4", std::process::id());
     // Double fork into a new session, no pid file.
     let script = format!(
@@ -2932,13 +2942,8 @@ io.write('{{"failed":"forged"}}')
 
     // Without a cgroup (copkg as subreaper), the forged pid is no more
     // than a claim either: only a process copkg adopted counts.
-    let config = sandbox.path().join("no-cgroups.json");
-    std::fs::write(&config, r#"{"serviceCgroups": false}"#).unwrap();
-    let copkg = || {
-        let mut command = sandbox.copkg();
-        command.arg("--config").arg(&config);
-        command
-    };
+    let config = no_cgroups_config(&sandbox);
+    let copkg = || copkg_with(&sandbox, Some(&config));
     let out = run(copkg().args(["start", "--user", "copkg-test-svc", &package, SVC]));
     assert_eq!(out.code, 0, "{out:?}");
     let recorded = record(&sandbox, SVC);
@@ -3176,19 +3181,12 @@ if [ -e \"$dir/data/slow\" ]; then rm \"$dir/data/slow\"; exec sleep {marker}; f
             ("script.d/stop.py", &stop, 0o755),
         ],
     );
-    let no_cgroups = sandbox.path().join("no-cgroups.json");
-    std::fs::write(&no_cgroups, r#"{"serviceCgroups": false}"#).unwrap();
+    let no_cgroups = no_cgroups_config(&sandbox);
     for (signal, code, config) in [
         (nix::sys::signal::Signal::SIGINT, 130, None),
         (nix::sys::signal::Signal::SIGTERM, 143, Some(&no_cgroups)),
     ] {
-        let copkg = || {
-            let mut command = sandbox.copkg();
-            if let Some(config) = config {
-                command.arg("--config").arg(config);
-            }
-            command
-        };
+        let copkg = || copkg_with(&sandbox, config);
         assert_eq!(
             run(copkg().args(["start", "--user", "root", &package, SVC])).code,
             0
@@ -3291,16 +3289,9 @@ fn g2_a_start_that_cannot_be_recorded_ends_what_it_launched() {
     );
     let package = install_package(&sandbox, "g2full", &[("script.d/start.py", &script, 0o755)]);
     let _tmpfs = Tmpfs::mount(&sandbox.path().join("runtime"), "2m,mode=755");
-    let no_cgroups = sandbox.path().join("no-cgroups.json");
-    std::fs::write(&no_cgroups, r#"{"serviceCgroups": false}"#).unwrap();
+    let no_cgroups = no_cgroups_config(&sandbox);
     for config in [None, Some(&no_cgroups)] {
-        let copkg = || {
-            let mut command = sandbox.copkg();
-            if let Some(config) = config {
-                command.arg("--config").arg(config);
-            }
-            command
-        };
+        let copkg = || copkg_with(&sandbox, config);
         let out = run(copkg().args(["start", "--user", "root", &package, SVC]));
         assert_eq!(out.code, 1, "{config:?}: {out:?}");
         assert!(
