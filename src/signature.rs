@@ -501,6 +501,23 @@ pub enum KeyError {
         /// The file.
         path: String,
     },
+    /// A key file to be written already exists.
+    #[error("{} already exists; keygen never overwrites a key", path.display())]
+    Exists {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// A key file could not be read or written.
+    #[error("{action} {}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
     /// The minisign library failed (randomness, key derivation).
     #[error("{action}: {message}")]
     Crypto {
@@ -517,7 +534,9 @@ impl Coded for KeyError {
             KeyError::NotASecretKey { .. }
             | KeyError::PasswordNeeded { .. }
             | KeyError::WrongPassword { .. } => ExitCode::Usage,
-            KeyError::Crypto { .. } => ExitCode::Failure,
+            KeyError::Exists { .. } | KeyError::Io { .. } | KeyError::Crypto { .. } => {
+                ExitCode::Failure
+            }
         }
     }
 }
@@ -575,6 +594,87 @@ pub fn generate_key_pair(password: Option<&str>) -> Result<KeyPairFiles, KeyErro
         public: format!("{UNTRUSTED_PREFIX}minisign public key {id}\n{public_base64}\n"),
         public_base64,
         secret,
+    })
+}
+
+/// The files [`write_key_pair`] wrote.
+#[derive(Debug)]
+pub struct WrittenKeyPair {
+    /// The key pair.
+    pub pair: KeyPairFiles,
+    /// `PREFIX.pub`.
+    pub public_path: std::path::PathBuf,
+    /// `PREFIX.key` (mode 0600).
+    pub secret_path: std::path::PathBuf,
+}
+
+/// `PREFIX.pub` and `PREFIX.key`, refused when either exists.
+pub fn key_pair_paths(
+    prefix: &std::path::Path,
+) -> Result<(std::path::PathBuf, std::path::PathBuf), KeyError> {
+    let with = |suffix: &str| {
+        let mut path = prefix.as_os_str().to_owned();
+        path.push(suffix);
+        std::path::PathBuf::from(path)
+    };
+    let (public_path, secret_path) = (with(".pub"), with(".key"));
+    for path in [&public_path, &secret_path] {
+        if std::fs::symlink_metadata(path).is_ok() {
+            return Err(KeyError::Exists { path: path.clone() });
+        }
+    }
+    Ok((public_path, secret_path))
+}
+
+/// Makes a key pair ([`generate_key_pair`]) and writes it to `PREFIX.pub`
+/// and `PREFIX.key` (0600), neither of which may exist; on failure,
+/// neither is left behind.
+pub fn write_key_pair(
+    prefix: &std::path::Path,
+    password: Option<&str>,
+) -> Result<WrittenKeyPair, KeyError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (public_path, secret_path) = key_pair_paths(prefix)?;
+    let pair = generate_key_pair(password)?;
+    let mut created = Vec::new();
+    let mut write = |path: &std::path::Path, mode: u32, text: &str| -> Result<(), KeyError> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .map_err(|source| match source.kind() {
+                io::ErrorKind::AlreadyExists => KeyError::Exists {
+                    path: path.to_owned(),
+                },
+                _ => KeyError::Io {
+                    action: "cannot create",
+                    path: path.to_owned(),
+                    source,
+                },
+            })?;
+        created.push(path.to_owned());
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|source| KeyError::Io {
+                action: "cannot write",
+                path: path.to_owned(),
+                source,
+            })
+    };
+    let written = write(&secret_path, 0o600, &pair.secret)
+        .and_then(|()| write(&public_path, 0o644, &pair.public));
+    if let Err(err) = written {
+        for path in &created {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(err);
+    }
+    Ok(WrittenKeyPair {
+        pair,
+        public_path,
+        secret_path,
     })
 }
 
