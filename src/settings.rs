@@ -573,6 +573,11 @@ impl Settings {
         let top = Trust::top_level(&config)?;
         let mut repositories = Vec::new();
         if !args.repos.is_empty() {
+            // The config's entries are checked even when --repo replaces them.
+            for (index, entry) in config.repositories.iter().flatten().enumerate() {
+                let credentials = credentials(&entry.username, &entry.password);
+                top.entry(index, entry, Repository::parse(&entry.url, credentials)?)?;
+            }
             for base in args
                 .repos
                 .iter()

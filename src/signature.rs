@@ -29,14 +29,14 @@ const PREHASHED: [u8; 2] = *b"ED";
 /// Signature algorithm of a legacy signature, and of every public key.
 const LEGACY: [u8; 2] = *b"Ed";
 
-/// A minisign key id: 8 bytes, shown as minisign shows it (16 upper-case
-/// hex digits of the little-endian number).
+/// A minisign key id: 8 bytes, shown as the minisign tool shows it (the
+/// little-endian number in upper-case hex, without leading zeros).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KeyId([u8; 8]);
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016X}", u64::from_le_bytes(self.0))
+        write!(f, "{:X}", u64::from_le_bytes(self.0))
     }
 }
 
@@ -682,6 +682,8 @@ pub fn write_key_pair(
 pub struct SecretKeyFile {
     path: String,
     text: String,
+    /// The decoded key.
+    bytes: Vec<u8>,
     encrypted: bool,
 }
 
@@ -718,6 +720,7 @@ impl SecretKeyFile {
         Ok(SecretKeyFile {
             path: path.to_owned(),
             text: text.to_owned(),
+            bytes: key,
             encrypted,
         })
     }
@@ -727,12 +730,15 @@ impl SecretKeyFile {
         self.encrypted
     }
 
-    /// Opens the key, with the password when it is encrypted.
+    /// Opens the key, with the password when it is encrypted. An
+    /// unencrypted key's checksum is not checked: `minisign -W` (0.11)
+    /// leaves it zero. Signing checks the key instead (a signature that
+    /// its own public half does not verify is refused).
     pub fn open(self, password: Option<&str>) -> Result<Signer, KeyError> {
         let boxed = minisign::SecretKeyBox::from_string(&self.text)
             .map_err(crypto("cannot read the secret key"))?;
         let opened = match (self.encrypted, password) {
-            (false, _) => minisign::SecretKey::from_unencrypted_box(boxed),
+            (false, _) => minisign::SecretKey::from_bytes(&self.bytes),
             (true, Some(password)) => {
                 minisign::SecretKey::from_box(boxed, Some(password.to_owned()))
             }
@@ -800,7 +806,7 @@ impl Signer {
 /// else (other characters, missing or misplaced padding, stray bits).
 fn decode_base64(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
-    if bytes.is_empty() || bytes.len() % 4 != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(4) {
         return None;
     }
     let value = |b: u8| -> Option<u32> {
@@ -865,6 +871,11 @@ mod tests {
         let key =
             TrustedKey::parse("RWQr9fNDG+FVSQy5cS1M4arZ4tsMxiVYR9eAqtfsF/ejQijiSzlUc7hb").unwrap();
         assert_eq!(key.id.to_string(), "4955E11B43F3F52B");
+        // As minisign prints a .pub's comment: no leading zeros.
+        assert_eq!(
+            KeyId([0x0d, 0x02, 0x38, 0x06, 0x38, 0x00, 0x87, 0x0b]).to_string(),
+            "B8700380638020D"
+        );
         for (bad, why) in [
             ("not base64!", "not base64"),
             ("Zm9vYmFy", "not a minisign public key"),

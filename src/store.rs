@@ -139,7 +139,7 @@ pub struct OpenedArchive {
 
 /// What asking one repository for one archive format found.
 enum Probe {
-    Found(OpenedArchive),
+    Found(Box<OpenedArchive>),
     /// The archive is not there (its URL): the next format is asked for.
     Absent(String),
     /// The repository cannot serve the package (why, and whether because it
@@ -929,7 +929,7 @@ impl Store {
         for repo in request.repositories {
             for (format, archive, sidecar) in request.layout.candidates() {
                 match self.probe(fetcher, repo, request, format, archive, &sidecar)? {
-                    Probe::Found(opened) => return Ok(opened),
+                    Probe::Found(opened) => return Ok(*opened),
                     Probe::Absent(url) => tried.push(format!("{url}: not found")),
                     Probe::Skip(why, could_not_reach) => {
                         tried.push(why);
@@ -1018,18 +1018,18 @@ impl Store {
                         false,
                     ))
                 }
-                (_, Fetched::Signed(signed)) => Ok(Probe::Found(OpenedArchive {
+                (_, Fetched::Signed(signed)) => Ok(Probe::Found(Box::new(OpenedArchive {
                     download,
                     expected,
                     format,
                     signed: Some(*signed),
-                })),
-                (_, Fetched::None) => Ok(Probe::Found(OpenedArchive {
+                }))),
+                (_, Fetched::None) => Ok(Probe::Found(Box::new(OpenedArchive {
                     download,
                     expected,
                     format,
                     signed: None,
-                })),
+                }))),
             },
             Err(FetchError::NotFound { url }) => Ok(Probe::Absent(url)),
             Err(e) if e.try_next_repository() => Ok(Probe::Skip(crate::exit::one_line(&e), true)),
@@ -1695,6 +1695,7 @@ mod tests {
             sha256: Some("0".repeat(64)),
             verified: true,
             source: "s".into(),
+            signed_by: None,
             installed_at: 0,
             unpacked_bytes: 0,
             entries: 0,
