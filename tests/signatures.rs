@@ -562,6 +562,29 @@ fn a_rotated_key_installs_while_both_are_pinned() {
     let out = install(&sb, &json);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(marker(&sb)["signed_by"], new.id.as_str());
+    // resolve and list say which key signed it, and what is asked for.
+    let resolved = run(sb
+        .copkg()
+        .arg("--config")
+        .arg(sb.path().join("config.json"))
+        .args(["resolve", COORD]));
+    assert_eq!(resolved.code, 0, "{resolved:?}");
+    assert!(
+        resolved
+            .stdout
+            .contains(&format!("signed by key {}", new.id)),
+        "{resolved:?}"
+    );
+    assert!(
+        resolved.stdout.contains(&format!(
+            "signature: {}/{SIGNATURE_PATH} (required, keys {}, {})",
+            server.url, old.id, new.id
+        )),
+        "{resolved:?}"
+    );
+    let listed = run(sb.copkg().args(["--json", "list"]));
+    let listed: serde_json::Value = serde_json::from_str(listed.stdout.trim()).unwrap();
+    assert_eq!(listed["signed_by"], new.id.as_str());
 }
 
 #[test]
