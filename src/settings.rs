@@ -773,6 +773,39 @@ mod tests {
     }
 
     #[test]
+    fn signatures_default_to_required_where_keys_apply_and_off_elsewhere() {
+        let key = || {
+            Some(vec![
+                TrustedKey::parse("RWQr9fNDG+FVSQy5cS1M4arZ4tsMxiVYR9eAqtfsF/ejQijiSzlUc7hb")
+                    .unwrap(),
+            ])
+        };
+        use SignatureMode::*;
+        let cases = [
+            (key(), None, Ok(Required)),
+            (key(), Some(IfPresent), Ok(IfPresent)),
+            (key(), Some(Off), Ok(Off)),
+            (None, None, Ok(Off)),
+            (Some(Vec::new()), None, Ok(Off)),
+            (None, Some(Off), Ok(Off)),
+            (None, Some(Required), Err("`required` needs publicKeys")),
+            (
+                Some(Vec::new()),
+                Some(IfPresent),
+                Err("`if-present` needs publicKeys"),
+            ),
+        ];
+        for (keys, mode, want) in cases {
+            let got = signature_policy(keys.clone(), mode).map(|p| p.mode);
+            match (got, want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{keys:?} {mode:?}"),
+                (Err(got), Err(want)) => assert!(got.starts_with(want), "{got}"),
+                (got, want) => panic!("{keys:?} {mode:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn user_file_beats_system_file_key_by_key() {
         let user = ConfigFile {
             package_dir: Some("/user".into()),
