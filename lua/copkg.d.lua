@@ -181,6 +181,7 @@ function copkg.uninstall(coordinate) end
 ---@field sha256? string
 ---@field verified boolean
 ---@field source string
+---@field signed_by? string  id of the key whose signature was checked at install
 ---@field installed_at integer
 
 ---@return copkg.Installed[]
@@ -201,11 +202,12 @@ function copkg.resolve(coordinate) end
 ---@field zip_sidecars string[]  the .zip's checksum sidecar in each repository
 
 --- Downloads a package's archive to `path` (temp file, renamed when
---- complete), checked against its sidecar or digest pin: its .tar.gz, or
---- its .zip where a repository has no .tar.gz (`format` says which).
+--- complete), checked against its sidecar or digest pin and, where the
+--- repository's `signatures` ask for it, its minisign signature: its
+--- .tar.gz, or its .zip where a repository has no .tar.gz (`format` says which).
 ---@param coordinate string
 ---@param path string
----@return {path: string, sha256: string, verified: boolean, source: string, format: "tar.gz"|"zip"}
+---@return {path: string, sha256: string, verified: boolean, signed_by?: string, source: string, format: "tar.gz"|"zip"}
 function copkg.fetch(coordinate, path) end
 
 --- Unpacks a .tar.gz or a .zip (told apart by their first bytes) safely

@@ -96,6 +96,8 @@ pub enum Command {
     Adopt(AdoptArgs),
     /// Pack a directory into a reproducible package archive in a repository.
     Pack(PackArgs),
+    /// Make a minisign key pair for signing packages (PREFIX.pub, PREFIX.key).
+    Keygen(KeygenArgs),
     /// Start a service from an installed package.
     Start(StartArgs),
     /// Stop a service (a no-op that succeeds when it does not run).
@@ -294,4 +296,20 @@ pub struct PackArgs {
     /// Replace an archive already in the repository with different content.
     #[arg(long)]
     pub force: bool,
+    /// Sign the archive with this minisign secret key (its password from
+    /// COPKG_KEY_PASSWORD, else asked on a terminal); the signature is
+    /// published beside the archive as <archive>.minisig.
+    #[arg(long, value_name = "SECRET_KEY_FILE")]
+    pub sign: Option<PathBuf>,
+}
+
+/// `copkg keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the key pair: PREFIX.pub and PREFIX.key (never
+    /// overwritten). The secret key is encrypted with COPKG_KEY_PASSWORD,
+    /// else with a password asked twice on a terminal; without either it
+    /// is written unencrypted, as `minisign -W` does.
+    #[arg(long, value_name = "PREFIX")]
+    pub out: PathBuf,
 }

@@ -28,6 +28,7 @@ pub mod runtime;
 pub mod safepath;
 pub mod service;
 pub mod settings;
+pub mod signature;
 pub mod state;
 pub mod store;
 

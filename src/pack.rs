@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::exit::{Coded, ExitCode};
 use crate::extract::hex;
+use crate::signature::{KeyError, Signer};
 
 /// Why a tree could not be packed.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,24 @@ pub enum PackError {
         /// Why.
         reason: String,
     },
+    /// The archive could not be signed.
+    #[error("cannot sign {}", path.display())]
+    Sign {
+        /// The archive.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: KeyError,
+    },
+    /// A republish without `--sign` would leave a signature of other
+    /// content beside the new archive.
+    #[error("{} is signed ({}); the new archive would not match that signature: sign it too (--sign), or remove the signature first", archive.display(), signature.display())]
+    StaleSignature {
+        /// The archive.
+        archive: PathBuf,
+        /// Its signature.
+        signature: PathBuf,
+    },
     /// The repository already holds a different archive for this coordinate.
     #[error("{} already exists with different content (sha256 {existing}); published packages are immutable: use a new version, or --force", path.display())]
     Exists {
@@ -49,7 +68,10 @@ impl Coded for PackError {
     fn exit_code(&self) -> ExitCode {
         match self {
             PackError::Unpackable { .. } => ExitCode::Usage,
-            PackError::Io { .. } | PackError::Exists { .. } => ExitCode::Failure,
+            PackError::Sign { source, .. } => source.exit_code(),
+            PackError::Io { .. } | PackError::Exists { .. } | PackError::StaleSignature { .. } => {
+                ExitCode::Failure
+            }
         }
     }
 }
@@ -69,6 +91,8 @@ pub struct Packed {
     pub archive: PathBuf,
     /// The sidecar.
     pub sidecar: PathBuf,
+    /// The signature, when the archive was signed.
+    pub signature: Option<PathBuf>,
     /// sha256 of the archive.
     pub sha256: String,
     /// Whether an identical archive was already there.
@@ -221,23 +245,39 @@ fn collect(
     Ok(())
 }
 
-/// Packs `dir` into `repo_dir/archive` with its sidecar at `repo_dir/sidecar`.
+/// Where `pack` writes, relative to the repository dir, and how it signs.
+#[derive(Debug, Clone, Copy)]
+pub struct PackTarget<'a> {
+    /// The archive.
+    pub archive: &'a str,
+    /// Its checksum sidecar.
+    pub sidecar: &'a str,
+    /// Its signature (`<archive>.minisig`), and the key to make it with;
+    /// `None` to publish unsigned.
+    pub signature: Option<(&'a str, &'a Signer)>,
+}
+
+/// Packs `dir` into `repo_dir/archive` with its sidecar at `repo_dir/sidecar`
+/// and, when signing, its signature beside the archive.
 ///
-/// Both are written into a staging dir in the repository (hidden, removed on
+/// All are written into a staging dir in the repository (hidden, removed on
 /// any failure, on Ctrl-C and on SIGTERM) and then published: when they share
 /// a version dir that does not exist yet, by renaming a whole staged version
 /// dir into place, so they appear together; a republish (`force`) renames the
 /// old version dir aside first and deletes it after. Where the layout puts
-/// them elsewhere, or the version dir holds other files, the archive is
-/// renamed into place before the sidecar, so no client ever finds a sidecar
-/// without its archive. A failed pack leaves nothing, not even empty dirs.
+/// them elsewhere, or the version dir holds other files, the signature is
+/// renamed into place first, then the archive, then the sidecar, so no
+/// client ever finds an archive without its signature or a sidecar without
+/// its archive. A failed pack leaves nothing, not even empty dirs.
 pub fn pack(
     dir: &Path,
     repo_dir: &Path,
-    archive: &str,
-    sidecar: &str,
+    target: PackTarget<'_>,
     force: bool,
 ) -> Result<Packed, PackError> {
+    let PackTarget {
+        archive, sidecar, ..
+    } = target;
     if !dir.is_dir() {
         return Err(PackError::Unpackable {
             path: dir.to_owned(),
@@ -250,7 +290,19 @@ pub fn pack(
     // What install would refuse is refused before anything is written.
     collect(dir, dir, &mut Vec::new(), &mut Vec::new())?;
     let created_repo = create_dirs(repo_dir, Path::new("/"))?;
-    let result = publish(dir, repo_dir, &archive_path, &sidecar_path, force);
+    let signature = target
+        .signature
+        .map(|(path, signer)| (repo_dir.join(path), signer));
+    let result = publish(
+        dir,
+        repo_dir,
+        &archive_path,
+        &sidecar_path,
+        signature
+            .as_ref()
+            .map(|(path, signer)| (path.as_path(), *signer)),
+        force,
+    );
     if result.is_err() {
         remove_created(&created_repo);
     }
@@ -263,6 +315,7 @@ fn publish(
     repo_dir: &Path,
     archive_path: &Path,
     sidecar_path: &Path,
+    signature: Option<(&Path, &Signer)>,
     force: bool,
 ) -> Result<Packed, PackError> {
     let (archive_path, sidecar_path) = (archive_path.to_owned(), sidecar_path.to_owned());
@@ -309,7 +362,55 @@ fn publish(
     )
     .and_then(|()| side.sync_all())
     .map_err(io_err("cannot write", &staged_sidecar))?;
-    for staged in [&staged_archive, &staged_sidecar] {
+    // The signature: made from the staged archive (read once, prehashed),
+    // published with it.
+    let signature_path = signature.map(|(path, _)| path.to_owned());
+    let staged_signature = match signature {
+        Some((path, signer)) => {
+            let staged = version.join(file_name(path));
+            let sign_err = |source| PackError::Sign {
+                path: archive_path.clone(),
+                source,
+            };
+            let reader = io::BufReader::new(
+                std::fs::File::open(&staged_archive)
+                    .map_err(io_err("cannot read", &staged_archive))?,
+            );
+            let text = signer
+                .sign(reader, &file_name(&archive_path).to_string_lossy())
+                .map_err(sign_err)?;
+            let mut file =
+                std::fs::File::create(&staged).map_err(io_err("cannot create", &staged))?;
+            file.write_all(text.as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(io_err("cannot write", &staged))?;
+            Some(staged)
+        }
+        None => {
+            // A signature already published for other content would be
+            // left beside the new archive, and refuse every install.
+            let published = PathBuf::from(format!(
+                "{}{}",
+                archive_path.display(),
+                crate::signature::SIGNATURE_SUFFIX
+            ));
+            if !unchanged && std::fs::symlink_metadata(&published).is_ok() {
+                return Err(PackError::StaleSignature {
+                    archive: archive_path,
+                    signature: published,
+                });
+            }
+            None
+        }
+    };
+    for staged in [
+        Some(&staged_archive),
+        Some(&staged_sidecar),
+        staged_signature.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
         std::fs::set_permissions(staged, std::fs::Permissions::from_mode(0o644))
             .map_err(io_err("cannot write", staged))?;
     }
@@ -317,13 +418,20 @@ fn publish(
     let packed = Packed {
         archive: archive_path.clone(),
         sidecar: sidecar_path.clone(),
+        signature: signature_path.clone(),
         sha256,
         unchanged,
         unreadable,
     };
-    let same_dir = archive_path.parent() == sidecar_path.parent();
+    let same_dir = archive_path.parent() == sidecar_path.parent()
+        && signature_path
+            .as_ref()
+            .is_none_or(|path| path.parent() == archive_path.parent());
     let version_dir = archive_path.parent().unwrap_or(repo_dir);
-    let ours = [file_name(&archive_path), file_name(&sidecar_path)];
+    let mut ours = vec![file_name(&archive_path), file_name(&sidecar_path)];
+    if let Some(path) = &signature_path {
+        ours.push(file_name(path));
+    }
     let only_ours = |path: &Path| -> Result<bool, PackError> {
         match std::fs::read_dir(path) {
             Ok(entries) => {
@@ -358,11 +466,27 @@ fn publish(
             return Err(err);
         }
     } else {
-        let parents = [archive_path.parent(), sidecar_path.parent()];
+        let parents = [
+            archive_path.parent(),
+            sidecar_path.parent(),
+            signature_path.as_deref().and_then(Path::parent),
+        ];
         let mut created = Vec::new();
         for parent in parents.into_iter().flatten() {
             created.extend(create_dirs(parent, repo_dir)?);
         }
+        // Signature first: an archive is never seen without it. A new
+        // signature that finds no archive to publish goes again.
+        let signature_published = match (&staged_signature, &signature_path) {
+            (Some(staged), Some(path)) => {
+                if let Err(err) = std::fs::rename(staged, path) {
+                    remove_created(&created);
+                    return Err(io_err("cannot move into place", path)(err));
+                }
+                Some(path)
+            }
+            _ => None,
+        };
         let publish = || -> Result<(), PackError> {
             std::fs::rename(&staged_archive, &archive_path)
                 .map_err(io_err("cannot move into place", &archive_path))?;
@@ -370,6 +494,9 @@ fn publish(
                 .map_err(io_err("cannot move into place", &sidecar_path))
         };
         if let Err(err) = publish() {
+            if let Some(path) = signature_published {
+                let _ = std::fs::remove_file(path);
+            }
             remove_created(&created);
             return Err(err);
         }

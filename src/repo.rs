@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::exit::{Coded, ExitCode};
+use crate::signature::SignaturePolicy;
 
 /// Username and password for HTTP basic auth. Never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -44,6 +45,18 @@ pub enum Location {
     Dir(PathBuf),
 }
 
+/// Whether an archive without a checksum sidecar (and no digest pin) may
+/// be installed from a repository (`checksum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChecksumPolicy {
+    /// A sidecar or pin is required (a signature checked instead will do).
+    #[default]
+    Required,
+    /// A sidecar is checked when the repository has one.
+    IfPresent,
+}
+
 /// A configured repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repository {
@@ -51,6 +64,10 @@ pub struct Repository {
     pub location: Location,
     /// Basic-auth credentials, sent only to the base URL's own scheme, host and port.
     pub credentials: Option<Credentials>,
+    /// Whether its archives need a checksum sidecar.
+    pub checksum: ChecksumPolicy,
+    /// What its archives' signatures must be.
+    pub signatures: SignaturePolicy,
 }
 
 /// Why a repository base was refused.
@@ -75,19 +92,13 @@ impl Repository {
             if !path.starts_with('/') {
                 return Err(refuse("a file:// URL needs an absolute path"));
             }
-            return Ok(Repository {
-                location: Location::Dir(PathBuf::from(path)),
-                credentials: None,
-            });
+            return Ok(Repository::new(Location::Dir(PathBuf::from(path)), None));
         }
         let Some((scheme, rest)) = trimmed.split_once("://") else {
             if base.is_empty() {
                 return Err(refuse("empty"));
             }
-            return Ok(Repository {
-                location: Location::Dir(PathBuf::from(base)),
-                credentials: None,
-            });
+            return Ok(Repository::new(Location::Dir(PathBuf::from(base)), None));
         };
         if scheme != "http" && scheme != "https" {
             return Err(refuse(
@@ -109,10 +120,21 @@ impl Repository {
                 password: percent_decode(pass),
             }
         });
-        Ok(Repository {
-            location: Location::Http(format!("{scheme}://{host}{path}")),
-            credentials: credentials.or(from_url),
-        })
+        Ok(Repository::new(
+            Location::Http(format!("{scheme}://{host}{path}")),
+            credentials.or(from_url),
+        ))
+    }
+
+    /// A repository with the default trust settings: checksums required,
+    /// signatures off (the config sets both).
+    fn new(location: Location, credentials: Option<Credentials>) -> Self {
+        Repository {
+            location,
+            credentials,
+            checksum: ChecksumPolicy::Required,
+            signatures: SignaturePolicy::off(),
+        }
     }
 
     /// The address of a file at `relative` (a `/`-separated path) in this repository.

@@ -12,6 +12,7 @@ use crate::exit::{Coded, ExitCode};
 use crate::lifecycle::LogCleanupOptions;
 use crate::repo::{Credentials, HttpOptions, Repository, RepositoryError};
 use crate::service::{ServiceError, StopSchedule};
+use crate::signature::{SignatureMode, SignaturePolicy, TrustedKey};
 use crate::store::ChecksumPolicy;
 
 /// The system-wide config file.
@@ -59,6 +60,18 @@ pub enum SettingsError {
         /// What is wrong (never the value itself: it may be a secret).
         reason: String,
     },
+    /// A value of one entry of `repositories` is wrong.
+    #[error("invalid config value for `{key}` of repositories[{index}] ({repository}): {reason}")]
+    RepositoryValue {
+        /// The key within the entry.
+        key: &'static str,
+        /// The entry's place in the list, from 0.
+        index: usize,
+        /// The entry's URL, credentials removed.
+        repository: String,
+        /// What is wrong (never a secret).
+        reason: String,
+    },
     /// No home directory to put the defaults in.
     #[error("HOME is not set: give --software-root and --runtime-root")]
     NoHome,
@@ -73,6 +86,7 @@ impl Coded for SettingsError {
             | SettingsError::Repository(_)
             | SettingsError::Schedule(_)
             | SettingsError::Value { .. }
+            | SettingsError::RepositoryValue { .. }
             | SettingsError::NoHome => ExitCode::Usage,
         }
     }
@@ -85,6 +99,12 @@ struct RepositoryConfig {
     url: String,
     username: Option<String>,
     password: Option<String>,
+    /// minisign public keys (each the second line of a `.pub` file).
+    public_keys: Option<Vec<String>>,
+    /// `required`, `if-present` or `off`.
+    signatures: Option<SignatureMode>,
+    /// `required` or `if-present`.
+    checksum: Option<ChecksumPolicy>,
 }
 
 /// A config file; the first five keys are the original copkg's.
@@ -107,8 +127,14 @@ struct ConfigFile {
     repositories: Option<Vec<RepositoryConfig>>,
     /// Site script.
     site: Option<PathBuf>,
-    /// `required` (default) or `if-present`.
+    /// `required` (default) or `if-present`, for every repository that
+    /// sets none of its own.
     checksum: Option<ChecksumPolicy>,
+    /// minisign public keys for every repository that sets none of its own.
+    public_keys: Option<Vec<String>>,
+    /// `required`, `if-present` or `off`, for every repository that sets
+    /// none of its own.
+    signatures: Option<SignatureMode>,
     /// Unpacked-size limit in bytes.
     max_unpacked_bytes: Option<u64>,
     /// Entry-count limit.
@@ -188,6 +214,8 @@ impl ConfigFile {
             },
             site: self.site.or(lower.site),
             checksum: self.checksum.or(lower.checksum),
+            public_keys: self.public_keys.or(lower.public_keys),
+            signatures: self.signatures.or(lower.signatures),
             max_unpacked_bytes: self.max_unpacked_bytes.or(lower.max_unpacked_bytes),
             max_entries: self.max_entries.or(lower.max_entries),
             connect_timeout_secs: self.connect_timeout_secs.or(lower.connect_timeout_secs),
@@ -280,8 +308,6 @@ pub struct Settings {
     pub repositories: Vec<Repository>,
     /// The site script, if any.
     pub site: Option<PathBuf>,
-    /// Whether a checksum is required.
-    pub checksum: ChecksumPolicy,
     /// Unpacked-size limit, `None` for the default rule.
     pub max_unpacked_bytes: Option<u64>,
     /// Entry-count limit.
@@ -383,6 +409,109 @@ fn credentials(username: &Option<String>, password: &Option<String>) -> Option<C
         })
 }
 
+/// The trust keys (`publicKeys`, `signatures`, `checksum`) at the top
+/// level of a config file, which apply to every repository that sets none
+/// of its own: `packageBaseUrl` and `--repo` included.
+struct Trust {
+    public_keys: Option<Vec<TrustedKey>>,
+    signatures: Option<SignatureMode>,
+    checksum: Option<ChecksumPolicy>,
+}
+
+/// Parses a `publicKeys` list; the error names the entry (from 1), never
+/// its text.
+fn parse_keys(texts: &[String]) -> Result<Vec<TrustedKey>, String> {
+    let mut keys: Vec<TrustedKey> = Vec::new();
+    for (n, text) in texts.iter().enumerate() {
+        let key = TrustedKey::parse(text).map_err(|reason| format!("entry {}: {reason}", n + 1))?;
+        if let Some(first) = keys.iter().position(|k| k.id == key.id) {
+            return Err(format!(
+                "entries {} and {} have the same key id {}",
+                first + 1,
+                n + 1,
+                key.id
+            ));
+        }
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// The signature policy of keys and a mode, each the repository's own or
+/// else the top level's: `required` by default wherever keys are
+/// configured, `off` where none are. A mode that checks signatures with no
+/// key to check them against is refused.
+fn signature_policy(
+    keys: Option<Vec<TrustedKey>>,
+    mode: Option<SignatureMode>,
+) -> Result<SignaturePolicy, String> {
+    let keys = keys.unwrap_or_default();
+    let mode = mode.unwrap_or(if keys.is_empty() {
+        SignatureMode::Off
+    } else {
+        SignatureMode::Required
+    });
+    if mode != SignatureMode::Off && keys.is_empty() {
+        return Err(format!(
+            "`{}` needs publicKeys, and none apply to this repository",
+            mode.name()
+        ));
+    }
+    Ok(SignaturePolicy { mode, keys })
+}
+
+impl Trust {
+    fn top_level(config: &ConfigFile) -> Result<Trust, SettingsError> {
+        Ok(Trust {
+            public_keys: config
+                .public_keys
+                .as_deref()
+                .map(parse_keys)
+                .transpose()
+                .map_err(|reason| invalid("publicKeys", reason))?,
+            signatures: config.signatures,
+            checksum: config.checksum,
+        })
+    }
+
+    /// A repository that sets none of the keys: the top level's.
+    fn apply(&self, mut repo: Repository) -> Result<Repository, SettingsError> {
+        repo.checksum = self.checksum.unwrap_or_default();
+        repo.signatures = signature_policy(self.public_keys.clone(), self.signatures)
+            .map_err(|reason| invalid("signatures", format!("{reason} ({repo})")))?;
+        Ok(repo)
+    }
+
+    /// An entry of `repositories`: each key its own, else the top level's.
+    fn entry(
+        &self,
+        index: usize,
+        entry: &RepositoryConfig,
+        mut repo: Repository,
+    ) -> Result<Repository, SettingsError> {
+        let refuse = |key, reason| SettingsError::RepositoryValue {
+            key,
+            index,
+            repository: repo.to_string(),
+            reason,
+        };
+        let own_keys = entry
+            .public_keys
+            .as_deref()
+            .map(parse_keys)
+            .transpose()
+            .map_err(|reason| refuse("publicKeys", reason))?;
+        let signatures = signature_policy(
+            own_keys.or_else(|| self.public_keys.clone()),
+            entry.signatures.or(self.signatures),
+        )
+        .map_err(|reason| refuse("signatures", reason))?;
+        repo.checksum = entry.checksum.or(self.checksum).unwrap_or_default();
+        repo.signatures = signatures;
+        Ok(repo)
+    }
+}
+
 impl Settings {
     /// What the store needs to install one package under these settings.
     pub fn install_request<'a>(
@@ -394,7 +523,6 @@ impl Settings {
             coordinate,
             layout,
             repositories: &self.repositories,
-            checksum: self.checksum,
             max_unpacked_bytes: self.max_unpacked_bytes,
             max_entries: self.max_entries,
             progress: None,
@@ -442,24 +570,31 @@ impl Settings {
             None => default_dir("runtime")?,
         };
 
+        let top = Trust::top_level(&config)?;
         let mut repositories = Vec::new();
         if !args.repos.is_empty() {
+            // The config's entries are checked even when --repo replaces them.
+            for (index, entry) in config.repositories.iter().flatten().enumerate() {
+                let credentials = credentials(&entry.username, &entry.password);
+                top.entry(index, entry, Repository::parse(&entry.url, credentials)?)?;
+            }
             for base in args
                 .repos
                 .iter()
                 .map(|r| r.trim())
                 .filter(|r| !r.is_empty())
             {
-                repositories.push(Repository::parse(base, None)?);
+                repositories.push(top.apply(Repository::parse(base, None)?)?);
             }
         } else {
             if let Some(base) = &config.package_base_url {
                 let credentials = credentials(&config.username, &config.password);
-                repositories.push(Repository::parse(base, credentials)?);
+                repositories.push(top.apply(Repository::parse(base, credentials)?)?);
             }
-            for repo in config.repositories.iter().flatten() {
-                let credentials = credentials(&repo.username, &repo.password);
-                repositories.push(Repository::parse(&repo.url, credentials)?);
+            for (index, entry) in config.repositories.iter().flatten().enumerate() {
+                let credentials = credentials(&entry.username, &entry.password);
+                let repo = Repository::parse(&entry.url, credentials)?;
+                repositories.push(top.entry(index, entry, repo)?);
             }
         }
 
@@ -515,7 +650,6 @@ impl Settings {
             runtime_root,
             repositories,
             site: args.site.clone().or(config.site),
-            checksum: config.checksum.unwrap_or_default(),
             max_unpacked_bytes: within(
                 "maxUnpackedBytes",
                 config.max_unpacked_bytes,
@@ -636,6 +770,39 @@ mod tests {
         assert!(err.to_string().contains("key `password`"), "{err}");
         let err = parse("{\"retries\": \"s3cret\"}").unwrap_err();
         assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn signatures_default_to_required_where_keys_apply_and_off_elsewhere() {
+        let key = || {
+            Some(vec![
+                TrustedKey::parse("RWQr9fNDG+FVSQy5cS1M4arZ4tsMxiVYR9eAqtfsF/ejQijiSzlUc7hb")
+                    .unwrap(),
+            ])
+        };
+        use SignatureMode::*;
+        let cases = [
+            (key(), None, Ok(Required)),
+            (key(), Some(IfPresent), Ok(IfPresent)),
+            (key(), Some(Off), Ok(Off)),
+            (None, None, Ok(Off)),
+            (Some(Vec::new()), None, Ok(Off)),
+            (None, Some(Off), Ok(Off)),
+            (None, Some(Required), Err("`required` needs publicKeys")),
+            (
+                Some(Vec::new()),
+                Some(IfPresent),
+                Err("`if-present` needs publicKeys"),
+            ),
+        ];
+        for (keys, mode, want) in cases {
+            let got = signature_policy(keys.clone(), mode).map(|p| p.mode);
+            match (got, want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{keys:?} {mode:?}"),
+                (Err(got), Err(want)) => assert!(got.starts_with(want), "{got}"),
+                (got, want) => panic!("{keys:?} {mode:?}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 
     #[test]

@@ -24,8 +24,13 @@ use crate::coordinate::{PackageCoordinate, parse_sha256_hex};
 use crate::exit::{Coded, ExitCode};
 use crate::extract::{self, ExtractError, Limits, Unpacked};
 use crate::lock::{FileLock, LockError, lock_exclusive};
+pub use crate::repo::ChecksumPolicy;
 use crate::repo::{
     Download, FetchError, Fetcher, Repository, is_network_failure, is_restart_needed,
+};
+use crate::signature::{
+    CheckingReader, FinishError, SIGNATURE_LIMIT, SIGNATURE_SUFFIX, SignatureError, SignatureMode,
+    Signed,
 };
 
 pub use manifest::{
@@ -126,27 +131,33 @@ pub struct OpenedArchive {
     pub expected: Option<String>,
     /// How it is packed.
     pub format: ArchiveFormat,
+    /// Its signature by a key pinned for the repository, to be checked as
+    /// it streams in; `None` where the repository's signatures are off or
+    /// (`if-present`) it has none.
+    pub signed: Option<Signed>,
 }
 
 /// What asking one repository for one archive format found.
 enum Probe {
-    Found(OpenedArchive),
+    Found(Box<OpenedArchive>),
     /// The archive is not there (its URL): the next format is asked for.
     Absent(String),
     /// The repository cannot serve the package (why, and whether because it
     /// could not be reached): the next repository is asked.
     Skip(String, bool),
+    /// The repository has the archive but not the signature it requires:
+    /// the next repository is asked, and this is the error if none has it.
+    Unsigned(SignatureError),
 }
 
-/// Whether an archive without a checksum sidecar (and no digest pin) may be installed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ChecksumPolicy {
-    /// A sidecar or pin is required.
-    #[default]
-    Required,
-    /// A sidecar is checked when the repository has one.
-    IfPresent,
+/// What a repository gave for an archive's signature.
+enum Fetched {
+    /// A signature by a pinned key, to check as the archive streams in.
+    Signed(Box<Signed>),
+    /// None, and none is asked for (signatures off, or `if-present`).
+    None,
+    /// None, but one is required.
+    Missing(SignatureError),
 }
 
 /// What the completion marker records.
@@ -161,6 +172,10 @@ pub struct InstallRecord {
     pub verified: bool,
     /// Where the archive came from, or [`ADOPTED`].
     pub source: String,
+    /// The id of the key whose signature was checked (as minisign shows
+    /// it), if one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
     /// Seconds since the Unix epoch.
     pub installed_at: u64,
     /// Bytes of file content.
@@ -293,6 +308,9 @@ pub enum StoreError {
         /// The digest of what was received.
         actual: String,
     },
+    /// A signature is missing, by a key not pinned, bad, or for another file.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
     /// A checksum sidecar is unreadable.
     #[error("invalid checksum sidecar {url}: {reason}")]
     BadSidecar {
@@ -414,6 +432,7 @@ impl Coded for StoreError {
                 ExitCode::ChecksumMismatch
             }
             StoreError::Fetch { source, .. } => source.exit_code(),
+            StoreError::Signature(source) => source.exit_code(),
             // A body that stalled or stayed too slow after every resume.
             StoreError::Extract {
                 source: ExtractError::Read(err),
@@ -445,10 +464,9 @@ pub struct InstallRequest<'a> {
     pub coordinate: &'a PackageCoordinate,
     /// Its paths.
     pub layout: &'a PackageLayout,
-    /// Repositories, tried in order.
+    /// Repositories, tried in order, each with its checksum and signature
+    /// rules.
     pub repositories: &'a [Repository],
-    /// Whether a checksum is required.
-    pub checksum: ChecksumPolicy,
     /// Unpacked-size limit; `None` for the default (max of 1 GiB and 50× compressed).
     pub max_unpacked_bytes: Option<u64>,
     /// Entry-count limit.
@@ -907,14 +925,20 @@ impl Store {
         let coordinate = request.coordinate.id();
         let mut tried = Vec::new();
         let mut unreachable = false;
+        let mut unsigned = None;
         for repo in request.repositories {
             for (format, archive, sidecar) in request.layout.candidates() {
                 match self.probe(fetcher, repo, request, format, archive, &sidecar)? {
-                    Probe::Found(opened) => return Ok(opened),
+                    Probe::Found(opened) => return Ok(*opened),
                     Probe::Absent(url) => tried.push(format!("{url}: not found")),
                     Probe::Skip(why, could_not_reach) => {
                         tried.push(why);
                         unreachable |= could_not_reach;
+                        break;
+                    }
+                    Probe::Unsigned(err) => {
+                        tried.push(err.to_string());
+                        unsigned.get_or_insert(err);
                         break;
                     }
                 }
@@ -922,6 +946,11 @@ impl Store {
         }
         if request.repositories.is_empty() {
             return Err(StoreError::NoRepository);
+        }
+        // A repository had the archive without the signature it requires:
+        // that, not "not found", is what stopped the install.
+        if let Some(err) = unsigned {
+            return Err(err.into());
         }
         // "Not found" only when every repository said so.
         if unreachable {
@@ -973,23 +1002,83 @@ impl Store {
             }
             Err(e) => return Err(fetch_err(e)),
         }
+        let signature = match self.signature(fetcher, repo, &coordinate, archive)? {
+            Ok(signature) => signature,
+            Err(skip) => return Ok(skip),
+        };
         match fetcher.open(repo, archive) {
-            Ok(download) => match missing_sidecar {
-                Some(url) if expected.is_none() && request.checksum == ChecksumPolicy::Required => {
+            Ok(download) => match (missing_sidecar, signature) {
+                (_, Fetched::Missing(err)) => Ok(Probe::Unsigned(err)),
+                // A signature checked stands in for a missing sidecar.
+                (Some(url), Fetched::None)
+                    if expected.is_none() && repo.checksum == ChecksumPolicy::Required =>
+                {
                     Ok(Probe::Skip(
                         format!("{url}: not found (a checksum sidecar is required)"),
                         false,
                     ))
                 }
-                _ => Ok(Probe::Found(OpenedArchive {
+                (_, Fetched::Signed(signed)) => Ok(Probe::Found(Box::new(OpenedArchive {
                     download,
                     expected,
                     format,
-                })),
+                    signed: Some(*signed),
+                }))),
+                (_, Fetched::None) => Ok(Probe::Found(Box::new(OpenedArchive {
+                    download,
+                    expected,
+                    format,
+                    signed: None,
+                }))),
             },
             Err(FetchError::NotFound { url }) => Ok(Probe::Absent(url)),
             Err(e) if e.try_next_repository() => Ok(Probe::Skip(crate::exit::one_line(&e), true)),
             Err(e) => Err(fetch_err(e)),
+        }
+    }
+
+    /// Fetches the signature of `archive` where the repository's policy
+    /// asks for one, and accepts it (well-formed, prehashed, by a pinned
+    /// key) before the archive is opened. `Err` carries a probe result
+    /// that moves on to the next repository.
+    fn signature(
+        &self,
+        fetcher: &Fetcher,
+        repo: &Repository,
+        coordinate: &str,
+        archive: &str,
+    ) -> Result<Result<Fetched, Probe>, StoreError> {
+        let policy = &repo.signatures;
+        if policy.mode == SignatureMode::Off {
+            return Ok(Ok(Fetched::None));
+        }
+        let path = format!("{archive}{SIGNATURE_SUFFIX}");
+        let url = repo.address(&path);
+        let file_name = archive.rsplit('/').next().unwrap_or(archive);
+        match fetcher.read_small(repo, &path, SIGNATURE_LIMIT) {
+            Ok(bytes) => Ok(Ok(Fetched::Signed(Box::new(
+                policy.accept(&bytes, &url, file_name)?,
+            )))),
+            Err(FetchError::NotFound { url }) => Ok(Ok(match policy.mode {
+                SignatureMode::Required => Fetched::Missing(SignatureError::Missing {
+                    url,
+                    repository: repo.to_string(),
+                    pinned: policy.key_ids(),
+                }),
+                SignatureMode::IfPresent | SignatureMode::Off => Fetched::None,
+            })),
+            Err(FetchError::TooLarge { url, .. }) => Err(SignatureError::Malformed {
+                url,
+                reason: "larger than a minisign signature can be",
+            }
+            .into()),
+            Err(e) if e.try_next_repository() => {
+                Ok(Err(Probe::Skip(crate::exit::one_line(&e), true)))
+            }
+            Err(e) => Err(StoreError::Fetch {
+                coordinate: coordinate.to_owned(),
+                source: Box::new(e),
+            }),
         }
     }
 
@@ -1003,6 +1092,7 @@ impl Store {
             download,
             expected,
             format,
+            signed,
         } = self.open_archive(fetcher, request)?;
         let url = download.url.clone();
         let tmp = self.scratch_dir(request.layout, "tmp")?;
@@ -1040,31 +1130,45 @@ impl Store {
             }),
             None => Box::new(download),
         };
-        let (sha256, unpacked): (String, Unpacked) = match format {
+        // The signature is checked on the bytes as they stream past, with
+        // the sha256; both are settled once the whole archive is read,
+        // before anything leaves the temp dir.
+        let signature_check = signed.as_ref().map(Signed::check).transpose()?;
+        let mut reader = CheckingReader::new(reader, signature_check);
+        let signature_of = |reader: CheckingReader<'_, _>| {
+            reader.finish(&url).map_err(|err| match err {
+                FinishError::Read(source) => extract_err(ExtractError::Read(source)),
+                FinishError::Signature(err) => err.into(),
+            })
+        };
+        let (sha256, unpacked, signed_by): (String, Unpacked, _) = match format {
             // Hashed, inflated and unpacked in one pass; checked at its end,
             // before anything becomes visible.
             ArchiveFormat::TarGz => {
-                let done =
-                    extract::unpack_tar_gz(reader, temp.path(), &limits).map_err(extract_err)?;
+                let done = extract::unpack_tar_gz(&mut reader, temp.path(), &limits)
+                    .map_err(extract_err)?;
+                let signed_by = signature_of(reader)?;
                 check(&done.sha256)?;
-                (done.sha256, done.unpacked)
+                (done.sha256, done.unpacked, signed_by)
             }
             // A zip is read from its end: downloaded whole, and checked
             // before a byte of it is unpacked.
             ArchiveFormat::Zip => {
                 let (file, sha256) = self
-                    .download(reader, len, request.layout, limits.max_unpacked_bytes)
+                    .download(&mut reader, len, request.layout, limits.max_unpacked_bytes)
                     .map_err(extract_err)?;
+                let signed_by = signature_of(reader)?;
                 check(&sha256)?;
                 let unpacked = extract::unpack_zip(file.as_file(), temp.path(), &limits)
                     .map_err(extract_err)?;
-                (sha256, unpacked)
+                (sha256, unpacked, signed_by)
             }
         };
         let record = InstallRecord {
             coordinate,
             sha256: Some(sha256),
-            verified: expected.is_some(),
+            verified: expected.is_some() || signed_by.is_some(),
+            signed_by: signed_by.map(|id| id.to_string()),
             source: url,
             installed_at: now(),
             unpacked_bytes: unpacked.unpacked_bytes,
@@ -1243,6 +1347,7 @@ impl Store {
             sha256: None,
             verified: false,
             source: ADOPTED.to_owned(),
+            signed_by: None,
             installed_at: now(),
             unpacked_bytes,
             entries,
@@ -1590,6 +1695,7 @@ mod tests {
             sha256: Some("0".repeat(64)),
             verified: true,
             source: "s".into(),
+            signed_by: None,
             installed_at: 0,
             unpacked_bytes: 0,
             entries: 0,

@@ -79,6 +79,9 @@ pub enum Error {
     /// The Lua host.
     #[error(transparent)]
     Lua(Box<LuaError>),
+    /// A signing key.
+    #[error(transparent)]
+    Key(#[from] crate::signature::KeyError),
     /// A service account.
     #[error(transparent)]
     Account(#[from] crate::account::AccountError),
@@ -101,6 +104,7 @@ impl Coded for Error {
             Error::Lifecycle(e) => e.exit_code(),
             Error::Lua(e) => e.exit_code(),
             Error::Account(e) => e.exit_code(),
+            Error::Key(e) => e.exit_code(),
         }
     }
 }

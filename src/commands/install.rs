@@ -272,6 +272,7 @@ fn report(
             Ok(Installed::Fresh { dir, record, .. }) => serde_json::json!({
                 "coordinate": id, "status": "installed", "dir": dir,
                 "sha256": record.sha256, "verified": record.verified, "source": record.source,
+                "signed_by": record.signed_by,
             }),
             Ok(Installed::Already { dir }) => serde_json::json!({
                 "coordinate": id, "status": "already-installed", "dir": dir,

@@ -8,7 +8,7 @@ pub fn run(ctx: &Context) -> Result {
         if ctx.settings.json {
             out(&serde_json::json!({
                 "coordinate": record.coordinate, "dir": dir, "sha256": record.sha256,
-                "verified": record.verified, "source": record.source,
+                "verified": record.verified, "source": record.source, "signed_by": record.signed_by,
                 "installed_at": record.installed_at, "unpacked_bytes": record.unpacked_bytes,
             })
             .to_string())?;

@@ -6,6 +6,7 @@ pub mod clean_logs;
 pub mod cleanup;
 mod error;
 pub mod install;
+pub mod keygen;
 pub mod list;
 pub mod pack;
 pub mod reload;
@@ -154,6 +155,7 @@ pub fn run(cli: Cli) -> Result {
         Command::Verify(args) => verify::run(&ctx, args),
         Command::Adopt(args) => adopt::run(&ctx, args),
         Command::Pack(args) => pack::run(&ctx, args),
+        Command::Keygen(args) => keygen::run(&ctx, args),
         Command::Start(args) => start::run(&ctx, args),
         Command::Stop(args) => stop::run(&ctx, args),
         Command::Restart(args) => restart::run(&ctx, args),

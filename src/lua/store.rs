@@ -170,6 +170,7 @@ fn installed(lua: &Lua, (): ()) -> mlua::Result<Table> {
         table.set("sha256", record.sha256)?;
         table.set("verified", record.verified)?;
         table.set("source", record.source)?;
+        table.set("signed_by", record.signed_by)?;
         table.set("installed_at", record.installed_at)?;
         out.push(table)?;
     }
@@ -227,9 +228,10 @@ fn fetch(lua: &Lua, (text, path): (String, String)) -> mlua::Result<Table> {
     let request = settings.install_request(&coordinate, &layout);
     let store = settings.store();
     let crate::store::OpenedArchive {
-        mut download,
+        download,
         expected,
         format,
+        signed,
     } = store
         .open_archive(&fetcher(lua, F, &settings)?, &request)
         .map_err(|e| super::raise_error(lua, F, &e))?;
@@ -242,15 +244,28 @@ fn fetch(lua: &Lua, (text, path): (String, String)) -> mlua::Result<Table> {
     let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
     let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
     let mut buf = vec![0u8; 256 * 1024];
+    let url = download.url.clone();
+    // The signature, where the repository has one to check, is checked on
+    // the bytes as they are written, and settled before the rename.
+    let check = signed
+        .as_ref()
+        .map(crate::signature::Signed::check)
+        .transpose()
+        .map_err(|e| super::raise_error(lua, F, &e))?;
+    let mut reader = crate::signature::CheckingReader::new(download, check);
     loop {
-        let n = std::io::Read::read(&mut download, &mut buf)
-            .map_err(|e| fail(F, format!("{}: {e}", download.url)))?;
+        let n = std::io::Read::read(&mut reader, &mut buf)
+            .map_err(|e| fail(F, format!("{url}: {e}")))?;
         if n == 0 {
             break;
         }
         sha2::Digest::update(&mut hasher, &buf[..n]);
         std::io::Write::write_all(&mut temp, &buf[..n]).map_err(io)?;
     }
+    let signed_by = reader.finish(&url).map_err(|err| match err {
+        crate::signature::FinishError::Read(e) => fail(F, format!("{url}: {e}")),
+        crate::signature::FinishError::Signature(e) => super::raise_error(lua, F, &e),
+    })?;
     let digest = crate::extract::hex(&sha2::Digest::finalize(hasher));
     if let Some(expected) = &expected
         && *expected != digest
@@ -261,7 +276,7 @@ fn fetch(lua: &Lua, (text, path): (String, String)) -> mlua::Result<Table> {
             format!(
                 "checksum mismatch for {} from {}: expected sha256 {expected}, got {digest}",
                 coordinate.id(),
-                download.url
+                url
             ),
             crate::exit::ExitCode::ChecksumMismatch,
         ));
@@ -271,8 +286,9 @@ fn fetch(lua: &Lua, (text, path): (String, String)) -> mlua::Result<Table> {
     let table = lua.create_table()?;
     table.set("path", path.as_str())?;
     table.set("sha256", digest)?;
-    table.set("verified", expected.is_some())?;
-    table.set("source", download.url.as_str())?;
+    table.set("verified", expected.is_some() || signed_by.is_some())?;
+    table.set("signed_by", signed_by.map(|id| id.to_string()))?;
+    table.set("source", url.as_str())?;
     table.set("format", format.name())?;
     Ok(table)
 }
