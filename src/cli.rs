@@ -297,7 +297,8 @@ pub struct PackArgs {
     #[arg(long)]
     pub force: bool,
     /// Sign the archive with this minisign secret key (its password from
-    /// COPKG_KEY_PASSWORD, else asked on a terminal); the signature is
+    /// COPKG_KEY_PASSWORD or the file COPKG_KEY_PASSWORD_FILE names, else
+    /// asked on a terminal); the signature is
     /// published beside the archive as <archive>.minisig.
     #[arg(long, value_name = "SECRET_KEY_FILE")]
     pub sign: Option<PathBuf>,
@@ -307,7 +308,8 @@ pub struct PackArgs {
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
     /// Where to write the key pair: PREFIX.pub and PREFIX.key (never
-    /// overwritten). The secret key is encrypted with COPKG_KEY_PASSWORD,
+    /// overwritten). The secret key is encrypted with COPKG_KEY_PASSWORD (or
+    /// the first line of the file COPKG_KEY_PASSWORD_FILE names),
     /// else with a password asked twice on a terminal; without either it
     /// is written unencrypted, as `minisign -W` does.
     #[arg(long, value_name = "PREFIX")]

@@ -364,6 +364,20 @@ fn an_encrypted_key_needs_its_password() {
             "a refused pack wrote into the repository"
         );
     }
+    // A password file (a CI secret) does as well.
+    let password_file = sb.path().join("password");
+    std::fs::write(&password_file, "correct horse\n").unwrap();
+    let out = run(sb
+        .copkg()
+        .env("COPKG_KEY_PASSWORD_FILE", &password_file)
+        .arg("pack")
+        .arg(example_dir("hello"))
+        .args(["--coordinate", COORD, "--out"])
+        .arg(sb.repo())
+        .arg("--sign")
+        .arg(&key.secret_file));
+    assert_eq!(out.code, 0, "{out:?}");
+    std::fs::remove_dir_all(sb.repo()).unwrap();
     let out = pack(Some("correct horse"));
     assert_eq!(out.code, 0, "{out:?}");
     let out = run(Command::new("minisign")

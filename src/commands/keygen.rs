@@ -1,5 +1,6 @@
 //! `copkg keygen --out PREFIX`, and the key passwords `keygen` and `pack
-//! --sign` read: `COPKG_KEY_PASSWORD`, else a prompt on a terminal.
+//! --sign` read: `COPKG_KEY_PASSWORD`, else the first line of the file
+//! `COPKG_KEY_PASSWORD_FILE` names, else a prompt on a terminal.
 
 use std::io::IsTerminal;
 
@@ -8,22 +9,55 @@ use crate::cli::KeygenArgs;
 
 /// The environment variable a key's password may come from (CI).
 pub const PASSWORD_VAR: &str = "COPKG_KEY_PASSWORD";
+/// The environment variable naming a file whose first line is the password
+/// (CI secrets mounted as files).
+pub const PASSWORD_FILE_VAR: &str = "COPKG_KEY_PASSWORD_FILE";
+/// Largest password file read.
+const PASSWORD_FILE_LIMIT: u64 = 64 * 1024;
 
 /// Whether a password can be asked for: stdin and stderr on a terminal.
 fn on_terminal() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
-/// `COPKG_KEY_PASSWORD`, if set; an empty one is refused.
+/// `COPKG_KEY_PASSWORD`, else the first line of the file
+/// `COPKG_KEY_PASSWORD_FILE` names, if either is set; an empty one is refused.
 fn password_from_env() -> Result<Option<String>> {
     match std::env::var_os(PASSWORD_VAR) {
-        None => Ok(None),
+        None => password_from_file(),
         Some(value) if value.is_empty() => Err(usage(format!("{PASSWORD_VAR} is empty"))),
         Some(value) => value
             .into_string()
             .map(Some)
             .map_err(|_| usage(format!("{PASSWORD_VAR} is not UTF-8"))),
     }
+}
+
+fn password_from_file() -> Result<Option<String>> {
+    let Some(path) = std::env::var_os(PASSWORD_FILE_VAR) else {
+        return Ok(None);
+    };
+    let path = std::path::PathBuf::from(path);
+    let bytes = crate::bounded::read_file(&path, PASSWORD_FILE_LIMIT).map_err(|e| {
+        usage(format!(
+            "{PASSWORD_FILE_VAR}: cannot read {}: {e}",
+            path.display()
+        ))
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        usage(format!(
+            "{PASSWORD_FILE_VAR}: {} is not UTF-8",
+            path.display()
+        ))
+    })?;
+    let line = text.lines().next().unwrap_or("");
+    if line.is_empty() {
+        return Err(usage(format!(
+            "{PASSWORD_FILE_VAR}: {} holds no password on its first line",
+            path.display()
+        )));
+    }
+    Ok(Some(line.to_owned()))
 }
 
 fn prompt(text: &str) -> Result<String> {
