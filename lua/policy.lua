@@ -132,6 +132,21 @@ function policy.reload_signal(ctx) -- luacheck: no unused args
   return "HUP"
 end
 
+--- The settings a service runs with: what its package declares in
+--- script.d/service.lua (`declared`, {} when it has none), as the site wants
+--- them. Return the table to use (fields: stop = {signal, timeout},
+--- reload = {signal}, reopen_logs = {signal}, ready, user, env, limits =
+--- {nofile, memory}, logs); it is checked like service.lua. A package may
+--- name an account but never root, unless this hook returns it. Flags
+--- (--user, --ready) and the package's scripts for an action (stop.py,
+--- reload.lua, ready.py, …) still win. Default: `declared` as it is.
+---@param ctx copkg.ServiceContext
+---@param declared table
+---@return table
+function policy.service_settings(ctx, declared) -- luacheck: no unused args
+  return declared
+end
+
 --- The account a service runs as, "NAME" or "NAME:GROUP", unless
 --- `copkg start --user` names one; nil leaves it to the config's
 --- `defaultUser` (unset: copkg's own user). Only root may name another user.

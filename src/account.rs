@@ -113,6 +113,15 @@ impl Account {
         })
     }
 
+    /// `nobody` (from the password database, else uid and gid 65534): the
+    /// account with no rights, for reading what needs none.
+    pub fn nobody() -> Account {
+        match nix::unistd::User::from_name("nobody") {
+            Ok(Some(user)) => Account::from_ids(user.uid.as_raw(), user.gid.as_raw()),
+            _ => Account::from_ids(65534, 65534),
+        }
+    }
+
     /// The account copkg itself runs as.
     pub fn own() -> Account {
         Account::from_ids(

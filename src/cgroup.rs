@@ -29,6 +29,28 @@ pub fn cgroup2_mount() -> Option<PathBuf> {
     parse_mountinfo(&text)
 }
 
+/// The mount point of the cgroup v1 memory hierarchy, if one is mounted
+/// (hybrid layouts mount memory there, beside a cgroup2 tree without it).
+pub fn memory_v1_mount() -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    parse_memory_v1(&text)
+}
+
+fn parse_memory_v1(text: &str) -> Option<PathBuf> {
+    text.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        let mut fields = after.split_whitespace();
+        if fields.next()? != "cgroup" {
+            return None;
+        }
+        let options = fields.nth(1)?;
+        if !options.split(',').any(|o| o == "memory") {
+            return None;
+        }
+        Some(PathBuf::from(unescape(before.split_whitespace().nth(4)?)))
+    })
+}
+
 /// The first cgroup2 mount point in a mountinfo text (octal escapes undone).
 fn parse_mountinfo(text: &str) -> Option<PathBuf> {
     text.lines().find_map(|line| {
@@ -145,21 +167,65 @@ impl ServiceCgroup {
     }
 
     /// Removes the cgroup when it is empty (an error is ignored: it may be
-    /// gone, or a process may still be leaving).
+    /// gone, or a process may still be leaving), and its memory cgroup.
     pub fn remove(&self) {
         let _ = std::fs::remove_dir(&self.path);
+        self.clear_memory_limit();
+    }
+
+    /// The service's cgroup in the v1 memory hierarchy: the same path below
+    /// that mount as this one below the cgroup2 mount.
+    fn memory_v1_dir(&self) -> Option<PathBuf> {
+        let relative = self.path.strip_prefix(cgroup2_mount()?).ok()?;
+        Some(memory_v1_mount()?.join(relative))
+    }
+
+    /// Limits the memory of every process in the service to `bytes`: by
+    /// `memory.max` where cgroup v2 lets copkg's subtree have the memory
+    /// controller, else by a cgroup in the v1 memory hierarchy that the
+    /// service's processes join beside this one. Call before [`Placing`]
+    /// starts.
+    pub fn limit_memory(&self, bytes: u64) -> io::Result<()> {
+        let parent = self.path.parent().unwrap_or(&self.path);
+        let available =
+            std::fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
+        if available.split_whitespace().any(|c| c == "memory") {
+            std::fs::write(parent.join("cgroup.subtree_control"), "+memory")?;
+            return std::fs::write(self.path.join("memory.max"), bytes.to_string());
+        }
+        let Some(dir) = self.memory_v1_dir() else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no memory controller: cgroup v2 has none for copkg's cgroups and no cgroup v1 \
+                 memory hierarchy is mounted",
+            ));
+        };
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("memory.limit_in_bytes"), bytes.to_string())
+    }
+
+    /// Removes a v1 memory cgroup an earlier start left (it is empty once
+    /// the service is stopped), so that a start without a limit has none.
+    pub fn clear_memory_limit(&self) {
+        if let Some(dir) = self.memory_v1_dir() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 
 /// The `cgroup.procs` of the service being started, which processes copkg
 /// starts meanwhile (scripts, `copkg.spawn`) join before they exec.
 static PLACING: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+/// The same, in the v1 memory hierarchy, when the service has a memory
+/// limit there.
+static PLACING_MEMORY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
 /// While it lives, every process copkg starts joins the cgroup whose
-/// `cgroup.procs` it holds open.
+/// `cgroup.procs` it holds open (and its v1 memory cgroup, if it has one).
 #[derive(Debug)]
 pub struct Placing {
     _procs: OwnedFd,
+    _memory: Option<OwnedFd>,
 }
 
 impl Placing {
@@ -167,14 +233,26 @@ impl Placing {
     pub fn start(cgroup: &ServiceCgroup) -> io::Result<Placing> {
         use std::os::fd::AsRawFd;
         let procs = cgroup.procs_for_writing()?;
+        let memory = match cgroup.memory_v1_dir().filter(|d| d.is_dir()) {
+            Some(dir) => Some(ServiceCgroup::at(dir).procs_for_writing()?),
+            None => None,
+        };
         PLACING.store(procs.as_raw_fd(), std::sync::atomic::Ordering::SeqCst);
-        Ok(Placing { _procs: procs })
+        PLACING_MEMORY.store(
+            memory.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        Ok(Placing {
+            _procs: procs,
+            _memory: memory,
+        })
     }
 }
 
 impl Drop for Placing {
     fn drop(&mut self) {
         PLACING.store(-1, std::sync::atomic::Ordering::SeqCst);
+        PLACING_MEMORY.store(-1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -187,13 +265,18 @@ pub fn placing_fd() -> Option<std::os::fd::RawFd> {
 /// Moves the calling process into the cgroup whose `cgroup.procs` is `fd`.
 /// Called between fork and exec: only write(2), which is async-signal-safe.
 pub fn join_in_child(fd: std::os::fd::RawFd) -> io::Result<()> {
-    // SAFETY: write(2) with a static buffer on an fd the parent opened.
-    let written = unsafe { nix::libc::write(fd, b"0".as_ptr().cast(), 1) };
-    if written == 1 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    let memory = PLACING_MEMORY.load(std::sync::atomic::Ordering::SeqCst);
+    for fd in [fd, memory] {
+        if fd < 0 {
+            continue;
+        }
+        // SAFETY: write(2) with a static buffer on an fd the parent opened.
+        let written = unsafe { nix::libc::write(fd, b"0".as_ptr().cast(), 1) };
+        if written != 1 {
+            return Err(io::Error::last_os_error());
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod commands;
 pub mod coordinate;
+pub mod declared;
 pub mod exit;
 pub mod extract;
 pub mod interrupt;

@@ -13,11 +13,13 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::account::Account;
 use crate::cgroup::{Placing, ServiceCgroup};
 use crate::coordinate::{PackageCoordinate, ServiceCoordinate};
+use crate::declared::{SERVICE_LUA, ServiceSettings};
 use crate::exit::{Coded, ExitCode};
 use crate::platform::Platform;
 use crate::ready::ReadyCheck;
 use crate::repo::{Fetcher, ProxyError, ProxySettings};
 use crate::runtime::{RuntimeDir, RuntimeError};
+use crate::service::Launch;
 use crate::service::{self, ScriptRun, ServiceError, ServiceState};
 use crate::settings::Settings;
 use crate::state::{RecordedProcess, STATE_DIR, ServiceRecord, StateDir, StateError};
@@ -164,6 +166,23 @@ pub trait SitePolicy {
     fn ready(&self, context: &ServiceContext) -> Result<Option<String>, PolicyError>;
     /// The account the site names for a service (`NAME[:GROUP]`), if any.
     fn service_account(&self, context: &ServiceContext) -> Result<Option<String>, PolicyError>;
+    /// The settings a package's `service.lua` declares, read in a process
+    /// of its own as `account` (checked).
+    fn declared_settings(
+        &self,
+        script: &Path,
+        context: &ServiceContext,
+        account: &Account,
+    ) -> Result<ServiceSettings, PolicyError>;
+    /// The site's `service_settings` hook: the declared settings as the site
+    /// wants them (checked).
+    fn service_settings(
+        &self,
+        context: &ServiceContext,
+        declared: &ServiceSettings,
+    ) -> Result<ServiceSettings, PolicyError>;
+    /// Whether the site script defines `hook` itself.
+    fn site_defines(&self, hook: &str) -> bool;
     /// Runs a package's Lua script (start.lua, stop.lua, reload.lua) with
     /// the service context, as `account` in a process of its own (SPEC §6).
     fn run_package_script(
@@ -203,6 +222,22 @@ pub enum ScriptValue {
 /// Why a lifecycle operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
+    /// A declared memory limit cannot be enforced here.
+    #[error("cannot limit the memory of {service}: {reason}")]
+    MemoryLimit {
+        /// The service.
+        service: String,
+        /// Why not.
+        reason: String,
+    },
+    /// A package's service.lua named root, which only the site may.
+    #[error(
+        "{package}: script.d/service.lua names root as the account; only the site's service_settings hook or --user may"
+    )]
+    PackageNamesRoot {
+        /// The package.
+        package: String,
+    },
     /// The account a service is to run as cannot be used.
     #[error("the account {from} names: {source}")]
     Account {
@@ -434,6 +469,9 @@ impl Coded for LifecycleError {
             }
             LifecycleError::Store(source) => source.exit_code(),
             LifecycleError::Account { source, .. } => source.exit_code(),
+            LifecycleError::PackageNamesRoot { .. } | LifecycleError::MemoryLimit { .. } => {
+                ExitCode::Usage
+            }
         }
     }
 }
@@ -818,7 +856,15 @@ fn start_locked(
         platform: Platform::current(),
         open_files: Vec::new(),
     };
-    let account = service_account(settings, policy, request, &context, notify)?;
+    let service_settings = settings_for(policy, &context)?;
+    let account = service_account(
+        settings,
+        policy,
+        request,
+        &context,
+        &service_settings,
+        notify,
+    )?;
     runtime.prepare()?;
     let account = account.filter(Account::needs_switch);
     if let Some(account) = &account {
@@ -826,6 +872,7 @@ fn start_locked(
     }
     // Scripts, spawns and readiness checks run as the service's account.
     let _run_as = crate::account::RunAs::start(account.clone());
+    let _launch = Launch::of(&service_settings).start();
     call_hook(policy, LifecycleHook::BeforeStart, &context)?;
     runtime.clear_pidfile()?;
 
@@ -836,6 +883,27 @@ fn start_locked(
     let cgroup = ServiceCgroup::for_service(state.path(), &what)
         .filter(|_| settings.service_cgroups)
         .filter(|cg| cg.create().is_ok());
+    // A declared memory limit goes through the cgroup, or the start is refused.
+    let limited = match (service_settings.limits.memory, &cgroup) {
+        (Some(bytes), Some(cg)) => cg.limit_memory(bytes).map_err(|e| e.to_string()),
+        (Some(_), None) => Err(
+            "it needs a cgroup of the service's own (copkg as root, serviceCgroups on)".to_owned(),
+        ),
+        (None, Some(cg)) => {
+            cg.clear_memory_limit();
+            Ok(())
+        }
+        (None, None) => Ok(()),
+    };
+    if let Err(reason) = limited {
+        if let Some(cg) = &cgroup {
+            cg.remove();
+        }
+        return Err(LifecycleError::MemoryLimit {
+            service: what,
+            reason,
+        });
+    }
     let mut record = ServiceRecord {
         service: what.clone(),
         runtime_path: runtime.relative().to_owned(),
@@ -849,6 +917,7 @@ fn start_locked(
         starting: true,
         failed: None,
         account: account.as_ref().map(Account::record),
+        settings: service_settings.clone(),
     };
     state.write(&record)?;
     let _interrupted = cgroup
@@ -999,6 +1068,13 @@ fn readiness(
     };
     let ready_lua = package_dir.join("script.d/ready.lua");
     let ready_py = package_dir.join("script.d/ready.py");
+    // Declared by the package (or the site's service_settings): checked
+    // when the settings were read.
+    let declared = record
+        .settings
+        .ready
+        .as_deref()
+        .and_then(|text| text.parse::<ReadyCheck>().ok());
     let check = match request.ready.cloned().or(site_check) {
         Some(check) => Readiness::Check(check),
         None if ready_lua.is_file() => Readiness::Lua(ready_lua),
@@ -1007,7 +1083,10 @@ fn readiness(
             format!("--runtime-dir={}", runtime.path().display()),
             format!("--coordinate={what}"),
         ])),
-        None => return Ok(()),
+        None => match declared {
+            Some(check) => Readiness::Check(check),
+            None => return Ok(()),
+        },
     };
     let alive = || !service::live_processes(record).is_empty();
     let _placing = place_in(record);
@@ -1091,16 +1170,31 @@ fn service_account(
     policy: &dyn SitePolicy,
     request: &StartRequest<'_>,
     context: &ServiceContext,
+    declared: &ServiceSettings,
     notify: Notify<'_>,
 ) -> Result<Option<Account>, LifecycleError> {
     if let Some(account) = request.account {
         return Ok(Some(account.clone()));
     }
-    let (from, spec) = match policy
-        .service_account(context)
-        .map_err(policy_err("service_account"))?
-    {
-        Some(spec) => ("the service_account hook", spec),
+    // The site's service_settings (when it defines one), else its
+    // service_account, else what the package declares.
+    let site_settings = policy.site_defines("service_settings");
+    let named = if site_settings {
+        declared
+            .user
+            .clone()
+            .map(|spec| ("the service_settings hook", spec))
+    } else {
+        match policy
+            .service_account(context)
+            .map_err(policy_err("service_account"))?
+        {
+            Some(spec) => Some(("the service_account hook", spec)),
+            None => declared.user.clone().map(|spec| (SERVICE_LUA, spec)),
+        }
+    };
+    let (from, spec) = match named {
+        Some(named) => named,
         None => match &settings.default_user {
             Some(spec) => ("defaultUser", spec.clone()),
             None => {
@@ -1114,9 +1208,45 @@ fn service_account(
             }
         },
     };
-    Account::parse(&spec)
-        .map(Some)
-        .map_err(|source| LifecycleError::Account { from, source })
+    let account =
+        Account::parse(&spec).map_err(|source| LifecycleError::Account { from, source })?;
+    if account.uid == 0 && from == SERVICE_LUA {
+        return Err(LifecycleError::PackageNamesRoot {
+            package: context
+                .package
+                .as_ref()
+                .map(PackageCoordinate::id)
+                .unwrap_or_default(),
+        });
+    }
+    Ok(Some(account))
+}
+
+/// The settings a service starts with: what its package's `service.lua`
+/// declares (read as nobody when copkg is root: the account is not known
+/// yet, and the file needs no rights), as the site's `service_settings`
+/// hook wants them.
+fn settings_for(
+    policy: &dyn SitePolicy,
+    context: &ServiceContext,
+) -> Result<ServiceSettings, LifecycleError> {
+    let package_dir = context.package_dir.as_deref().unwrap_or(Path::new("."));
+    let script = package_dir.join(SERVICE_LUA);
+    let declared = if script.is_file() {
+        let reader = if nix::unistd::geteuid().is_root() {
+            Account::nobody()
+        } else {
+            Account::own()
+        };
+        policy
+            .declared_settings(&script, context, &reader)
+            .map_err(package_script_err(&script))?
+    } else {
+        ServiceSettings::default()
+    };
+    policy
+        .service_settings(context, &declared)
+        .map_err(policy_err("service_settings"))
 }
 
 /// The processes a start left running. With a cgroup: every process in it,
@@ -1305,6 +1435,7 @@ fn stop_locked(
     let context = context_from_record(service, &runtime, Some(&record));
     call_hook(policy, LifecycleHook::BeforeStop, &context)?;
     let _run_as = crate::account::RunAs::start(Some(recorded_account(&record)));
+    let _launch = Launch::of(&record.settings).start();
     let _placing = place_in(&record);
 
     let scripted =
@@ -1321,7 +1452,11 @@ fn stop_locked(
                 "{what} still runs after its stop script; signalling it"
             ));
         }
-        match service::stop_by_signals(&record, &settings.stop_schedule) {
+        let schedule = record
+            .settings
+            .stop_schedule()
+            .unwrap_or_else(|| settings.stop_schedule.clone());
+        match service::stop_by_signals(&record, &schedule) {
             Ok(()) | Err(ServiceError::NotRunning { .. }) => {}
             Err(err) => return Err(err.into()),
         }
@@ -1558,6 +1693,7 @@ pub fn reload(
     }
     let context = context_from_record(service, &runtime, Some(&record));
     let _run_as = crate::account::RunAs::start(Some(recorded_account(&record)));
+    let _launch = Launch::of(&record.settings).start();
     let _placing = place_in(&record);
     let reload_lua = record.package_dir.join("script.d/reload.lua");
     let reload_py = record.package_dir.join("script.d/reload.py");
@@ -1575,9 +1711,13 @@ pub fn reload(
         run_package_py(settings, &runtime, &context, &reload_py, args)?;
         return Ok(Reloaded::Script(reload_py));
     }
-    let name = policy
-        .reload_signal(&context)
-        .map_err(policy_err("reload_signal"))?;
+    // The signal its settings name, else the site's reload_signal hook's.
+    let name = match &record.settings.reload {
+        Some(reload) => reload.signal.clone(),
+        None => policy
+            .reload_signal(&context)
+            .map_err(policy_err("reload_signal"))?,
+    };
     let signal = service::parse_signal(&name).ok_or_else(|| LifecycleError::Policy {
         what: "reload_signal".to_owned(),
         source: PolicyError::new(ServiceError::Schedule(format!("{name}/0"))),

@@ -128,10 +128,87 @@ fn pids_text(pids: &[i32]) -> String {
 }
 
 /// The environment every script and service starts from: that of the
-/// account copkg runs as (`PATH`, `LANG`, `HOME`, `USER`, `LOGNAME`), never
-/// copkg's own (a repository URL with a password, tokens) — SECURITY.md F7.
+/// account copkg runs as (`PATH`, `LANG`, `HOME`, `USER`, `LOGNAME`), with
+/// what the service's settings add ([`Launch`]), never copkg's own (a
+/// repository URL with a password, tokens) — SECURITY.md F7.
 pub fn clean_environment() -> Vec<(OsString, OsString)> {
-    crate::account::current().environment()
+    let mut env = crate::account::current().environment();
+    for (name, value) in Launch::current().env {
+        env.retain(|(k, _)| k.as_os_str() != name.as_str());
+        env.push((name.into(), value.into()));
+    }
+    env
+}
+
+/// What every process copkg starts for a service gets besides its account:
+/// the environment and the open-file limit its settings declare.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Launch {
+    /// Variables added to the clean environment.
+    pub env: Vec<(String, String)>,
+    /// RLIMIT_NOFILE (soft and hard), when declared.
+    pub nofile: Option<u64>,
+}
+
+static LAUNCH: Mutex<Option<Launch>> = Mutex::new(None);
+
+/// While it lives, what copkg starts gets a [`Launch`].
+#[derive(Debug)]
+pub struct LaunchGuard {
+    previous: Option<Launch>,
+}
+
+impl Launch {
+    /// The launch settings of a service's settings.
+    pub fn of(settings: &crate::declared::ServiceSettings) -> Launch {
+        Launch {
+            env: settings
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            nofile: settings.limits.nofile,
+        }
+    }
+
+    /// Applies to what copkg starts until the guard is dropped.
+    pub fn start(self) -> LaunchGuard {
+        let mut current = LAUNCH.lock().unwrap_or_else(|e| e.into_inner());
+        LaunchGuard {
+            previous: current.replace(self),
+        }
+    }
+
+    /// What applies now (none: nothing added).
+    pub fn current() -> Launch {
+        LAUNCH
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for LaunchGuard {
+    fn drop(&mut self) {
+        *LAUNCH.lock().unwrap_or_else(|e| e.into_inner()) = self.previous.take();
+    }
+}
+
+/// Sets RLIMIT_NOFILE between fork and exec (setrlimit is
+/// async-signal-safe).
+fn apply_nofile(nofile: Option<u64>) -> io::Result<()> {
+    if let Some(n) = nofile {
+        let limit = nix::libc::rlimit {
+            rlim_cur: n,
+            rlim_max: n,
+        };
+        // SAFETY: setrlimit reads the struct passed and touches nothing else.
+        if unsafe { nix::libc::setrlimit(nix::libc::RLIMIT_NOFILE, &limit) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Makes `command` run as the account set for what copkg starts now, when
@@ -251,11 +328,13 @@ pub fn spawn_detached(spec: &SpawnSpec) -> Result<RecordedProcess, ServiceError>
     // touches no locks or heap.
     run_as_current(&mut command);
     let cgroup = crate::cgroup::placing_fd();
+    let nofile = Launch::current().nofile;
     unsafe {
         command.pre_exec(move || {
             if let Some(fd) = cgroup {
                 crate::cgroup::join_in_child(fd)?;
             }
+            apply_nofile(nofile)?;
             match nix::libc::fork() {
                 -1 => return Err(io::Error::last_os_error()),
                 0 => {}
@@ -365,6 +444,7 @@ pub fn run_script(run: &ScriptRun) -> Result<String, ServiceError> {
         .process_group(0);
     run_as_current(&mut command);
     let cgroup = crate::cgroup::placing_fd();
+    let nofile = Launch::current().nofile;
     // SAFETY: the hook only writes to an open fd (joining the service's
     // cgroup) and marks descriptors close-on-exec (async-signal-safe).
     unsafe {
@@ -372,6 +452,7 @@ pub fn run_script(run: &ScriptRun) -> Result<String, ServiceError> {
             if let Some(fd) = cgroup {
                 crate::cgroup::join_in_child(fd)?;
             }
+            apply_nofile(nofile)?;
             mark_inherited_fds_cloexec();
             Ok(())
         });
@@ -554,6 +635,7 @@ pub fn run_captured(run: &CapturedRun) -> Result<Captured, ServiceError> {
         command.uid(account.uid).gid(account.gid);
     }
     let cgroup = crate::cgroup::placing_fd();
+    let nofile = Launch::current().nofile;
     // SAFETY: the hook only writes to an open fd (joining the service's
     // cgroup) and marks descriptors close-on-exec (async-signal-safe).
     unsafe {
@@ -561,6 +643,7 @@ pub fn run_captured(run: &CapturedRun) -> Result<Captured, ServiceError> {
             if let Some(fd) = cgroup {
                 crate::cgroup::join_in_child(fd)?;
             }
+            apply_nofile(nofile)?;
             mark_inherited_fds_cloexec();
             Ok(())
         });
@@ -977,6 +1060,7 @@ mod tests {
             starting: false,
             failed: None,
             account: None,
+            settings: Default::default(),
         };
         // A schedule without KILL only parses here, to reach this case.
         let schedule = StopSchedule::parse_steps("TERM/0.2").unwrap();

@@ -85,7 +85,7 @@ pub struct RecordedProcess {
 }
 
 /// What copkg records about a service it started.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceRecord {
     /// The service coordinate.
@@ -116,6 +116,10 @@ pub struct ServiceRecord {
     /// The account it runs as (none: as copkg's own user).
     #[serde(default)]
     pub account: Option<crate::account::AccountRecord>,
+    /// The settings it was started with (its package's service.lua, as the
+    /// site's `service_settings` hook left them).
+    #[serde(default)]
+    pub settings: crate::declared::ServiceSettings,
 }
 
 /// copkg's state dir under a runtime root.
@@ -315,6 +319,7 @@ mod tests {
             starting: false,
             failed: None,
             account: None,
+            settings: Default::default(),
         }
     }
 

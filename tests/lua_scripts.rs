@@ -209,7 +209,7 @@ fn site_command_reports_overrides_or_the_error() {
         format!(
             "site script: {}\ninstall_path\tdefault\nrepository_paths\tdefault\nruntime_path\tsite\nbinary_path\tdefault\n\
              before_start\tsite\nafter_start\tdefault\nbefore_stop\tdefault\nafter_stop\tdefault\nbefore_cleanup\tdefault\n\
-             before_upgrade\tdefault\nafter_upgrade\tdefault\nreload_signal\tdefault\nservice_account\tdefault\nready\tdefault\nclean_logs\tdefault\n",
+             before_upgrade\tdefault\nafter_upgrade\tdefault\nreload_signal\tdefault\nservice_account\tdefault\nservice_settings\tdefault\nready\tdefault\nclean_logs\tdefault\n",
             site.display()
         )
     );

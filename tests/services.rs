@@ -3347,3 +3347,212 @@ fn f6_console_text_in_errors_is_escaped_and_marked() {
         out.stderr
     );
 }
+
+/// A package says how it stops, reloads, becomes ready and runs in
+/// `script.d/service.lua`; the site's `service_settings` may change any of
+/// it; what either returns is checked.
+#[test]
+fn service_lua_declares_how_a_service_stops_reloads_and_runs() {
+    let uid = service_account("copkg-test-svc");
+    let sandbox = Sandbox::new();
+    std::fs::set_permissions(sandbox.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // TERM is ignored: only the declared QUIT stops it quickly.
+    let daemon = r#"trap '' TERM
+trap 'echo usr1 >> data/got' USR1
+trap 'echo quit >> data/got; exit 0' QUIT
+echo "$GREETING" > data/env.tmp
+ulimit -n > data/nofile
+mv data/env.tmp data/env
+while :; do sleep 0.05; done"#;
+    let service_lua = r#"return {
+  stop = { signal = "QUIT", timeout = 20 },
+  reload = { signal = "USR1" },
+  ready = function(ctx) return "exec:/usr/bin/test -e " .. ctx.runtime_dir .. "/data/env" end,
+  user = "copkg-test-svc",
+  env = { GREETING = "hello" },
+  limits = { nofile = 4242 },
+  logs = { "log/app.log" },
+}
+"#;
+    let package = install_package(
+        &sandbox,
+        "declared",
+        &[
+            ("script.d/start.lua", &lua_service(daemon), 0o644),
+            ("script.d/service.lua", service_lua, 0o644),
+        ],
+    );
+    let out = run(sandbox.copkg().args(["start", &package, SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains("runs as root"), "{}", out.stderr);
+    let runtime = runtime_dir(&sandbox, SVC);
+    let data =
+        |name: &str| std::fs::read_to_string(runtime.join("data").join(name)).unwrap_or_default();
+    // Ready meant data/env was there when start returned.
+    assert_eq!(data("env"), "hello\n");
+    assert_eq!(data("nofile"), "4242\n");
+    let recorded = record(&sandbox, SVC);
+    assert_eq!(recorded["settings"]["stop"]["signal"], "QUIT");
+    assert_eq!(uid_of(recorded_pid(&sandbox, SVC)), uid);
+    assert_eq!(run(sandbox.copkg().args(["reload", SVC])).code, 0);
+    assert!(wait_until(Duration::from_secs(5), || data("got") == "usr1\n"));
+    let began = Instant::now();
+    let out = run(sandbox.copkg().args(["stop", SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(began.elapsed() < Duration::from_secs(10), "{out:?}");
+    assert_eq!(data("got"), "usr1\nquit\n");
+
+    // The site changes what the package declared, and may name root.
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(
+        &site,
+        r#"return {
+  service_settings = function(ctx, declared)
+    declared.env.GREETING = "from the site"
+    declared.user = "root"
+    return declared
+  end,
+  service_account = function(ctx) return "copkg-test-svc" end,
+}
+"#,
+    )
+    .unwrap();
+    // (Readiness waits for data/env again.)
+    std::fs::remove_file(runtime.join("data/env")).unwrap();
+    let out = run(sandbox
+        .copkg()
+        .arg("--site")
+        .arg(&site)
+        .args(["start", &package, SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(data("env"), "from the site\n");
+    assert_eq!(uid_of(recorded_pid(&sandbox, SVC)), 0);
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+    let out = run(sandbox.copkg().arg("--site").arg(&site).arg("site"));
+    assert!(
+        out.stderr.contains("service_settings decides the account"),
+        "{out:?}"
+    );
+
+    // A package may not name root itself.
+    let rooted = install_package(
+        &sandbox,
+        "rooted",
+        &[
+            ("script.d/start.lua", &lua_service("exec sleep 60"), 0o644),
+            (
+                "script.d/service.lua",
+                "return { user = \"root\" }\n",
+                0o644,
+            ),
+        ],
+    );
+    let out = run(sandbox.copkg().args(["start", &rooted, "2.svc.test.local"]));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("script.d/service.lua names root"),
+        "{}",
+        out.stderr
+    );
+    // A wrong field is named, with the file.
+    let wrong = install_package(
+        &sandbox,
+        "wrong",
+        &[
+            ("script.d/start.lua", &lua_service("exec sleep 60"), 0o644),
+            (
+                "script.d/service.lua",
+                "return { stop = { signal = \"QUITE\" } }\n",
+                0o644,
+            ),
+        ],
+    );
+    let out = run(sandbox.copkg().args(["start", &wrong, "3.svc.test.local"]));
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("service.lua: `stop.signal` = \"QUITE\" is not a signal name"),
+        "{}",
+        out.stderr
+    );
+    for service in ["2.svc.test.local", "3.svc.test.local"] {
+        assert!(
+            !runtime_dir(&sandbox, service).join("run").exists(),
+            "{service}"
+        );
+    }
+}
+
+/// `limits.memory` in service.lua goes through the service's cgroup (the v1
+/// memory hierarchy here, beside a cgroup2 tree without the controller);
+/// where no cgroup can be had, the start is refused, never run unlimited.
+#[test]
+fn a_declared_memory_limit_is_enforced_by_a_cgroup_or_refused() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "memlimit",
+        &[
+            ("script.d/start.lua", &lua_service("exec sleep 60"), 0o644),
+            (
+                "script.d/service.lua",
+                "return { limits = { memory = \"64M\" } }\n",
+                0o644,
+            ),
+        ],
+    );
+    let out = start(&sandbox, &package, SVC, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let pid = recorded_pid(&sandbox, SVC);
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let limit_file = match cgroups.lines().find_map(|l| l.strip_prefix("0::")) {
+        // cgroup v2 with the memory controller: memory.max of its cgroup.
+        Some(v2)
+            if std::path::Path::new(&format!("/sys/fs/cgroup/unified{v2}/memory.max")).exists() =>
+        {
+            format!("/sys/fs/cgroup/unified{v2}/memory.max")
+        }
+        _ => {
+            let v1 = cgroups
+                .lines()
+                .find_map(|l| {
+                    let (_, rest) = l.split_once(':')?;
+                    let (controllers, path) = rest.split_once(':')?;
+                    controllers
+                        .split(',')
+                        .any(|c| c == "memory")
+                        .then(|| path.to_owned())
+                })
+                .expect("the process is in a memory cgroup");
+            assert!(v1.ends_with(SVC), "{cgroups}");
+            format!("/sys/fs/cgroup/memory{v1}/memory.limit_in_bytes")
+        }
+    };
+    assert_eq!(
+        std::fs::read_to_string(&limit_file).unwrap().trim(),
+        (64u64 << 20).to_string()
+    );
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+    assert!(
+        !std::path::Path::new(&limit_file).exists(),
+        "the memory cgroup was left behind"
+    );
+    // Without a cgroup: refused, nothing started.
+    let config = no_cgroups_config(&sandbox);
+    let out = run(copkg_with(&sandbox, Some(&config)).args([
+        "start",
+        "--user",
+        "root",
+        &package,
+        "2.svc.test.local",
+    ]));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("cannot limit the memory of 2.svc.test.local"),
+        "{}",
+        out.stderr
+    );
+    let out = run(sandbox.copkg().args(["status", "2.svc.test.local"]));
+    assert!(!out.stdout.contains("\trunning\t"), "{}", out.stdout);
+}

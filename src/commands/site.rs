@@ -5,6 +5,13 @@ use super::{Context, Result, out};
 /// Reports the site script's hooks, or its error with file and line.
 pub fn run(ctx: &Context) -> Result {
     let host = ctx.host()?;
+    let overrides = |hook: &str| host.overridden().iter().any(|h| h == hook);
+    if overrides("service_account") && overrides("service_settings") {
+        ctx.progress(
+            "note: the site defines both service_account and service_settings: \
+             service_settings decides the account, service_account is not called",
+        );
+    }
     let site = host.site().map_or_else(
         || "none (built-in policy only)".to_owned(),
         |p| p.display().to_string(),

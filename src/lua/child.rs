@@ -19,7 +19,7 @@ use crate::lifecycle::{
     LogCleanup, LogCleanupOptions, PackageScriptRan, ScriptValue, ServiceContext,
 };
 use crate::platform::Platform;
-use crate::service::{CapturedRun, run_captured};
+use crate::service::{CapturedRun, Launch, run_captured};
 use crate::state::RecordedProcess;
 
 /// How long past its own limit a hook process may run before it is killed.
@@ -106,6 +106,9 @@ enum Task {
     CleanLogs(LogCleanupOptions),
     /// A package's Lua script (start.lua, stop.lua, reload.lua), read by copkg.
     PackageScript { path: PathBuf, source: String },
+    /// A package's service.lua: the settings it declares, its functions
+    /// called with the service context.
+    ServiceSettings { path: PathBuf, source: String },
 }
 
 /// A request: the site script, the service context, the limits, the task.
@@ -115,6 +118,8 @@ struct HookRequest {
     site: Option<SiteSource>,
     context: ContextJson,
     limits: CallLimits,
+    /// The environment and limits the service's settings add.
+    launch: Launch,
     task: Task,
 }
 
@@ -127,6 +132,7 @@ enum HookAnswer {
         spawned: Vec<RecordedProcess>,
         returned: ScriptValue,
     },
+    Declared(serde_json::Value),
     Failed(String),
 }
 
@@ -149,6 +155,7 @@ fn run_child(
         site: lua.app_data_ref::<SiteSource>().map(|s| s.clone()),
         context: ContextJson::from_context(context),
         limits,
+        launch: Launch::current(),
         task,
     };
     let stdin = serde_json::to_vec(&request).map_err(|e| fail(e.to_string()))?;
@@ -197,7 +204,7 @@ pub(crate) fn clean_logs_as(
             message,
             code: None,
         }),
-        HookAnswer::Ran { .. } => Err(unexpected(WHAT)),
+        HookAnswer::Ran { .. } | HookAnswer::Declared(_) => Err(unexpected(WHAT)),
     }
 }
 
@@ -210,14 +217,7 @@ pub(crate) fn run_package_script_as(
     path: &Path,
     context: &ServiceContext,
 ) -> Result<PackageScriptRan, LuaError> {
-    let bytes = read_script(path).map_err(|source| LuaError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let source = String::from_utf8(bytes).map_err(|_| LuaError::Script {
-        message: format!("{}: a package script must be UTF-8", path.display()),
-        code: None,
-    })?;
+    let source = package_source(path)?;
     let what = path.display().to_string();
     let task = Task::PackageScript {
         path: path.to_owned(),
@@ -238,8 +238,55 @@ pub(crate) fn run_package_script_as(
             },
             code: None,
         }),
-        HookAnswer::CleanedLogs(_) => Err(unexpected(&what)),
+        HookAnswer::CleanedLogs(_) | HookAnswer::Declared(_) => Err(unexpected(&what)),
     }
+}
+
+/// Reads the settings a package's `service.lua` declares, in a process of
+/// its own as `account` (the service's account is not known yet, so copkg
+/// runs it as nobody when it is root): its table, with any function in it
+/// called with the service context, as checked settings.
+pub(crate) fn declared_settings_as(
+    lua: &Lua,
+    account: &Account,
+    path: &Path,
+    context: &ServiceContext,
+) -> Result<crate::declared::ServiceSettings, LuaError> {
+    let source = package_source(path)?;
+    let what = path.display().to_string();
+    let task = Task::ServiceSettings {
+        path: path.to_owned(),
+        source,
+    };
+    let (answer, output) = run_child(lua, account, context, task, &what)?;
+    match answer {
+        HookAnswer::Declared(value) => crate::declared::ServiceSettings::from_json(value, &what)
+            .map_err(|message| LuaError::Script {
+                message,
+                code: Some(crate::exit::ExitCode::ScriptFailed),
+            }),
+        HookAnswer::Failed(message) => Err(LuaError::Script {
+            message: if output.trim().is_empty() {
+                message
+            } else {
+                format!("{message}\n--- script output ---\n{output}")
+            },
+            code: None,
+        }),
+        HookAnswer::CleanedLogs(_) | HookAnswer::Ran { .. } => Err(unexpected(&what)),
+    }
+}
+
+/// A package's Lua source, read bounded from a regular file.
+fn package_source(path: &Path) -> Result<String, LuaError> {
+    let bytes = read_script(path).map_err(|source| LuaError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|_| LuaError::Script {
+        message: format!("{}: a package script must be UTF-8", path.display()),
+        code: None,
+    })
 }
 
 /// The child's side: reads a request, runs it, returns the answer to print.
@@ -256,12 +303,16 @@ fn run_request(input: &[u8]) -> Result<HookAnswer, LuaError> {
     let request: HookRequest = serde_json::from_slice(input).map_err(|e| bad(e.to_string()))?;
     let host = Host::from_source(request.site)?;
     host.lua.set_app_data(request.limits);
+    let _launch = request.launch.start();
     let context = request.context.into_context().map_err(bad)?;
     let policy = host.policy();
     match request.task {
         Task::CleanLogs(options) => policy
             .clean_logs(&context, &options)
             .map(HookAnswer::CleanedLogs),
+        Task::ServiceSettings { path, source } => policy
+            .declared_settings_source(&path, &source, &context)
+            .map(HookAnswer::Declared),
         Task::PackageScript { path, source } => {
             let returned = policy.run_package_source(&path, &source, &context)?;
             Ok(HookAnswer::Ran {

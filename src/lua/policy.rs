@@ -1,10 +1,11 @@
 //! Calls into the policy hooks and validates what they return.
 
-use mlua::{Function, Lua, Table, Value};
+use mlua::{Function, Lua, LuaSerdeExt, Table, Value};
 
 use super::LuaError;
 use crate::account::Account;
 use crate::coordinate::{PackageCoordinate, ServiceCoordinate};
+use crate::declared::ServiceSettings;
 use crate::lifecycle::{
     LifecycleHook, LogCleanup, LogCleanupOptions, PackageScriptRan, PolicyError, ScriptValue,
     ServiceContext, SitePolicy,
@@ -28,6 +29,7 @@ pub const HOOKS: &[&str] = &[
     "after_upgrade",
     "reload_signal",
     "service_account",
+    "service_settings",
     "ready",
     "clean_logs",
 ];
@@ -124,6 +126,106 @@ impl<'a> Policy<'a> {
             Value::String(s) => ScriptValue::String(s.to_string_lossy()),
             other => ScriptValue::Other(other.type_name().to_owned()),
         })
+    }
+
+    /// Evaluates a package's `service.lua` from its source in this state:
+    /// the table it returns, with any function in it (at the top or one
+    /// level down) called with the service context, as JSON. Only the hook
+    /// child does this.
+    pub(crate) fn declared_settings_source(
+        &self,
+        path: &std::path::Path,
+        source: &str,
+        context: &ServiceContext,
+    ) -> Result<serde_json::Value, LuaError> {
+        let what = path.display().to_string();
+        let chunk = self
+            .lua
+            .load(source)
+            .set_name(format!("@{what}"))
+            .into_function()?;
+        let ctx = self.context_table(context)?;
+        super::limits::limited(self.lua, what.clone(), None, || {
+            let returned = chunk.call::<Value>(ctx.clone())?;
+            self.settings_json(returned, &ctx)
+                .map_err(|problem| LuaError::Script {
+                    message: format!("{what}: {problem}"),
+                    code: None,
+                })
+        })
+    }
+
+    /// Settings a script or hook returned, as JSON: a table (nil: none),
+    /// whose functions are called with `ctx` for their values.
+    fn settings_json(&self, value: Value, ctx: &Table) -> Result<serde_json::Value, String> {
+        let table = match value {
+            Value::Nil => return Ok(serde_json::json!({})),
+            Value::Table(table) => table,
+            other => {
+                return Err(format!(
+                    "expected a table of settings, got a {}",
+                    other.type_name()
+                ));
+            }
+        };
+        let resolve = |table: &Table| -> Result<(), String> {
+            let mut calls = Vec::new();
+            for pair in table.pairs::<Value, Value>() {
+                let (key, value) = pair.map_err(|e| e.to_string())?;
+                if let Value::Function(f) = value {
+                    calls.push((key, f));
+                }
+            }
+            for (key, f) in calls {
+                let value: Value = f.call(ctx.clone()).map_err(|e| super::describe(&e))?;
+                table.set(key, value).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        };
+        resolve(&table)?;
+        for pair in table.pairs::<Value, Value>() {
+            let (_, value) = pair.map_err(|e| e.to_string())?;
+            if let Value::Table(inner) = value {
+                resolve(&inner)?;
+            }
+        }
+        self.lua
+            .from_value::<serde_json::Value>(Value::Table(table))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Calls `service_settings(ctx, declared)` and checks what it returns.
+    pub fn service_settings(
+        &self,
+        context: &ServiceContext,
+        declared: &ServiceSettings,
+    ) -> Result<ServiceSettings, LuaError> {
+        const HOOK: &str = "service_settings";
+        let ctx = self.context_table(context)?;
+        let declared = self.lua.to_value(declared)?;
+        let returned: Value = self.call_hook(HOOK, (ctx.clone(), declared))?;
+        let bad = |problem: String| LuaError::BadResult {
+            hook: HOOK,
+            problem,
+        };
+        let json = self.settings_json(returned, &ctx).map_err(bad)?;
+        ServiceSettings::from_json(json, "the result").map_err(bad)
+    }
+
+    /// Whether the site script replaced the built-in `hook`.
+    pub fn site_defines(&self, hook: &str) -> bool {
+        let Ok(default) = self
+            .lua
+            .globals()
+            .get::<Table>("package")
+            .and_then(|p| p.get::<Table>("loaded"))
+            .and_then(|l| l.get::<Table>("copkg.policy"))
+        else {
+            return false;
+        };
+        let ours: Value = default.get(hook).unwrap_or(Value::Nil);
+        let theirs: Value = self.hooks.get(hook).unwrap_or(Value::Nil);
+        ours != theirs
     }
 
     /// Processes spawned through `copkg.spawn` in this state so far.
@@ -421,6 +523,28 @@ impl SitePolicy for Policy<'_> {
 
     fn service_account(&self, context: &ServiceContext) -> Result<Option<String>, PolicyError> {
         Policy::service_account(self, context).map_err(PolicyError::new)
+    }
+
+    fn declared_settings(
+        &self,
+        script: &std::path::Path,
+        context: &ServiceContext,
+        account: &Account,
+    ) -> Result<ServiceSettings, PolicyError> {
+        super::child::declared_settings_as(self.lua, account, script, context)
+            .map_err(PolicyError::new)
+    }
+
+    fn service_settings(
+        &self,
+        context: &ServiceContext,
+        declared: &ServiceSettings,
+    ) -> Result<ServiceSettings, PolicyError> {
+        Policy::service_settings(self, context, declared).map_err(PolicyError::new)
+    }
+
+    fn site_defines(&self, hook: &str) -> bool {
+        Policy::site_defines(self, hook)
     }
 
     fn run_package_script(
