@@ -110,8 +110,8 @@ pub enum Command {
     Upgrade(UpgradeArgs),
     /// Show whether services run (all services when none are named).
     Status(StatusArgs),
-    /// Remove a stopped service's runtime dir.
-    Cleanup(ServiceArgs),
+    /// Remove a stopped service's runtime dir (--keep-data: all but data/ and etc/).
+    Cleanup(CleanupArgs),
     /// Run the log-cleanup policy over services' log dirs (all when none named).
     CleanLogs(StatusArgs),
     /// Run a Lua script with the copkg module (bulk installs, rollouts).
@@ -211,6 +211,18 @@ pub struct ServiceArgs {
     /// Service coordinate (instance.service.user.cell).
     #[arg(value_name = "SERVICE")]
     pub service: String,
+}
+
+/// `copkg cleanup`.
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Service coordinate (instance.service.user.cell).
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+    /// Keep data/ and etc/ (and which package they belong to); remove the
+    /// rest and unregister the service.
+    #[arg(long)]
+    pub keep_data: bool,
 }
 
 /// `copkg status`.

@@ -222,6 +222,16 @@ pub enum ScriptValue {
 /// Why a lifecycle operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
+    /// The runtime dir keeps data of another package.
+    #[error("{} keeps the data/ and etc/ of {package} (cleanup --keep-data): start that package on it, or `copkg cleanup {service}` first", dir.display())]
+    KeptForOther {
+        /// The service.
+        service: String,
+        /// The package the data belongs to.
+        package: String,
+        /// The runtime dir.
+        dir: PathBuf,
+    },
     /// A declared memory limit cannot be enforced here.
     #[error("cannot limit the memory of {service}: {reason}")]
     MemoryLimit {
@@ -448,7 +458,9 @@ impl Coded for LifecycleError {
         match self {
             LifecycleError::NotInstalled(_) => ExitCode::NotFound,
             LifecycleError::NoStartScript { .. } => ExitCode::ScriptFailed,
-            LifecycleError::InUse { .. } | LifecycleError::RunsOther { .. } => ExitCode::InUse,
+            LifecycleError::InUse { .. }
+            | LifecycleError::RunsOther { .. }
+            | LifecycleError::KeptForOther { .. } => ExitCode::InUse,
             LifecycleError::NeverReady { .. } => ExitCode::NeverReady,
             LifecycleError::RolledBack { .. } => ExitCode::RolledBack,
             LifecycleError::RollbackFailed { .. } => ExitCode::RollbackFailed,
@@ -826,6 +838,19 @@ fn start_locked(
 
     let what = service.to_string();
     ensure_own_runtime_dir(state, &what, &runtime)?;
+    // Data kept by `cleanup --keep-data` is its package's: any version of
+    // it may start on it again, another package may not.
+    let kept = state.kept(&what)?;
+    if let Some(kept) = &kept {
+        let artifact = |id: &str| id.rsplit_once(':').map(|(ga, _)| ga.to_owned());
+        if artifact(&kept.package) != artifact(&package.id()) {
+            return Err(LifecycleError::KeptForOther {
+                service: what,
+                package: kept.package.clone(),
+                dir: runtime.path().to_owned(),
+            });
+        }
+    }
     let record = state.read(&what)?;
     if let ServiceState::Running { pids } = service::status(record.as_ref(), &runtime) {
         let record = record.expect("a running service has a record");
@@ -1000,6 +1025,10 @@ fn start_locked(
     if let Err(err) = finished {
         end_everything(settings, &record);
         return Err(failed_start(state, &mut record, err, notify));
+    }
+    if kept.is_some() {
+        // The kept data is in use again, and the service registered.
+        state.forget_kept(&what)?;
     }
     Ok(Started {
         service: what,
@@ -1839,6 +1868,14 @@ pub fn status_all(settings: &Settings) -> Result<Vec<ServiceStatus>, LifecycleEr
 pub enum Cleanup {
     /// The runtime dir was removed.
     Removed(PathBuf),
+    /// All of it but data/ and etc/ was removed; the record of which
+    /// package they belong to is kept, and the service is unregistered.
+    Kept {
+        /// The runtime dir.
+        dir: PathBuf,
+        /// The package the data belongs to.
+        package: String,
+    },
     /// There was no runtime dir.
     Absent,
 }
@@ -1849,12 +1886,22 @@ pub fn cleanup(
     settings: &Settings,
     policy: &dyn SitePolicy,
     service: &ServiceCoordinate,
+    keep_data: bool,
     notify: Notify<'_>,
 ) -> Result<Cleanup, LifecycleError> {
     let (state, what, _lock) = lock_service(settings, service, notify)?;
     let Known { runtime, record } = match find(settings, &state, policy, service) {
         Ok(known) => known,
-        Err(LifecycleError::NoSuchService { .. }) => return Ok(Cleanup::Absent),
+        // Only data kept by an earlier `cleanup --keep-data` may be left.
+        Err(LifecycleError::NoSuchService { .. }) => match state.kept(&what)? {
+            Some(kept) if !keep_data => {
+                let runtime = RuntimeDir::new(&settings.runtime_root, &kept.runtime_path);
+                runtime.remove()?;
+                state.forget_kept(&what)?;
+                return Ok(Cleanup::Removed(runtime.path().to_owned()));
+            }
+            _ => return Ok(Cleanup::Absent),
+        },
         Err(err) => return Err(err),
     };
     if let ServiceState::Running { pids } = service::status(record.as_ref(), &runtime) {
@@ -1866,15 +1913,26 @@ pub fn cleanup(
     }
     let context = context_from_record(service, &runtime, record.as_ref());
     call_hook(policy, LifecycleHook::BeforeCleanup, &context)?;
-    if runtime.exists() {
-        runtime.remove()?;
-    }
     if let Some(path) = record.as_ref().and_then(|r| r.cgroup.clone()) {
         ServiceCgroup::at(path).remove();
+    }
+    if keep_data && let Some(record) = &record {
+        runtime.remove_all_but(KEPT_DIRS)?;
+        state.keep(record)?;
+        return Ok(Cleanup::Kept {
+            dir: runtime.path().to_owned(),
+            package: record.package.clone(),
+        });
+    }
+    if runtime.exists() {
+        runtime.remove()?;
     }
     state.remove(&what)?;
     Ok(Cleanup::Removed(runtime.path().to_owned()))
 }
+
+/// What `cleanup --keep-data` keeps of a runtime dir.
+const KEPT_DIRS: &[&str] = &["data", "etc"];
 
 /// Every service in copkg's registry.
 pub fn recorded_services(settings: &Settings) -> Result<Vec<ServiceCoordinate>, LifecycleError> {

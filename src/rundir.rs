@@ -326,6 +326,20 @@ impl RunDir {
     /// by name, each as `fstatat(AT_SYMLINK_NOFOLLOW)` saw it; empty when
     /// the subdir is missing. An entry removed while it is listed is left
     /// out.
+    /// Removes every entry of this dir but those named in `keep`, by
+    /// descriptor (see [`remove_all`]); how many it removed.
+    pub fn remove_all_but(&self, keep: &[&str]) -> Result<usize, RunDirError> {
+        let mut removed = 0;
+        for entry in list_entries(self.fd.as_fd(), &self.path)? {
+            if keep.iter().any(|k| entry.name == *k) {
+                continue;
+            }
+            remove_tree(self.fd.as_fd(), &entry.name, &self.path.join(&entry.name))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     pub fn list(&self, relative: &str) -> Result<Vec<DirEntry>, RunDirError> {
         let path = join(&self.path, relative);
         let Some(dir) = open_below(self.fd.as_fd(), &self.path, relative, None, self.resolve)?
@@ -392,6 +406,32 @@ impl AsFd for RunDir {
 /// resolved as by [`RunDir::open`]. A tree of any depth is removed.
 pub fn remove_all(root: &Path, relative: &str) -> Result<bool, RunDirError> {
     remove_all_with(root, relative, Resolve::preferred())
+}
+
+/// Removes the empty dirs above the runtime dir at `relative` (which is
+/// gone), nearest first, up to but never including `root`; stops at the
+/// first that is not empty or not a plain dir. How many it removed.
+pub fn remove_empty_parents(root: &Path, relative: &str) -> Result<usize, RunDirError> {
+    let Some(root_fd) = open_root(root, None)? else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    let mut rest = relative;
+    while let Some((parent, name)) = rest.rsplit_once('/') {
+        let _ = name;
+        let (above, dir) = parent.rsplit_once('/').unwrap_or(("", parent));
+        let Some(above_fd) = open_below(root_fd.as_fd(), root, above, None, Resolve::preferred())?
+        else {
+            break;
+        };
+        // rmdir removes only an empty dir, and never follows a link.
+        match nix::unistd::unlinkat(&above_fd, dir, UnlinkatFlags::RemoveDir) {
+            Ok(()) => removed += 1,
+            Err(_) => break,
+        }
+        rest = parent;
+    }
+    Ok(removed)
 }
 
 fn remove_all_with(root: &Path, relative: &str, resolve: Resolve) -> Result<bool, RunDirError> {

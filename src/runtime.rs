@@ -221,6 +221,17 @@ impl RuntimeDir {
     /// descriptor, so no link in it is ever followed.
     pub fn remove(&self) -> Result<(), RuntimeError> {
         rundir::remove_all(&self.root, &self.relative)?;
+        // The empty dirs a nested layout leaves above it go too, up to
+        // (never including) the runtime root.
+        rundir::remove_empty_parents(&self.root, &self.relative)?;
+        Ok(())
+    }
+
+    /// Removes everything in the dir but `keep` (`data`, `etc`).
+    pub fn remove_all_but(&self, keep: &[&str]) -> Result<(), RuntimeError> {
+        if let Some(dir) = self.open()? {
+            dir.remove_all_but(keep)?;
+        }
         Ok(())
     }
 

@@ -122,6 +122,11 @@ pub struct ServiceRecord {
     pub settings: crate::declared::ServiceSettings,
 }
 
+/// The state dir's dir of service records.
+const SERVICES: &str = "services";
+/// The state dir's dir of records kept by `cleanup --keep-data`.
+const KEPT: &str = "kept";
+
 /// copkg's state dir under a runtime root.
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -142,7 +147,12 @@ impl StateDir {
             .map_err(io_err("cannot create the runtime root", runtime_root))?;
         check_owned(runtime_root)?;
         let path = runtime_root.join(STATE_DIR);
-        for dir in [path.clone(), path.join("services"), path.join("locks")] {
+        for dir in [
+            path.clone(),
+            path.join(SERVICES),
+            path.join("locks"),
+            path.join(KEPT),
+        ] {
             match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -158,8 +168,27 @@ impl StateDir {
         &self.path
     }
 
-    fn record_path(&self, service: &str) -> PathBuf {
-        self.path.join("services").join(format!("{service}.json"))
+    fn record_path_in(&self, kind: &str, service: &str) -> PathBuf {
+        self.path.join(kind).join(format!("{service}.json"))
+    }
+
+    /// Keeps the record of a service whose data/ and etc/ `cleanup
+    /// --keep-data` kept: the service is no longer registered, and the
+    /// record says which package the data belongs to.
+    pub fn keep(&self, record: &ServiceRecord) -> Result<(), StateError> {
+        self.write_in(KEPT, record)?;
+        self.remove(&record.service)?;
+        Ok(())
+    }
+
+    /// The record kept for `service` by `cleanup --keep-data`, if any.
+    pub fn kept(&self, service: &str) -> Result<Option<ServiceRecord>, StateError> {
+        self.read_in(KEPT, service)
+    }
+
+    /// Forgets the kept record of `service` (its data is in use again, or gone).
+    pub fn forget_kept(&self, service: &str) -> Result<bool, StateError> {
+        self.remove_in(KEPT, service)
     }
 
     /// Takes the lock that serializes start, stop and cleanup of `service`,
@@ -176,7 +205,11 @@ impl StateDir {
 
     /// The record of `service`, if copkg has one.
     pub fn read(&self, service: &str) -> Result<Option<ServiceRecord>, StateError> {
-        let path = self.record_path(service);
+        self.read_in(SERVICES, service)
+    }
+
+    fn read_in(&self, kind: &str, service: &str) -> Result<Option<ServiceRecord>, StateError> {
+        let path = self.record_path_in(kind, service);
         let file = match std::fs::File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -209,9 +242,13 @@ impl StateDir {
     /// Writes the record of a service atomically (renamed into place; not
     /// fsynced: it describes processes, and none survives a power loss).
     pub fn write(&self, record: &ServiceRecord) -> Result<(), StateError> {
+        self.write_in(SERVICES, record)
+    }
+
+    fn write_in(&self, kind: &str, record: &ServiceRecord) -> Result<(), StateError> {
         use std::io::Write;
-        let path = self.record_path(&record.service);
-        let dir = self.path.join("services");
+        let path = self.record_path_in(kind, &record.service);
+        let dir = self.path.join(kind);
         let json = serde_json::to_vec_pretty(record)
             .map_err(|e| io_err("cannot write", &path)(e.into()))?;
         let mut temp = tempfile::NamedTempFile::new_in(&dir)
@@ -225,7 +262,11 @@ impl StateDir {
 
     /// Removes the record of `service`; whether there was one.
     pub fn remove(&self, service: &str) -> Result<bool, StateError> {
-        let path = self.record_path(service);
+        self.remove_in(SERVICES, service)
+    }
+
+    fn remove_in(&self, kind: &str, service: &str) -> Result<bool, StateError> {
+        let path = self.record_path_in(kind, service);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -235,7 +276,7 @@ impl StateDir {
 
     /// The names of every service with a record, sorted.
     pub fn services(&self) -> Result<Vec<String>, StateError> {
-        let dir = self.path.join("services");
+        let dir = self.path.join(SERVICES);
         let mut names: Vec<String> = std::fs::read_dir(&dir)
             .map_err(io_err("cannot read", &dir))?
             .filter_map(|entry| {

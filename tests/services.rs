@@ -3556,3 +3556,91 @@ fn a_declared_memory_limit_is_enforced_by_a_cgroup_or_refused() {
     let out = run(sandbox.copkg().args(["status", "2.svc.test.local"]));
     assert!(!out.stdout.contains("\trunning\t"), "{}", out.stdout);
 }
+
+/// `cleanup --keep-data` keeps data/ and etc/ and which package they belong
+/// to (the service is unregistered); a full cleanup removes the empty
+/// parents a nested layout leaves, never the runtime root.
+#[test]
+fn cleanup_keeps_data_on_request_and_prunes_empty_parents() {
+    let sandbox = Sandbox::new();
+    let site = sandbox.path().join("site.lua");
+    std::fs::write(
+        &site,
+        "return { runtime_path = require('copkg.policy').runtime_path_hierarchical }\n",
+    )
+    .unwrap();
+    let copkg = || {
+        let mut command = sandbox.copkg();
+        command.arg("--site").arg(&site);
+        command
+    };
+    let package = install_package(
+        &sandbox,
+        "keeper",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    let other = install_package(
+        &sandbox,
+        "intruder",
+        &[("script.d/start.lua", &lua_service("exec sleep 60"), 0o644)],
+    );
+    let runtime_root = sandbox.path().join("runtime");
+    // SVC is 1.svc.test.local: local/test/svc/1; a sibling keeps local/test.
+    let dir = runtime_root.join("local/test/svc/1");
+    let sibling = "1.other.test.local";
+    for service in [SVC, sibling] {
+        let out = run(copkg().args(["start", "--user", "root", &package, service]));
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+    std::fs::write(dir.join("data/db"), "rows\n").unwrap();
+    std::fs::write(dir.join("etc/conf"), "setting\n").unwrap();
+    std::fs::write(dir.join("log/app.log"), "line\n").unwrap();
+    assert_eq!(run(copkg().args(["stop", SVC])).code, 0);
+
+    let out = run(copkg().args(["cleanup", "--keep-data", SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("kept for com.example:keeper:1.0.0"),
+        "{out:?}"
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["data", "etc"]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("data/db")).unwrap(),
+        "rows\n"
+    );
+    // Unregistered: status does not list it.
+    let out = run(copkg().arg("status"));
+    assert!(!out.stdout.contains(SVC), "{}", out.stdout);
+    // Another package may not start on the kept data; its own may.
+    let out = run(copkg().args(["start", "--user", "root", &other, SVC]));
+    assert_eq!(out.code, 6, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("keeps the data/ and etc/ of com.example:keeper:1.0.0"),
+        "{}",
+        out.stderr
+    );
+    let out = run(copkg().args(["start", "--user", "root", &package, SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("data/db")).unwrap(),
+        "rows\n"
+    );
+    assert_eq!(run(copkg().args(["stop", SVC])).code, 0);
+
+    // A full cleanup removes it and the empty parent it leaves
+    // (local/test/svc), but not local/test, where the sibling lives.
+    assert_eq!(run(copkg().args(["cleanup", SVC])).code, 0);
+    assert!(!dir.exists());
+    assert!(!runtime_root.join("local/test/svc").exists());
+    assert!(runtime_root.join("local/test/other/1").is_dir());
+    assert_eq!(run(copkg().args(["stop", sibling])).code, 0);
+    assert_eq!(run(copkg().args(["cleanup", sibling])).code, 0);
+    assert!(!runtime_root.join("local").exists());
+    assert!(runtime_root.is_dir(), "the runtime root itself stays");
+}
