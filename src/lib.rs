@@ -14,6 +14,7 @@ pub mod coordinate;
 pub mod exit;
 pub mod extract;
 pub mod interrupt;
+pub mod journal;
 pub mod lifecycle;
 pub mod lock;
 pub mod lua;
