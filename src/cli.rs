@@ -116,6 +116,14 @@ pub enum Command {
     CleanLogs(StatusArgs),
     /// Run a Lua script with the copkg module (bulk installs, rollouts).
     Run(RunArgs),
+    /// Show copkg's journal of changes (installs, starts, stops, …), newest last.
+    ///
+    /// Every change copkg makes to this machine is journaled in
+    /// `<runtime root>/.copkg/journal.jsonl` (rotated at 8 MiB, three old
+    /// files kept): when, who (uid, name, SUDO_USER), the command line
+    /// (credentials in URLs redacted), the action, its target, the result
+    /// and the exit code. No-ops are journaled with `unchanged`.
+    History(HistoryArgs),
     /// Load the site script and show which hooks it overrides.
     Site,
     /// Internal: runs a Lua hook as a service's account (copkg starts it).
@@ -223,6 +231,17 @@ pub struct CleanupArgs {
     /// rest and unregister the service.
     #[arg(long)]
     pub keep_data: bool,
+}
+
+/// `copkg history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only the entries of this service or package coordinate.
+    #[arg(value_name = "SERVICE|COORD")]
+    pub target: Option<String>,
+    /// Only the last N entries (after filtering).
+    #[arg(short = 'n', value_name = "N")]
+    pub last: Option<usize>,
 }
 
 /// `copkg status`.

@@ -8,7 +8,7 @@ use crate::coordinate::PackageCoordinate;
 use crate::store::Adopted;
 
 /// Adopts one package dir; one copkg already installed is a no-op.
-pub fn run(ctx: &Context, args: &AdoptArgs) -> Result {
+pub fn run(ctx: &Context, args: &AdoptArgs) -> Result<bool> {
     let coordinate: PackageCoordinate = args.coordinate.parse()?;
     let host = ctx.host()?;
     let layout = layouts(&host, std::slice::from_ref(&coordinate))?.remove(0);
@@ -30,7 +30,8 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> Result {
                 "coordinate": id, "status": "already-installed", "dir": dir, "changed": false,
             }),
         };
-        return Ok(out(&value.to_string())?);
+        out(&value.to_string())?;
+        return Ok(matches!(adopted, Adopted::Fresh { .. }));
     }
     match &adopted {
         Adopted::Fresh { dir, record } => {
@@ -47,5 +48,5 @@ pub fn run(ctx: &Context, args: &AdoptArgs) -> Result {
             out(&format!("{id} is already installed in {}", dir.display()))?;
         }
     }
-    Ok(())
+    Ok(matches!(adopted, Adopted::Fresh { .. }))
 }

@@ -3,6 +3,7 @@
 use super::{Context, Result, out};
 use crate::cli::StatusArgs;
 use crate::coordinate::ServiceCoordinate;
+use crate::journal::Outcome;
 use crate::lifecycle;
 
 /// Cleans the log dirs of the named services, or of every service.
@@ -18,7 +19,14 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result {
     };
     let policy = host.policy();
     for service in services {
-        let cleaned = lifecycle::clean_logs(&ctx.settings, &policy, &service)?;
+        let result = lifecycle::clean_logs(&ctx.settings, &policy, &service);
+        // Run from cron, it mostly finds nothing to do: only what it
+        // changed, or failed to, is journaled.
+        let outcome = Outcome::of(&result, |c| c.done.compressed + c.done.deleted > 0);
+        if outcome != (Outcome::Done { changed: false }) {
+            ctx.journal("clean-logs", &service.to_string(), &outcome);
+        }
+        let cleaned = result?;
         let done = cleaned.done;
         if ctx.settings.json {
             out(&serde_json::json!({

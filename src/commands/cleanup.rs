@@ -5,8 +5,9 @@ use crate::cli::CleanupArgs;
 use crate::coordinate::ServiceCoordinate;
 use crate::lifecycle::{self, Cleanup};
 
-/// Removes the runtime dir of a service that is not running.
-pub fn run(ctx: &Context, args: &CleanupArgs) -> Result {
+/// Removes the runtime dir of a service that is not running (with
+/// `--keep-data`, all of it but data/ and etc/); whether there was one.
+pub fn run(ctx: &Context, args: &CleanupArgs) -> Result<bool> {
     let service: ServiceCoordinate = args.service.parse()?;
     let host = ctx.host()?;
     match lifecycle::cleanup(
@@ -16,12 +17,20 @@ pub fn run(ctx: &Context, args: &CleanupArgs) -> Result {
         args.keep_data,
         &notices(ctx),
     )? {
-        Cleanup::Removed(dir) => out(&format!("removed {}", dir.display()))?,
-        Cleanup::Kept { dir, package } => out(&format!(
-            "removed {} but data/ and etc/ (kept for {package})",
-            dir.display()
-        ))?,
-        Cleanup::Absent => out(&format!("{service} has no runtime dir"))?,
+        Cleanup::Removed(dir) => {
+            out(&format!("removed {}", dir.display()))?;
+            Ok(true)
+        }
+        Cleanup::Kept { dir, package } => {
+            out(&format!(
+                "removed {} but data/ and etc/ (kept for {package})",
+                dir.display()
+            ))?;
+            Ok(true)
+        }
+        Cleanup::Absent => {
+            out(&format!("{service} has no runtime dir"))?;
+            Ok(false)
+        }
     }
-    Ok(())
 }

@@ -85,6 +85,9 @@ pub enum Error {
     /// A service account.
     #[error(transparent)]
     Account(#[from] crate::account::AccountError),
+    /// The audit journal.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 impl Coded for Error {
@@ -105,6 +108,7 @@ impl Coded for Error {
             Error::Lua(e) => e.exit_code(),
             Error::Account(e) => e.exit_code(),
             Error::Key(e) => e.exit_code(),
+            Error::Journal(e) => e.exit_code(),
         }
     }
 }

@@ -9,6 +9,7 @@ use super::{Context, Error, Result, ResultExt, out, usage};
 use crate::cli::InstallArgs;
 use crate::coordinate::PackageCoordinate;
 use crate::exit::{Coded, describe, one_line};
+use crate::journal::Outcome;
 use crate::lua::Policy;
 use crate::parallel::in_parallel;
 use crate::repo::{Fetcher, ProxySettings};
@@ -124,7 +125,7 @@ fn lay_out(policy: &Policy<'_>, coordinate: &PackageCoordinate) -> Result<Packag
 
 /// Installs every coordinate, `jobs` at a time; coordinates from stdin
 /// start installing as they arrive.
-pub fn run(ctx: &Context, args: &InstallArgs) -> Result {
+pub fn run(ctx: &Context, args: &InstallArgs) -> Result<bool> {
     let mut parsed = Vec::new();
     for arg in &args.coordinates {
         parsed.push(match arg.as_str() {
@@ -210,6 +211,11 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result {
             if show_progress {
                 eprint!("\r\x1b[K");
             }
+            ctx.journal(
+                "install",
+                &coordinate.id(),
+                &Outcome::of(&result, |i| matches!(i, Installed::Fresh { .. })),
+            );
             if let Err(err) = &result
                 && single.is_none()
             {
@@ -250,7 +256,7 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result {
         .collect();
     match failures.len() {
         _ if total == 0 => Err(usage("no coordinates given")),
-        0 => Ok(()),
+        0 => Ok(true),
         _ if single.is_some() => Err(failures.remove(0)),
         failed => Err(Error::Partial {
             failed,

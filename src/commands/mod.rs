@@ -5,6 +5,7 @@ pub mod adopt;
 pub mod clean_logs;
 pub mod cleanup;
 mod error;
+pub mod history;
 pub mod install;
 pub mod keygen;
 pub mod list;
@@ -28,6 +29,7 @@ use std::path::Path;
 
 use crate::cli::{Cli, Command};
 use crate::coordinate::PackageCoordinate;
+use crate::journal::{Outcome, Recorder};
 use crate::lua::Host;
 use crate::settings::{Settings, Verbosity};
 use crate::store::{PackageLayout, Store};
@@ -39,9 +41,34 @@ pub type Result<T = ()> = std::result::Result<T, Error>;
 pub struct Context {
     /// Resolved settings.
     pub settings: Settings,
+    /// Entries this command wrote to the audit journal.
+    journaled: std::sync::atomic::AtomicUsize,
 }
 
 impl Context {
+    /// The context of a command run with `settings`.
+    pub fn new(settings: Settings) -> Context {
+        Context {
+            settings,
+            journaled: Default::default(),
+        }
+    }
+
+    /// Records a change (or an attempt at one) on `target` in the audit
+    /// journal; when the journal cannot be written, the command goes on and
+    /// warns once.
+    pub fn journal(&self, action: &str, target: &str, outcome: &Outcome) {
+        self.journaled
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Some(failure) =
+            Recorder::shared(&self.settings.runtime_root).record(action, target, outcome)
+        {
+            self.progress(&format!(
+                "warning: copkg's journal is not written: {failure}"
+            ));
+        }
+    }
+
     /// Progress or a notice on stderr, unless quiet.
     pub fn progress(&self, message: &str) {
         if self.settings.verbosity >= Verbosity::Normal {
@@ -146,28 +173,77 @@ pub fn run(cli: Cli) -> Result {
         return lua_hook();
     }
     let settings = Settings::resolve(&cli.global)?;
-    let ctx = Context { settings };
+    let ctx = Context::new(settings);
+    let ctx = &ctx;
+    // Commands that change this machine are journaled (one entry a
+    // target); reads, pack and keygen are not. `run` scripts journal each
+    // change they make through the Lua module; clean-logs, the changes it
+    // made.
     match &cli.command {
-        Command::Install(args) => install::run(&ctx, args),
-        Command::Uninstall(args) => uninstall::run(&ctx, args),
-        Command::List => list::run(&ctx),
-        Command::Resolve(args) => resolve::run(&ctx, args),
-        Command::Verify(args) => verify::run(&ctx, args),
-        Command::Adopt(args) => adopt::run(&ctx, args),
-        Command::Pack(args) => pack::run(&ctx, args),
-        Command::Keygen(args) => keygen::run(&ctx, args),
-        Command::Start(args) => start::run(&ctx, args),
-        Command::Stop(args) => stop::run(&ctx, args),
-        Command::Restart(args) => restart::run(&ctx, args),
-        Command::Reload(args) => reload::run(&ctx, args),
-        Command::Upgrade(args) => upgrade::run(&ctx, args),
-        Command::Status(args) => status::run(&ctx, args),
-        Command::Cleanup(args) => cleanup::run(&ctx, args),
-        Command::Run(args) => run::run(&ctx, args),
-        Command::CleanLogs(args) => clean_logs::run(&ctx, args),
-        Command::Site => site::run(&ctx),
+        Command::Install(args) => journaled(ctx, "install", &args.coordinates, || {
+            install::run(ctx, args)
+        }),
+        Command::Uninstall(args) => journaled(ctx, "uninstall", &args.coordinates, || {
+            uninstall::run(ctx, args)
+        }),
+        Command::List => list::run(ctx),
+        Command::Resolve(args) => resolve::run(ctx, args),
+        Command::Verify(args) => verify::run(ctx, args),
+        Command::Adopt(args) => {
+            journaled(ctx, "adopt", &[&args.coordinate], || adopt::run(ctx, args))
+        }
+        Command::Pack(args) => pack::run(ctx, args),
+        Command::Keygen(args) => keygen::run(ctx, args),
+        Command::Start(args) => journaled(ctx, "start", &[&args.service], || start::run(ctx, args)),
+        Command::Stop(args) => journaled(ctx, "stop", &[&args.service], || stop::run(ctx, args)),
+        Command::Restart(args) => {
+            journaled(ctx, "restart", &[&args.service], || restart::run(ctx, args))
+        }
+        Command::Reload(args) => {
+            journaled(ctx, "reload", &[&args.service], || reload::run(ctx, args))
+        }
+        Command::Upgrade(args) => {
+            journaled(ctx, "upgrade", &[&args.service], || upgrade::run(ctx, args))
+        }
+        Command::Status(args) => status::run(ctx, args),
+        Command::Cleanup(args) => {
+            journaled(ctx, "cleanup", &[&args.service], || cleanup::run(ctx, args))
+        }
+        Command::Run(args) => run::run(ctx, args),
+        Command::CleanLogs(args) => clean_logs::run(ctx, args),
+        Command::History(args) => history::run(ctx, args),
+        Command::Site => site::run(ctx),
         Command::LuaHook => lua_hook(),
     }
+}
+
+/// Runs a command that changes this machine and journals its result: a
+/// command that journals each of its targets itself (install, uninstall)
+/// is left to do so; otherwise, and whenever a command fails before it
+/// reaches its targets (a bad coordinate, a broken site script), each
+/// target given gets an entry with the command's result and exit code.
+/// `command` returns whether it changed anything.
+fn journaled<T: AsRef<str>>(
+    ctx: &Context,
+    action: &str,
+    targets: &[T],
+    command: impl FnOnce() -> Result<bool>,
+) -> Result {
+    use std::sync::atomic::Ordering;
+    let before = ctx.journaled.load(Ordering::SeqCst);
+    let result = command();
+    if ctx.journaled.load(Ordering::SeqCst) == before {
+        let outcome = match &result {
+            Ok(changed) => Outcome::Done { changed: *changed },
+            // The change was made; only printing its result failed.
+            Err(err) if err.is_broken_pipe() => Outcome::Done { changed: true },
+            Err(err) => Outcome::failed(err),
+        };
+        for target in targets {
+            ctx.journal(action, target.as_ref(), &outcome);
+        }
+    }
+    result.map(|_| ())
 }
 
 /// `copkg __lua-hook`: a hook request on stdin, its answer on stdout.

@@ -6,7 +6,7 @@ use crate::coordinate::ServiceCoordinate;
 use crate::lifecycle::{self, Reloaded};
 
 /// Asks a running service to reload its configuration.
-pub fn run(ctx: &Context, args: &ServiceArgs) -> Result {
+pub fn run(ctx: &Context, args: &ServiceArgs) -> Result<bool> {
     let service: ServiceCoordinate = args.service.parse()?;
     let host = ctx.host()?;
     let how = match lifecycle::reload(&ctx.settings, &host.policy(), &service, &notices(ctx))? {
@@ -19,5 +19,5 @@ pub fn run(ctx: &Context, args: &ServiceArgs) -> Result {
     } else {
         out(&format!("reloaded {service} ({how})"))?;
     }
-    Ok(())
+    Ok(true)
 }

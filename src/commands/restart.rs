@@ -6,7 +6,7 @@ use crate::coordinate::ServiceCoordinate;
 use crate::lifecycle;
 
 /// Stops a service and starts it again with its recorded package and arguments.
-pub fn run(ctx: &Context, args: &RestartArgs) -> Result {
+pub fn run(ctx: &Context, args: &RestartArgs) -> Result<bool> {
     let service: ServiceCoordinate = args.service.parse()?;
     let (ready, timeout) = super::ready_of(&args.ready)?;
     let host = ctx.host()?;
@@ -17,5 +17,6 @@ pub fn run(ctx: &Context, args: &RestartArgs) -> Result {
         (ready.as_ref(), timeout),
         &notices(ctx),
     )?;
-    super::start::report(ctx, &started)
+    super::start::report(ctx, &started)?;
+    Ok(true)
 }

@@ -5,8 +5,8 @@ use crate::cli::StartArgs;
 use crate::coordinate::{PackageCoordinate, ServiceCoordinate};
 use crate::lifecycle::{self, StartRequest};
 
-/// Starts a service.
-pub fn run(ctx: &Context, args: &StartArgs) -> Result {
+/// Starts a service; whether it was started (not already running).
+pub fn run(ctx: &Context, args: &StartArgs) -> Result<bool> {
     let package: PackageCoordinate = args.package.parse()?;
     let service: ServiceCoordinate = args.service.parse()?;
     let (ready, ready_timeout) = super::ready_of(&args.ready)?;
@@ -26,7 +26,8 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result {
         account: account.as_ref(),
     };
     let started = lifecycle::start(&ctx.settings, &host.policy(), &request, &notices(ctx))?;
-    report(ctx, &started)
+    report(ctx, &started)?;
+    Ok(started.changed)
 }
 
 /// Prints what a start or restart did.

@@ -5,8 +5,8 @@ use crate::cli::ServiceArgs;
 use crate::coordinate::ServiceCoordinate;
 use crate::lifecycle;
 
-/// Stops a service.
-pub fn run(ctx: &Context, args: &ServiceArgs) -> Result {
+/// Stops a service; whether it was running.
+pub fn run(ctx: &Context, args: &ServiceArgs) -> Result<bool> {
     let service: ServiceCoordinate = args.service.parse()?;
     let host = ctx.host_even_if_site_is_broken()?;
     let stopped = lifecycle::stop(&ctx.settings, &host.policy(), &service, &notices(ctx))?;
@@ -20,5 +20,5 @@ pub fn run(ctx: &Context, args: &ServiceArgs) -> Result {
     } else {
         out(&format!("{service} is not running"))?;
     }
-    Ok(())
+    Ok(stopped.changed)
 }

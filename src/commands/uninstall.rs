@@ -1,22 +1,31 @@
 //! `copkg uninstall [--force] COORD…`
 
-use super::{Context, Result, ResultExt, layouts, out, parse_coordinates};
+use super::{Context, Error, Result, ResultExt, layouts, out, parse_coordinates};
 use crate::cli::UninstallArgs;
+use crate::journal::Outcome;
 use crate::lifecycle;
 
-/// Uninstalls each coordinate; one that is not installed is reported, not an error.
-pub fn run(ctx: &Context, args: &UninstallArgs) -> Result {
+/// Uninstalls each coordinate; one that is not installed is reported, not
+/// an error. Each coordinate reached is journaled, the first failure ends
+/// the command.
+pub fn run(ctx: &Context, args: &UninstallArgs) -> Result<bool> {
     let coordinates = parse_coordinates(&args.coordinates)?;
     let host = ctx.host()?;
     let layouts = layouts(&host, &coordinates)?;
     let store = ctx.store();
     for (coordinate, layout) in coordinates.iter().zip(&layouts) {
         let id = coordinate.id();
-        lifecycle::ensure_unused(&ctx.settings, &store.install_dir(layout), &id, args.force)?;
-        let mut notice = ctx.lock_wait_notice(&id);
-        let removed = store
-            .uninstall(coordinate, layout, &mut notice)
-            .with_context(|| format!("cannot uninstall {id}"))?;
+        let result =
+            lifecycle::ensure_unused(&ctx.settings, &store.install_dir(layout), &id, args.force)
+                .map_err(Error::from)
+                .and_then(|()| {
+                    let mut notice = ctx.lock_wait_notice(&id);
+                    store
+                        .uninstall(coordinate, layout, &mut notice)
+                        .with_context(|| format!("cannot uninstall {id}"))
+                });
+        ctx.journal("uninstall", &id, &Outcome::of(&result, |removed| *removed));
+        let removed = result?;
         let dir = store.install_dir(layout);
         if ctx.settings.json {
             let status = if removed {
@@ -31,5 +40,5 @@ pub fn run(ctx: &Context, args: &UninstallArgs) -> Result {
             out(&format!("{id} is not installed"))?;
         }
     }
-    Ok(())
+    Ok(true)
 }

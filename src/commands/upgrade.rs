@@ -6,7 +6,7 @@ use crate::coordinate::{PackageCoordinate, ServiceCoordinate};
 use crate::lifecycle::{self, UpgradeRequest};
 
 /// Moves a service to another package version, rolling back on failure.
-pub fn run(ctx: &Context, args: &UpgradeArgs) -> Result {
+pub fn run(ctx: &Context, args: &UpgradeArgs) -> Result<bool> {
     let service: ServiceCoordinate = args.service.parse()?;
     let package: PackageCoordinate = args.package.parse()?;
     let (ready, ready_timeout) = super::ready_of(&args.ready)?;
@@ -41,5 +41,5 @@ pub fn run(ctx: &Context, args: &UpgradeArgs) -> Result {
             upgraded.downtime.as_secs_f64()
         ))?;
     }
-    Ok(())
+    Ok(true)
 }

@@ -147,6 +147,23 @@ fn describe(err: &mlua::Error) -> String {
 }
 
 /// An error and its causes on one line, for messages raised into Lua.
+/// Journals a change a script made through a `copkg.*` function, as the
+/// commands journal theirs; when the journal cannot be written, the script
+/// goes on and one warning goes to stderr.
+pub(crate) fn journal(
+    settings: &crate::settings::Settings,
+    action: &str,
+    target: &str,
+    outcome: &crate::journal::Outcome,
+) {
+    let recorder = crate::journal::Recorder::shared(&settings.runtime_root);
+    if let Some(failure) = recorder.record(action, target, outcome)
+        && settings.verbosity >= crate::settings::Verbosity::Normal
+    {
+        eprintln!("warning: copkg's journal is not written: {failure}");
+    }
+}
+
 pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     crate::exit::one_line(err)
 }

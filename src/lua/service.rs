@@ -5,6 +5,7 @@ use mlua::{Lua, Table};
 use super::policy::Policy;
 use super::store::Hooks;
 use crate::coordinate::ServiceCoordinate;
+use crate::journal::Outcome;
 use crate::lifecycle;
 use crate::process::{self, Signalled};
 use crate::runtime::RuntimeDir;
@@ -152,8 +153,10 @@ fn start(
     };
     let started = lifecycle::start(&settings, &Policy::new(lua, &hooks), &request, &|message| {
         eprintln!("{message}")
-    })
-    .map_err(|e| super::raise_error(lua, F, &e))?;
+    });
+    let target = service.to_string();
+    super::journal(&settings, F, &target, &Outcome::of(&started, |s| s.changed));
+    let started = started.map_err(|e| super::raise_error(lua, F, &e))?;
     started_table(lua, started)
 }
 
@@ -174,8 +177,10 @@ fn stop(lua: &Lua, service: String) -> mlua::Result<Table> {
     let service = service.parse().map_err(|e| fail(F, e))?;
     let stopped = lifecycle::stop(&settings, &Policy::new(lua, &hooks), &service, &|message| {
         eprintln!("{message}")
-    })
-    .map_err(|e| super::raise_error(lua, F, &e))?;
+    });
+    let target = service.to_string();
+    super::journal(&settings, F, &target, &Outcome::of(&stopped, |s| s.changed));
+    let stopped = stopped.map_err(|e| super::raise_error(lua, F, &e))?;
     let table = lua.create_table()?;
     table.set("service", service.to_string())?;
     table.set("changed", stopped.changed)?;
@@ -194,8 +199,10 @@ fn restart(lua: &Lua, service: String) -> mlua::Result<Table> {
         &service,
         (None, crate::ready::DEFAULT_TIMEOUT),
         &|message| eprintln!("{message}"),
-    )
-    .map_err(|e| super::raise_error(lua, F, &e))?;
+    );
+    let target = service.to_string();
+    super::journal(&settings, F, &target, &Outcome::of(&started, |_| true));
+    let started = started.map_err(|e| super::raise_error(lua, F, &e))?;
     started_table(lua, started)
 }
 
@@ -241,8 +248,10 @@ fn upgrade(
     };
     let upgraded = lifecycle::upgrade(&settings, &Policy::new(lua, &hooks), &request, &|message| {
         eprintln!("{message}")
-    })
-    .map_err(|e| super::raise_error(lua, F, &e))?;
+    });
+    let target = service.to_string();
+    super::journal(&settings, F, &target, &Outcome::of(&upgraded, |_| true));
+    let upgraded = upgraded.map_err(|e| super::raise_error(lua, F, &e))?;
     let table = lua.create_table()?;
     table.set("service", service.to_string())?;
     table.set("from", upgraded.from)?;

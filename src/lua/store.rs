@@ -6,6 +6,7 @@ use mlua::{Lua, Table};
 use super::policy::Policy;
 use crate::coordinate::PackageCoordinate;
 use crate::exit::Coded;
+use crate::journal::Outcome;
 use crate::repo::{Fetcher, ProxySettings};
 use crate::settings::Settings;
 use crate::store::{Installed, PackageState, StoreError};
@@ -87,6 +88,12 @@ fn install(lua: &Lua, text: String) -> mlua::Result<Table> {
     let result = settings
         .store()
         .install(&fetcher(lua, F, &settings)?, &request, &mut |_| {});
+    super::journal(
+        &settings,
+        "install",
+        &coordinate.id(),
+        &Outcome::of(&result, |i| matches!(i, Installed::Fresh { .. })),
+    );
     if let Err(err) = &result {
         return Err(super::raise(
             lua,
@@ -130,6 +137,12 @@ fn install_many(lua: &Lua, (list, options): (Vec<String>, Option<Table>)) -> mlu
             .install_parallel(&fetcher, &requests, jobs.max(1), &|_, _| {}, &|_, _| {});
     let out = lua.create_table()?;
     for (coordinate, result) in coordinates.iter().zip(&results) {
+        super::journal(
+            &settings,
+            "install",
+            &coordinate.id(),
+            &Outcome::of(result, |i| matches!(i, Installed::Fresh { .. })),
+        );
         out.push(result_table(lua, coordinate, result)?)?;
     }
     Ok(out)
@@ -142,16 +155,16 @@ fn uninstall(lua: &Lua, text: String) -> mlua::Result<bool> {
     let coordinate = parse(F, &text)?;
     let layout = policy_layout(lua, F, &coordinate)?;
     let store = settings.store();
-    crate::lifecycle::ensure_unused(
-        &settings,
-        &store.install_dir(&layout),
-        &coordinate.id(),
-        false,
-    )
-    .map_err(|e| super::raise_error(lua, F, &e))?;
-    store
-        .uninstall(&coordinate, &layout, &mut |_| {})
-        .map_err(|e| super::raise_error(lua, F, &e))
+    let id = coordinate.id();
+    let unused =
+        crate::lifecycle::ensure_unused(&settings, &store.install_dir(&layout), &id, false);
+    if let Err(err) = &unused {
+        super::journal(&settings, "uninstall", &id, &Outcome::failed(err));
+    }
+    unused.map_err(|e| super::raise_error(lua, F, &e))?;
+    let result = store.uninstall(&coordinate, &layout, &mut |_| {});
+    super::journal(&settings, "uninstall", &id, &Outcome::of(&result, |r| *r));
+    result.map_err(|e| super::raise_error(lua, F, &e))
 }
 
 /// `copkg.installed()`: every installed package, sorted by coordinate.

@@ -141,11 +141,20 @@ impl Sandbox {
     }
 
     /// Every path under the sandbox except the repository and copkg's own
-    /// state, relative, sorted: to check nothing was written elsewhere.
+    /// state (the store's, and the journal's state dir under the runtime
+    /// root, with that root when it holds nothing else), relative, sorted:
+    /// to check nothing was written elsewhere.
     pub fn tree(&self) -> Vec<String> {
         let mut out = Vec::new();
         walk(self.path(), self.path(), &mut out);
-        out.retain(|p| !p.starts_with("repo") && !p.starts_with("software/.copkg"));
+        out.retain(|p| {
+            !p.starts_with("repo")
+                && !p.starts_with("software/.copkg")
+                && !p.starts_with("runtime/.copkg")
+        });
+        if !out.iter().any(|p| p.starts_with("runtime/")) {
+            out.retain(|p| p != "runtime");
+        }
         out.sort();
         out
     }
