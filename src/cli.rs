@@ -124,6 +124,9 @@ pub enum Command {
     /// (credentials in URLs redacted), the action, its target, the result
     /// and the exit code. No-ops are journaled with `unchanged`.
     History(HistoryArgs),
+    /// Show a service's console/ and log/ files (the last lines; -f follows,
+    /// across rotations).
+    Logs(LogsArgs),
     /// Load the site script and show which hooks it overrides.
     Site,
     /// Internal: runs a Lua hook as a service's account (copkg starts it).
@@ -231,6 +234,24 @@ pub struct CleanupArgs {
     /// rest and unregister the service.
     #[arg(long)]
     pub keep_data: bool,
+}
+
+/// `copkg logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Service coordinate (instance.service.user.cell).
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+    /// How many of the last lines of each file to show.
+    #[arg(short = 'n', value_name = "N", default_value_t = 20)]
+    pub lines: usize,
+    /// Keep showing what is appended, across rotations, until interrupted.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only this file, relative to the runtime dir (console/stdout.log,
+    /// log/access.log).
+    #[arg(long, value_name = "NAME")]
+    pub file: Option<String>,
 }
 
 /// `copkg history`.

@@ -610,6 +610,23 @@ fn find(
     Ok(Known { runtime, record })
 }
 
+/// The runtime dir of a registered service, from its record (the site
+/// script is not needed): for `copkg logs`.
+pub fn recorded_runtime(
+    settings: &Settings,
+    service: &ServiceCoordinate,
+) -> Result<RuntimeDir, LifecycleError> {
+    let state = StateDir::open(&settings.runtime_root)?;
+    let name = service.to_string();
+    match state.read(&name)? {
+        Some(record) => Ok(RuntimeDir::new(
+            &settings.runtime_root,
+            &record.runtime_path,
+        )),
+        None => Err(no_such_service(&state, name)),
+    }
+}
+
 /// "No such service", with the known names closest to the one asked for.
 fn no_such_service(state: &StateDir, service: String) -> LifecycleError {
     let mut close: Vec<(usize, String)> = state

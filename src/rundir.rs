@@ -282,6 +282,35 @@ impl RunDir {
         Ok(Some(bytes))
     }
 
+    /// Up to `limit` bytes of the regular file at `relative` from `offset`,
+    /// with the file's size and inode now (to notice a rotation or a
+    /// truncation); `Ok(None)` when it does not exist. Refused as by
+    /// [`RunDir::read_file`].
+    pub fn read_from(
+        &self,
+        relative: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Option<(Vec<u8>, u64, u64)>, RunDirError> {
+        let Some((mut file, stat, path)) = self.open_regular(relative, OFlag::O_RDONLY, 0)? else {
+            return Ok(None);
+        };
+        let read_error = |source| RunDirError::Io {
+            action: "cannot read",
+            path: path.clone(),
+            source,
+        };
+        let size = u64::try_from(stat.st_size).unwrap_or(0);
+        let mut bytes = Vec::new();
+        if offset < size {
+            file.seek(SeekFrom::Start(offset)).map_err(read_error)?;
+            file.take(limit)
+                .read_to_end(&mut bytes)
+                .map_err(read_error)?;
+        }
+        Ok(Some((bytes, size, stat.st_ino)))
+    }
+
     /// Opens the regular file at `relative` for appending (the service's
     /// `console/stdout.log`), creating it with `mode` (less the umask) when
     /// missing; its dir must exist. A symlink there is refused, never

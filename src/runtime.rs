@@ -268,6 +268,41 @@ impl RuntimeDir {
     }
 }
 
+impl RuntimeDir {
+    /// The service's log files: the regular files in console/ and log/
+    /// (not the compressed ones), as paths relative to the dir, sorted.
+    pub fn log_files(&self) -> Result<Vec<String>, RuntimeError> {
+        let Some(dir) = self.open()? else {
+            return Ok(Vec::new());
+        };
+        let mut files = Vec::new();
+        for sub in ["console", "log"] {
+            for entry in dir.list(sub)? {
+                let name = entry.name.to_string_lossy();
+                if entry.kind == FileKind::File && !name.ends_with(".gz") {
+                    files.push(format!("{sub}/{name}"));
+                }
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// See [`rundir::RunDir::read_from`]; `None` when the dir or the file
+    /// is missing.
+    pub fn read_log(
+        &self,
+        relative: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Option<(Vec<u8>, u64, u64)>, RuntimeError> {
+        let Some(dir) = self.open()? else {
+            return Ok(None);
+        };
+        Ok(dir.read_from(relative, offset, limit)?)
+    }
+}
+
 /// Text a service wrote, safe to print: control characters other than
 /// newline and tab, and the invisible format characters that reorder or
 /// hide text (bidirectional overrides, zero-width characters), are escaped,

@@ -3644,3 +3644,77 @@ fn cleanup_keeps_data_on_request_and_prunes_empty_parents() {
     assert!(!runtime_root.join("local").exists());
     assert!(runtime_root.is_dir(), "the runtime root itself stays");
 }
+
+/// `copkg logs` shows the last lines of console/ and log/, escaped, never
+/// through a link; `-f` follows a file across its rotation.
+#[test]
+fn logs_shows_and_follows_a_services_files() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "logs",
+        &[(
+            "script.d/start.lua",
+            &lua_service("printf 'one\\ntwo\\n\\033[31mthree\\n'; exec sleep 60"),
+            0o644,
+        )],
+    );
+    assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
+    let runtime = runtime_dir(&sandbox, SVC);
+    std::fs::write(runtime.join("log/app.log"), "a\nb\nc\n").unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", runtime.join("log/secret.log")).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(runtime.join("console/stdout.log"))
+            .unwrap_or_default()
+            .contains("three")
+    }));
+    let out = run(sandbox.copkg().args(["logs", "-n", "2", SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "==> console/stderr.log <==\n==> console/stdout.log <==\ntwo\n\\u{1b}[31mthree\n==> log/app.log <==\nb\nc\n"
+    );
+    let out = run(sandbox
+        .copkg()
+        .args(["logs", "--file", "log/secret.log", SVC]));
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(!out.stdout.contains("root:"), "{out:?}");
+    let out = run(sandbox.copkg().args(["logs", "--file", "../x", SVC]));
+    assert_eq!(out.code, 2, "{out:?}");
+    let out = run(sandbox.copkg().args(["logs", "9.nope.test.local"]));
+    assert_eq!(out.code, 11, "{out:?}");
+
+    // Follow across a rotation.
+    let mut child = sandbox
+        .copkg()
+        .args(["logs", "-f", "-n", "1", "--file", "log/app.log", SVC])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(next(), "c");
+    use std::io::Write;
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(runtime.join("log/app.log"))
+        .unwrap();
+    writeln!(log, "d").unwrap();
+    assert_eq!(next(), "d");
+    std::fs::rename(runtime.join("log/app.log"), runtime.join("log/app.log.1")).unwrap();
+    std::fs::write(runtime.join("log/app.log"), "after rotation\n").unwrap();
+    assert_eq!(next(), "after rotation");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+}

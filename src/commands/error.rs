@@ -179,6 +179,12 @@ impl From<LifecycleError> for Error {
     }
 }
 
+impl From<crate::runtime::RuntimeError> for Error {
+    fn from(err: crate::runtime::RuntimeError) -> Self {
+        Error::Lifecycle(Box::new(err.into()))
+    }
+}
+
 impl From<LuaError> for Error {
     fn from(err: LuaError) -> Self {
         Error::Lua(Box::new(err))

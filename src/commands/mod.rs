@@ -9,6 +9,7 @@ pub mod history;
 pub mod install;
 pub mod keygen;
 pub mod list;
+pub mod logs;
 pub mod pack;
 pub mod reload;
 pub mod resolve;
@@ -212,6 +213,7 @@ pub fn run(cli: Cli) -> Result {
         Command::Run(args) => run::run(ctx, args),
         Command::CleanLogs(args) => clean_logs::run(ctx, args),
         Command::History(args) => history::run(ctx, args),
+        Command::Logs(args) => logs::run(ctx, args),
         Command::Site => site::run(ctx),
         Command::LuaHook => lua_hook(),
     }
