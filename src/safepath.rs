@@ -241,7 +241,17 @@ impl Resolved {
     /// write is refused too: it may be a file from elsewhere (`/etc/shadow`)
     /// that an account linked in.
     pub fn open_file(&self) -> Result<(File, FileStat), SafePathError> {
-        let flags = OFlag::O_RDONLY
+        self.open_file_with(OFlag::O_RDONLY)
+    }
+
+    /// [`Resolved::open_file`] for reading and writing (truncating a log
+    /// the service keeps open).
+    pub fn open_file_rw(&self) -> Result<(File, FileStat), SafePathError> {
+        self.open_file_with(OFlag::O_RDWR)
+    }
+
+    fn open_file_with(&self, access: OFlag) -> Result<(File, FileStat), SafePathError> {
+        let flags = access
             | OFlag::O_NOFOLLOW
             | OFlag::O_NONBLOCK
             | OFlag::O_CLOEXEC

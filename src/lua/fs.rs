@@ -260,6 +260,66 @@ fn gzip(lua: &Lua, path: String) -> mlua::Result<String> {
         .map_err(|e| raise(lua, "gzip", &e))
 }
 
+/// `copkg.copy_truncate(path, name)`: copies the regular file `path` (a log
+/// its service keeps open and has no reopen signal for) to `name` beside
+/// it, with its mode, owner and times, then truncates it to nothing, by
+/// descriptor. What the service appends between the last copy and the
+/// truncation is lost, as with logrotate's copytruncate; the service must
+/// write with O_APPEND (copkg opens console/ so). Returns the copy's path.
+fn copy_truncate(lua: &Lua, (path, name): (String, String)) -> mlua::Result<String> {
+    const F: &str = "copy_truncate";
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(fail(F, format!("`{name}` must be a name in the same dir")));
+    }
+    let source = safepath::resolve(Path::new(&path)).map_err(|e| raise(lua, F, &e))?;
+    let (mut file, stat) = source.open_file_rw().map_err(|e| raise(lua, F, &e))?;
+    let copy_path = source.path().with_file_name(&name);
+    let failed = |action: &'static str| {
+        let path = copy_path.clone();
+        move |source: io::Error| SafePathError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let copied = (|| {
+        let temp = source.create_temp(0o600)?;
+        let mut out = BufWriter::new(temp.file());
+        io::copy(&mut file, &mut out).map_err(failed("cannot write"))?;
+        // What came in meanwhile goes to the copy too; then the file is
+        // emptied at once.
+        io::copy(&mut file, &mut out).map_err(failed("cannot write"))?;
+        out.flush().map_err(failed("cannot write"))?;
+        drop(out);
+        keep_attributes(temp.file(), &stat, &copy_path)?;
+        temp.persist_beside(std::ffi::OsStr::new(&name), &copy_path)?;
+        file.set_len(0).map_err(failed("cannot truncate"))
+    })();
+    copied.map_err(|e| raise(lua, F, &e))?;
+    Ok(copy_path.display().to_string())
+}
+
+/// Gives `file` the mode, owner (as root) and times of `stat`.
+fn keep_attributes(file: &std::fs::File, stat: &FileStat, path: &Path) -> Result<(), SafePathError> {
+    let failed = |action: &'static str| {
+        let path = path.to_owned();
+        move |errno: nix::Error| SafePathError::Io {
+            action,
+            path,
+            source: errno.into(),
+        }
+    };
+    if nix::unistd::geteuid().is_root() {
+        let (uid, gid) = (Uid::from_raw(stat.st_uid), Gid::from_raw(stat.st_gid));
+        nix::unistd::fchown(file, Some(uid), Some(gid)).map_err(failed("cannot set the owner of"))?;
+    }
+    nix::sys::stat::fchmod(file, Mode::from_bits_truncate(stat.st_mode & 0o777))
+        .map_err(failed("cannot set the mode of"))?;
+    let atime = TimeSpec::new(stat.st_atime, stat.st_atime_nsec);
+    let mtime = TimeSpec::new(stat.st_mtime, stat.st_mtime_nsec);
+    nix::sys::stat::futimens(file, &atime, &mtime).map_err(failed("cannot set the times of"))
+}
+
 /// Compresses the regular file `source` into `NAME.gz` beside it, keeping
 /// its permission bits, its owner and group (when copkg is root, the only
 /// user that can give a file away) and its times, then removes it.
@@ -356,6 +416,7 @@ pub(crate) fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
     module.set("write_file", lua.create_function(write_file)?)?;
     module.set("read_file", lua.create_function(read_file)?)?;
     module.set("gzip", lua.create_function(gzip)?)?;
+    module.set("copy_truncate", lua.create_function(copy_truncate)?)?;
     module.set("sha256", lua.create_function(sha256)?)?;
     module.set("json_encode", lua.create_function(json_encode)?)?;
     module.set("json_decode", lua.create_function(json_decode)?)?;
