@@ -2,13 +2,16 @@
 //! core, print results on stdout and progress on stderr.
 
 pub mod adopt;
+pub mod boot;
 pub mod clean_logs;
 pub mod cleanup;
+pub mod enable;
 mod error;
 pub mod install;
 pub mod keygen;
 pub mod list;
 pub mod pack;
+pub mod reconcile;
 pub mod reload;
 pub mod resolve;
 pub mod restart;
@@ -17,6 +20,7 @@ pub mod site;
 pub mod start;
 pub mod status;
 pub mod stop;
+pub mod systemd_unit;
 pub mod uninstall;
 pub mod upgrade;
 pub mod verify;
@@ -163,6 +167,12 @@ pub fn run(cli: Cli) -> Result {
         Command::Upgrade(args) => upgrade::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Cleanup(args) => cleanup::run(&ctx, args),
+        Command::Enable(args) => enable::enable(&ctx, args),
+        Command::Disable(args) => enable::disable(&ctx, args),
+        Command::Boot => boot::run(&ctx),
+        Command::Reconcile => reconcile::run(&ctx),
+        Command::ResetFailed(args) => reconcile::reset_failed(&ctx, args),
+        Command::SystemdUnit(args) => systemd_unit::run(&ctx, args),
         Command::Run(args) => run::run(&ctx, args),
         Command::CleanLogs(args) => clean_logs::run(&ctx, args),
         Command::Site => site::run(&ctx),
