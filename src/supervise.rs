@@ -717,10 +717,16 @@ pub fn systemd_unit(
     settings: &Settings,
     service: &ServiceCoordinate,
     copkg: &Path,
+    notify: Notify<'_>,
 ) -> Result<String, LifecycleError> {
     let state = StateDir::open(&settings.runtime_root)?;
     let name = service.to_string();
     let record = known(&state, &name)?;
+    if state.read_unit(&name)?.is_some_and(|u| u.enabled) {
+        notify(&format!(
+            "warning: {name} is enabled in copkg too; `copkg disable {name}` before handing it to systemd, or both will restart it"
+        ));
+    }
     let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
     let mut global = vec![copkg.display().to_string()];
     if let Some(config) = &settings.config_file {

@@ -846,7 +846,7 @@ fn systemd_units_verify_and_their_exec_lines_work() {
 
     // contrib/: the boot unit, the reconcile unit and its timer.
     let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib");
-    let copkg = env!("CARGO_BIN_EXE_copkg");
+    let binary = env!("CARGO_BIN_EXE_copkg");
     let names = [
         "copkg-boot.service",
         "copkg-reconcile.service",
@@ -856,7 +856,7 @@ fn systemd_units_verify_and_their_exec_lines_work() {
         let text = std::fs::read_to_string(contrib.join(file)).unwrap();
         std::fs::write(
             units.join(file),
-            text.replace("/usr/local/bin/copkg", copkg),
+            text.replace("/usr/local/bin/copkg", binary),
         )
         .unwrap();
     }
@@ -881,6 +881,12 @@ fn systemd_units_verify_and_their_exec_lines_work() {
         let out = run(sandbox.copkg().args(&words[1..]));
         assert_eq!(out.code, 0, "{file}: {out:?}");
     }
+    // A service handed to systemd should not be enabled in copkg too.
+    assert_eq!(copkg(&sandbox, None, &["enable", SVC]).code, 0);
+    let out = copkg(&sandbox, None, &["systemd-unit", SVC]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("is enabled in copkg too"), "{out:?}");
+
     // The cron lines name the same commands.
     let cron = std::fs::read_to_string(contrib.join("copkg.cron")).unwrap();
     assert!(

@@ -1,6 +1,6 @@
 //! `copkg systemd-unit SERVICE`
 
-use super::{Context, Error, Result, out};
+use super::{Context, Error, Result, notices, out};
 use crate::cli::ServiceArgs;
 use crate::coordinate::ServiceCoordinate;
 use crate::supervise;
@@ -12,7 +12,7 @@ pub fn run(ctx: &Context, args: &ServiceArgs) -> Result {
         action: "cannot find copkg's own executable for ExecStart",
         source,
     })?;
-    let unit = supervise::systemd_unit(&ctx.settings, &service, &copkg)?;
+    let unit = supervise::systemd_unit(&ctx.settings, &service, &copkg, &notices(ctx))?;
     if ctx.settings.json {
         out(&serde_json::json!({
             "service": service.to_string(), "unit": unit, "changed": false,
