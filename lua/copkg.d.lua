@@ -131,6 +131,15 @@ function copkg.rename(from, to) end
 ---@return string  the new path
 function copkg.gzip(path) end
 
+--- Copies the regular file `path` (a log its service keeps open and has no
+--- reopen signal for) to `name` beside it, with its mode, owner and times,
+--- then empties `path`, by descriptor. What the service appends between the
+--- copy and the truncation is lost, as with logrotate's copytruncate.
+---@param path string
+---@param name string  a name in the same dir
+---@return string  the copy's path
+function copkg.copy_truncate(path, name) end
+
 --- The lowercase hex sha256 of a regular file (read as `read_file` reads).
 ---@param path string
 ---@return string

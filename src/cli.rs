@@ -114,6 +114,63 @@ pub enum Command {
     Cleanup(CleanupArgs),
     /// Run the log-cleanup policy over services' log dirs (all when none named).
     CleanLogs(StatusArgs),
+    /// Record that a service should run: `copkg boot` starts it and
+    /// `copkg reconcile` brings it back when it crashes.
+    ///
+    /// The service must be one copkg has started before: boot and reconcile
+    /// start it from its record (package, arguments, account), as restart
+    /// does. With --after, it starts only after those services run (each
+    /// must be known to copkg); the list given replaces the one recorded.
+    /// An order that would loop is refused (exit 2), naming the loop.
+    /// Enabling does not start the service. Already so: success, changed
+    /// false.
+    Enable(EnableArgs),
+    /// Record that a service should no longer be started at boot or brought
+    /// back by reconcile.
+    ///
+    /// It is not stopped (`copkg stop` does that). Not enabled: success,
+    /// changed false.
+    Disable(ServiceArgs),
+    /// At startup: start every enabled service that does not run, each after
+    /// the enabled services it is --after.
+    ///
+    /// Each starts from its record: its package, arguments and account. One
+    /// that fails does not stop the others, except those after it, which are
+    /// left alone saying why; the exit code is the first failure's. Left
+    /// alone too, when boot runs again in the same boot: a service stopped
+    /// with `copkg stop`, and one past its start limit. Each service's lock
+    /// is taken only while it is started, and one another copkg holds is
+    /// skipped, never waited for. Run it from systemd or cron @reboot
+    /// (contrib/).
+    Boot,
+    /// Restart enabled services that crashed, with a back-off and a start
+    /// limit; safe to run every minute.
+    ///
+    /// Crashed: dead without a `copkg stop` in this boot, or its last start
+    /// failed. A crash or a failed start counts as a failure; with
+    /// startLimitBurst (5) failures within startLimitIntervalSecs (600) the
+    /// service is `failed` and left alone until `copkg start` or `copkg
+    /// reset-failed`. Restarts within that window wait restartBackoffSecs
+    /// (1) after the one before, doubling each time up to a minute. A
+    /// service stopped with `copkg stop`, and one that has not run since
+    /// the last boot, are left alone. Never waits for a lock: a service
+    /// another copkg works on is skipped. Prints only what needs attention
+    /// (-v: every enabled service); the exit code is the first failed
+    /// restart's.
+    Reconcile,
+    /// Forget a service's start-limit count, so that reconcile brings it
+    /// back again (it is no longer `failed`).
+    ResetFailed(ServiceArgs),
+    /// Print a systemd unit that hands one service to systemd's supervision
+    /// instead of boot and reconcile.
+    ///
+    /// Type=forking with PIDFile= in copkg's state dir (the service's main
+    /// pid, written by copkg after each start, removed at stop), and
+    /// ExecStart, ExecStop and ExecReload through this copkg with its
+    /// software root, runtime root, config and site. Install it as
+    /// /etc/systemd/system/copkg-SERVICE.service; do not also enable the
+    /// service in copkg.
+    SystemdUnit(ServiceArgs),
     /// Run a Lua script with the copkg module (bulk installs, rollouts).
     Run(RunArgs),
     /// Show copkg's journal of changes (installs, starts, stops, …), newest last.
@@ -214,6 +271,18 @@ pub struct UpgradeArgs {
     /// Arguments for the new version's start script (default: the recorded ones).
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
+}
+
+/// `copkg enable`.
+#[derive(Debug, Args)]
+pub struct EnableArgs {
+    /// Service coordinate (instance.service.user.cell).
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+    /// Services this one starts after (at boot); repeatable, or several
+    /// after one --after.
+    #[arg(long, value_name = "OTHER", num_args = 1..)]
+    pub after: Vec<String>,
 }
 
 /// `copkg stop` and `copkg cleanup`.

@@ -33,6 +33,7 @@ pub mod settings;
 pub mod signature;
 pub mod state;
 pub mod store;
+pub mod supervise;
 
 #[cfg(test)]
 mod layering {

@@ -445,6 +445,14 @@ pub enum LifecycleError {
     /// A store operation failed.
     #[error(transparent)]
     Store(Box<StoreError>),
+    /// `enable --after` would make services wait for each other in a loop.
+    #[error("{service} cannot start after that: the order would loop ({})", cycle.join(" after "))]
+    AfterCycle {
+        /// The service being enabled.
+        service: String,
+        /// The loop, from the service back to it.
+        cycle: Vec<String>,
+    },
 }
 
 impl From<StoreError> for LifecycleError {
@@ -476,9 +484,9 @@ impl Coded for LifecycleError {
             LifecycleError::Runtime(source) => source.exit_code(),
             LifecycleError::State(source) => source.exit_code(),
             LifecycleError::NoSuchService { .. } => ExitCode::NoSuchService,
-            LifecycleError::RuntimePath { .. } | LifecycleError::SharedRuntimeDir { .. } => {
-                ExitCode::Usage
-            }
+            LifecycleError::RuntimePath { .. }
+            | LifecycleError::SharedRuntimeDir { .. }
+            | LifecycleError::AfterCycle { .. } => ExitCode::Usage,
             LifecycleError::Store(source) => source.exit_code(),
             LifecycleError::Account { source, .. } => source.exit_code(),
             LifecycleError::PackageNamesRoot { .. } | LifecycleError::MemoryLimit { .. } => {
@@ -528,7 +536,7 @@ fn package_script_err(script: &Path) -> impl FnOnce(PolicyError) -> LifecycleErr
     }
 }
 
-fn lock_notice(notify: Notify<'_>, what: String) -> impl FnMut(&Path) + '_ {
+pub(crate) fn lock_notice(notify: Notify<'_>, what: String) -> impl FnMut(&Path) + '_ {
     move |lock: &Path| {
         notify(&format!(
             "waiting for another copkg working on {what} (lock {})",
@@ -553,7 +561,7 @@ fn lock_service(
     Ok((state, what, lock))
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -628,7 +636,7 @@ pub fn recorded_runtime(
 }
 
 /// "No such service", with the known names closest to the one asked for.
-fn no_such_service(state: &StateDir, service: String) -> LifecycleError {
+pub(crate) fn no_such_service(state: &StateDir, service: String) -> LifecycleError {
     let mut close: Vec<(usize, String)> = state
         .services()
         .unwrap_or_default()
@@ -816,12 +824,13 @@ pub fn start(
     request: &StartRequest<'_>,
     notify: Notify<'_>,
 ) -> Result<Started, LifecycleError> {
-    let (state, _, _lock) = lock_service(settings, request.service, notify)?;
+    let (state, what, _lock) = lock_service(settings, request.service, notify)?;
+    crate::supervise::forget_failures(&state, &what)?;
     start_locked(settings, &state, policy, request, notify)
 }
 
 /// [`start`] with the service's lock held.
-fn start_locked(
+pub(crate) fn start_locked(
     settings: &Settings,
     state: &StateDir,
     policy: &dyn SitePolicy,
@@ -960,6 +969,7 @@ fn start_locked(
         failed: None,
         account: account.as_ref().map(Account::record),
         settings: service_settings.clone(),
+        boot_id: crate::process::boot_id().map(str::to_owned),
     };
     state.write(&record)?;
     let _interrupted = cgroup
@@ -1047,6 +1057,14 @@ fn start_locked(
         // The kept data is in use again, and the service registered.
         state.forget_kept(&what)?;
     }
+    if let Some(main) = main_pid(&processes)
+        && let Err(err) = state.write_pid(&what, main)
+    {
+        notify(&format!(
+            "warning: cannot write the pid file of {what}: {}",
+            crate::exit::one_line(&err)
+        ));
+    }
     Ok(Started {
         service: what,
         package: package.id(),
@@ -1055,6 +1073,15 @@ fn start_locked(
         changed: true,
         output: script_output,
     })
+}
+
+/// The service's main process, for a supervisor's `PIDFile=`: the one
+/// started first (a daemon's workers come after it).
+fn main_pid(processes: &[RecordedProcess]) -> Option<i32> {
+    processes
+        .iter()
+        .min_by_key(|p| (p.start_time, p.pid))
+        .map(|p| p.pid)
 }
 
 /// Records a start that failed (what it launched already ended) and returns
@@ -1186,7 +1213,7 @@ fn place_in(record: &ServiceRecord) -> Option<Placing> {
 
 /// The account a record says the service runs as (no account recorded:
 /// copkg's own user, as it ran).
-fn recorded_account(record: &ServiceRecord) -> Account {
+pub(crate) fn recorded_account(record: &ServiceRecord) -> Account {
     record
         .account
         .as_ref()
@@ -1465,6 +1492,7 @@ fn stop_locked(
     let status = service::status(record.as_ref(), &runtime);
     let (ServiceState::Running { .. }, Some(mut record)) = (&status, record.clone()) else {
         // Dead pids are never signalled; copkg clears what they left.
+        state.remove_pid(&what)?;
         if matches!(status, ServiceState::Crashed | ServiceState::StalePidfile) {
             runtime.clear_pidfile()?;
             if let Some(mut record) = record {
@@ -1523,6 +1551,7 @@ fn stop_locked(
     }
     record.stopped_at = Some(now());
     state.write(&record)?;
+    state.remove_pid(&what)?;
     runtime.clear_pidfile()?;
     call_hook(policy, LifecycleHook::AfterStop, &context)?;
     Ok(Stopped { changed: true })
@@ -1546,6 +1575,7 @@ pub fn restart(
         .package
         .parse()
         .map_err(|_| LifecycleError::NotInstalled(record.package.clone()))?;
+    crate::supervise::forget_failures(&state, &what)?;
     stop_locked(settings, &state, policy, service, notify)?;
     let account = Some(recorded_account(&record));
     let request = StartRequest {
@@ -1821,6 +1851,8 @@ pub struct ServiceStatus {
     pub runtime_dir: PathBuf,
     /// The account it runs as, when copkg has a record of it.
     pub user: Option<String>,
+    /// Whether it is enabled, what reconcile restarted, when it last crashed.
+    pub supervised: crate::supervise::Supervised,
 }
 
 /// The account a record names, for reports: its name, `root`, or its uid.
@@ -1839,9 +1871,17 @@ pub fn status(
 ) -> Result<ServiceStatus, LifecycleError> {
     let state = StateDir::open(&settings.runtime_root)?;
     let Known { runtime, record } = find(settings, &state, policy, service)?;
+    let name = service.to_string();
+    let (shown, supervised) = crate::supervise::supervised(
+        &state,
+        &name,
+        service::status(record.as_ref(), &runtime),
+        settings,
+    )?;
     Ok(ServiceStatus {
-        service: service.to_string(),
-        state: service::status(record.as_ref(), &runtime),
+        service: name,
+        state: shown,
+        supervised,
         user: record.as_ref().map(user_of),
         package: record.map(|r| r.package),
         runtime_dir: runtime.path().to_owned(),
@@ -1854,17 +1894,24 @@ pub fn status_all(settings: &Settings) -> Result<Vec<ServiceStatus>, LifecycleEr
     let state = StateDir::open(&settings.runtime_root)?;
     let mut rows = Vec::new();
     for name in state.services()? {
-        rows.push(match state.read(&name) {
-            Ok(Some(record)) => {
-                let runtime = RuntimeDir::new(&settings.runtime_root, &record.runtime_path);
-                ServiceStatus {
-                    state: service::status(Some(&record), &runtime),
-                    runtime_dir: runtime.path().to_owned(),
-                    user: Some(user_of(&record)),
-                    package: Some(record.package),
-                    service: name,
-                }
-            }
+        let read = state.read(&name).and_then(|record| {
+            let Some(record) = record else {
+                return Ok(None);
+            };
+            let runtime = RuntimeDir::new(&settings.runtime_root, &record.runtime_path);
+            let base = service::status(Some(&record), &runtime);
+            let (shown, supervised) = crate::supervise::supervised(&state, &name, base, settings)?;
+            Ok(Some((record, runtime, shown, supervised)))
+        });
+        rows.push(match read {
+            Ok(Some((record, runtime, shown, supervised))) => ServiceStatus {
+                state: shown,
+                supervised,
+                runtime_dir: runtime.path().to_owned(),
+                user: Some(user_of(&record)),
+                package: Some(record.package),
+                service: name,
+            },
             Ok(None) => continue,
             Err(err) => ServiceStatus {
                 state: ServiceState::BadRecord {
@@ -1873,6 +1920,7 @@ pub fn status_all(settings: &Settings) -> Result<Vec<ServiceStatus>, LifecycleEr
                 runtime_dir: PathBuf::new(),
                 package: None,
                 user: None,
+                supervised: Default::default(),
                 service: name,
             },
         });
@@ -1933,6 +1981,7 @@ pub fn cleanup(
     if let Some(path) = record.as_ref().and_then(|r| r.cgroup.clone()) {
         ServiceCgroup::at(path).remove();
     }
+    state.remove_extras(&what)?;
     if keep_data && let Some(record) = &record {
         runtime.remove_all_but(KEPT_DIRS)?;
         state.keep(record)?;
@@ -2015,7 +2064,7 @@ pub fn running_user(
         };
         let runtime = RuntimeDir::new(&settings.runtime_root, &record.runtime_path);
         if record.package_dir == package_dir
-            && (record.starting
+            && ((record.starting && !record.from_another_boot())
                 || matches!(
                     service::status(Some(&record), &runtime),
                     ServiceState::Running { .. }
@@ -2046,7 +2095,8 @@ pub fn ensure_unused(
         }
         let runtime = RuntimeDir::new(&settings.runtime_root, &record.runtime_path);
         let state_now = service::status(Some(&record), &runtime);
-        let running = record.starting || matches!(state_now, ServiceState::Running { .. });
+        let running = (record.starting && !record.from_another_boot())
+            || matches!(state_now, ServiceState::Running { .. });
         if running {
             return Err(LifecycleError::InUse {
                 package: package.to_owned(),

@@ -45,6 +45,20 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
     })
 }
 
+/// This boot's id (`/proc/sys/kernel/random/boot_id`), read once; `None`
+/// where the kernel does not say. A pid and a start time in clock ticks
+/// since boot mean nothing in another boot.
+pub fn boot_id() -> Option<&'static str> {
+    static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT_ID
+        .get_or_init(|| {
+            let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+            let id = text.trim();
+            (!id.is_empty() && id.len() <= 64).then(|| id.to_owned())
+        })
+        .as_deref()
+}
+
 /// Reads `/proc/PID/stat`; `None` when there is no such process.
 pub fn stat(pid: i32) -> Option<ProcStat> {
     if pid <= 0 {

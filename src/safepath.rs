@@ -251,11 +251,8 @@ impl Resolved {
     }
 
     fn open_file_with(&self, access: OFlag) -> Result<(File, FileStat), SafePathError> {
-        let flags = access
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_NONBLOCK
-            | OFlag::O_CLOEXEC
-            | OFlag::O_NOCTTY;
+        let flags =
+            access | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
         let fd = match nix::fcntl::openat(&self.dir, self.name.as_os_str(), flags, Mode::empty()) {
             Ok(fd) => fd,
             Err(errno) => return Err(self.open_failure(errno)),

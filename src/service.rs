@@ -785,6 +785,10 @@ impl ServiceState {
 /// (a group id is not reused while the group has members). copkg itself is
 /// never among them.
 pub fn live_processes(record: &ServiceRecord) -> Vec<(i32, u64)> {
+    // A pid and a start time since boot name nothing across a reboot.
+    if record.from_another_boot() {
+        return Vec::new();
+    }
     let me = std::process::id() as i32;
     if let Some(path) = &record.cgroup {
         // The kernel keeps every descendant of the start script here.
@@ -852,6 +856,11 @@ pub fn open_files(record: &ServiceRecord) -> Vec<PathBuf> {
 /// The state of a service from copkg's record (if any) and its runtime dir.
 pub fn status(record: Option<&ServiceRecord>, runtime: &RuntimeDir) -> ServiceState {
     if let Some(record) = record {
+        // Nothing of another boot runs, and a reboot is not a crash; a pid
+        // file it left is the service's own leftover, not a stale claim.
+        if record.from_another_boot() {
+            return ServiceState::Stopped;
+        }
         let live = live_processes(record);
         if !live.is_empty() {
             return ServiceState::Running {
@@ -1061,6 +1070,7 @@ mod tests {
             failed: None,
             account: None,
             settings: Default::default(),
+            boot_id: None,
         };
         // A schedule without KILL only parses here, to reach this case.
         let schedule = StopSchedule::parse_steps("TERM/0.2").unwrap();

@@ -171,6 +171,14 @@ struct ConfigFile {
     lock_timeout_secs: Option<f64>,
     /// PEM bundle of CA certificates trusted for https instead of the built-in roots.
     ca_file: Option<PathBuf>,
+    /// Failures (crashes, failed starts) within `startLimitIntervalSecs`
+    /// after which reconcile gives a service up as `failed`.
+    start_limit_burst: Option<u32>,
+    /// The window `startLimitBurst` counts failures in, in seconds.
+    start_limit_interval_secs: Option<f64>,
+    /// The wait before reconcile's second restart within the window, in
+    /// seconds; it doubles for each further one, up to 60.
+    restart_backoff_secs: Option<f64>,
 }
 
 /// `logCleanup` in a config file.
@@ -234,6 +242,11 @@ impl ConfigFile {
             log_cleanup: self.log_cleanup.or(lower.log_cleanup),
             lock_timeout_secs: self.lock_timeout_secs.or(lower.lock_timeout_secs),
             ca_file: self.ca_file.or(lower.ca_file),
+            start_limit_burst: self.start_limit_burst.or(lower.start_limit_burst),
+            start_limit_interval_secs: self
+                .start_limit_interval_secs
+                .or(lower.start_limit_interval_secs),
+            restart_backoff_secs: self.restart_backoff_secs.or(lower.restart_backoff_secs),
         }
     }
 
@@ -331,6 +344,16 @@ pub struct Settings {
     /// How long a lock's holder may show no progress before a wait for
     /// the lock gives up (exit 6).
     pub lock_timeout: Duration,
+    /// Failures within `start_limit_interval` after which reconcile gives
+    /// a service up as `failed`.
+    pub start_limit_burst: u32,
+    /// The window the start limit counts failures in.
+    pub start_limit_interval: Duration,
+    /// The wait before reconcile's second restart within the window
+    /// (doubling for each further one, up to a minute).
+    pub restart_backoff: Duration,
+    /// The config file given with `--config` (or `COPKG_CONFIG`), if any.
+    pub config_file: Option<PathBuf>,
     /// Print results as JSON.
     pub json: bool,
     /// How much to say on stderr.
@@ -713,6 +736,26 @@ impl Settings {
                 config.lock_timeout_secs,
                 crate::store::DEFAULT_LOCK_TIMEOUT,
             )?,
+            start_limit_burst: within("startLimitBurst", config.start_limit_burst, 1..=10_000)?
+                .unwrap_or(5),
+            start_limit_interval: seconds(
+                "startLimitIntervalSecs",
+                config.start_limit_interval_secs,
+                Duration::from_secs(600),
+            )?,
+            restart_backoff: match config.restart_backoff_secs {
+                None => Duration::from_secs(1),
+                Some(v) if v.is_finite() && (0.0..=3600.0).contains(&v) => {
+                    Duration::from_secs_f64(v)
+                }
+                Some(_) => {
+                    return Err(invalid(
+                        "restartBackoffSecs",
+                        "expected a number of seconds from 0 to 3600",
+                    ));
+                }
+            },
+            config_file: args.config.clone(),
             json: args.json,
             verbosity: if args.quiet {
                 Verbosity::Quiet

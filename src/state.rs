@@ -120,10 +120,70 @@ pub struct ServiceRecord {
     /// site's `service_settings` hook left them).
     #[serde(default)]
     pub settings: crate::declared::ServiceSettings,
+    /// The boot it was started in (`/proc/sys/kernel/random/boot_id`);
+    /// none in records written before copkg kept it.
+    #[serde(default)]
+    pub boot_id: Option<String>,
 }
 
-/// The state dir's dir of service records.
-const SERVICES: &str = "services";
+impl ServiceRecord {
+    /// Whether the record was written in another boot than this one: then
+    /// none of its pids and start times name a process of this boot, and
+    /// the service is simply not running (a reboot is not a crash).
+    pub fn from_another_boot(&self) -> bool {
+        match (&self.boot_id, crate::process::boot_id()) {
+            (Some(recorded), Some(now)) => recorded != now,
+            _ => false,
+        }
+    }
+}
+
+/// Whether a service should run, and after which others: what `copkg
+/// enable`/`disable` record, apart from the record each start rewrites.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitFile {
+    /// The service coordinate.
+    pub service: String,
+    /// Whether `boot` starts it and `reconcile` brings it back.
+    pub enabled: bool,
+    /// Services it starts after (sorted, no duplicates).
+    #[serde(default)]
+    pub after: Vec<String>,
+}
+
+/// What `reconcile` keeps of its restarts of one service in one boot: the
+/// start limit's window, the back-off, and what status shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Supervision {
+    /// The service coordinate.
+    pub service: String,
+    /// The boot these counts belong to; another boot's count for nothing.
+    pub boot_id: Option<String>,
+    /// When it was found crashed or a start failed (ms since the epoch),
+    /// within the start limit's window.
+    #[serde(default)]
+    pub failures: Vec<u64>,
+    /// When reconcile restarted it (ms since the epoch), within the window.
+    #[serde(default)]
+    pub attempts: Vec<u64>,
+    /// Restarts reconcile made in this boot.
+    #[serde(default)]
+    pub restarts: u32,
+    /// When it was last found crashed (seconds since the epoch).
+    #[serde(default)]
+    pub last_crashed_at: Option<u64>,
+    /// The start (its record's start time and first process) whose end was
+    /// counted, so one crash counts once however often reconcile runs.
+    #[serde(default)]
+    pub counted: Option<(u64, u64)>,
+    /// When it hit the start limit (seconds since the epoch): from then on
+    /// it is `failed` and left alone until `start` or `reset-failed`.
+    #[serde(default)]
+    pub failed_at: Option<u64>,
+}
+
 /// The state dir's dir of records kept by `cleanup --keep-data`.
 const KEPT: &str = "kept";
 
@@ -149,8 +209,11 @@ impl StateDir {
         let path = runtime_root.join(STATE_DIR);
         for dir in [
             path.clone(),
-            path.join(SERVICES),
+            path.join("services"),
             path.join("locks"),
+            path.join("units"),
+            path.join("supervision"),
+            path.join("pids"),
             path.join(KEPT),
         ] {
             match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
@@ -168,27 +231,8 @@ impl StateDir {
         &self.path
     }
 
-    fn record_path_in(&self, kind: &str, service: &str) -> PathBuf {
-        self.path.join(kind).join(format!("{service}.json"))
-    }
-
-    /// Keeps the record of a service whose data/ and etc/ `cleanup
-    /// --keep-data` kept: the service is no longer registered, and the
-    /// record says which package the data belongs to.
-    pub fn keep(&self, record: &ServiceRecord) -> Result<(), StateError> {
-        self.write_in(KEPT, record)?;
-        self.remove(&record.service)?;
-        Ok(())
-    }
-
-    /// The record kept for `service` by `cleanup --keep-data`, if any.
-    pub fn kept(&self, service: &str) -> Result<Option<ServiceRecord>, StateError> {
-        self.read_in(KEPT, service)
-    }
-
-    /// Forgets the kept record of `service` (its data is in use again, or gone).
-    pub fn forget_kept(&self, service: &str) -> Result<bool, StateError> {
-        self.remove_in(KEPT, service)
+    fn record_path(&self, service: &str) -> PathBuf {
+        self.file("services", service, "json")
     }
 
     /// Takes the lock that serializes start, stop and cleanup of `service`,
@@ -205,51 +249,199 @@ impl StateDir {
 
     /// The record of `service`, if copkg has one.
     pub fn read(&self, service: &str) -> Result<Option<ServiceRecord>, StateError> {
-        self.read_in(SERVICES, service)
-    }
-
-    fn read_in(&self, kind: &str, service: &str) -> Result<Option<ServiceRecord>, StateError> {
-        let path = self.record_path_in(kind, service);
-        let file = match std::fs::File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err("cannot read", &path)(e)),
-        };
-        let mut bytes = Vec::new();
-        file.take(RECORD_LIMIT + 1)
-            .read_to_end(&mut bytes)
-            .map_err(io_err("cannot read", &path))?;
-        if bytes.len() as u64 > RECORD_LIMIT {
-            return Err(StateError::BadRecord {
-                path,
-                reason: format!("larger than {RECORD_LIMIT} bytes"),
-            });
-        }
-        let record: ServiceRecord =
-            serde_json::from_slice(&bytes).map_err(|e| StateError::BadRecord {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-        if record.service != service {
-            return Err(StateError::BadRecord {
-                path,
-                reason: format!("it names service `{}`", record.service.escape_debug()),
-            });
-        }
-        Ok(Some(record))
+        let record: Option<ServiceRecord> = self.read_json(&self.record_path(service))?;
+        self.check_names(record, service, |r| &r.service, "services")
     }
 
     /// Writes the record of a service atomically (renamed into place; not
     /// fsynced: it describes processes, and none survives a power loss).
     pub fn write(&self, record: &ServiceRecord) -> Result<(), StateError> {
-        self.write_in(SERVICES, record)
+        self.write_json("services", &record.service, record)
     }
 
-    fn write_in(&self, kind: &str, record: &ServiceRecord) -> Result<(), StateError> {
+    /// Keeps the record of a service whose data/ and etc/ `cleanup
+    /// --keep-data` kept: the service is no longer registered, and the
+    /// record says which package the data belongs to.
+    pub fn keep(&self, record: &ServiceRecord) -> Result<(), StateError> {
+        self.write_json(KEPT, &record.service, record)?;
+        self.remove(&record.service)?;
+        Ok(())
+    }
+
+    /// The record kept for `service` by `cleanup --keep-data`, if any.
+    pub fn kept(&self, service: &str) -> Result<Option<ServiceRecord>, StateError> {
+        let record: Option<ServiceRecord> = self.read_json(&self.file(KEPT, service, "json"))?;
+        self.check_names(record, service, |r| &r.service, KEPT)
+    }
+
+    /// Forgets the kept record of `service` (its data is in use again, or gone).
+    pub fn forget_kept(&self, service: &str) -> Result<bool, StateError> {
+        let path = self.file(KEPT, service, "json");
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err("cannot remove", &path)(e)),
+        }
+    }
+
+    /// The desired state of `service` (`copkg enable`), if any.
+    pub fn read_unit(&self, service: &str) -> Result<Option<UnitFile>, StateError> {
+        let unit: Option<UnitFile> = self.read_json(&self.file("units", service, "json"))?;
+        self.check_names(unit, service, |u| &u.service, "units")
+    }
+
+    /// Writes the desired state of a service atomically.
+    pub fn write_unit(&self, unit: &UnitFile) -> Result<(), StateError> {
+        self.write_json("units", &unit.service, unit)
+    }
+
+    /// The names of every service with a unit file, sorted.
+    pub fn units(&self) -> Result<Vec<String>, StateError> {
+        self.names("units")
+    }
+
+    /// What reconcile keeps of `service`'s restarts, if anything.
+    pub fn read_supervision(&self, service: &str) -> Result<Option<Supervision>, StateError> {
+        let kept: Option<Supervision> =
+            self.read_json(&self.file("supervision", service, "json"))?;
+        self.check_names(kept, service, |s| &s.service, "supervision")
+    }
+
+    /// Writes what reconcile keeps of a service's restarts atomically.
+    pub fn write_supervision(&self, kept: &Supervision) -> Result<(), StateError> {
+        self.write_json("supervision", &kept.service, kept)
+    }
+
+    /// Takes the lock that serializes changes to the unit files (enable,
+    /// disable), so that two of them cannot make a cycle between them.
+    pub fn lock_units(
+        &self,
+        timeout: Duration,
+        on_wait: &mut dyn FnMut(&Path),
+    ) -> Result<FileLock, StateError> {
+        let path = self.path.join("locks").join(".units.lock");
+        Ok(lock_exclusive(&path, "the unit files", timeout, on_wait)?)
+    }
+
+    /// Takes the lock of `service` only if nobody holds it.
+    pub fn try_lock(&self, service: &str) -> Result<Option<FileLock>, StateError> {
+        let path = self.path.join("locks").join(format!("{service}.lock"));
+        Ok(crate::lock::try_lock_exclusive(&path)?)
+    }
+
+    /// Where the main pid of a running service is kept for a supervisor
+    /// such as systemd (`PIDFile=`): in copkg's state dir, which only
+    /// copkg's user can write, never in the runtime dir, which the
+    /// service's account could point at any process.
+    pub fn pid_file(&self, service: &str) -> PathBuf {
+        self.file("pids", service, "pid")
+    }
+
+    /// Writes the main pid of `service` atomically (mode 0644, readable by
+    /// a supervisor running as another user).
+    pub fn write_pid(&self, service: &str, pid: i32) -> Result<(), StateError> {
         use std::io::Write;
-        let path = self.record_path_in(kind, &record.service);
-        let dir = self.path.join(kind);
-        let json = serde_json::to_vec_pretty(record)
+        let path = self.pid_file(service);
+        let dir = self.path.join("pids");
+        let mut temp = tempfile::NamedTempFile::new_in(&dir)
+            .map_err(io_err("cannot create a temp file in", &dir))?;
+        temp.write_all(format!("{pid}\n").as_bytes())
+            .map_err(io_err("cannot write", &path))?;
+        temp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io_err("cannot write", &path))?;
+        temp.persist(&path)
+            .map_err(|e| io_err("cannot write", &path)(e.error))?;
+        Ok(())
+    }
+
+    /// Removes everything copkg keeps of `service` besides its record: its
+    /// unit file, what reconcile kept, and its pid file.
+    pub fn remove_extras(&self, service: &str) -> Result<(), StateError> {
+        for path in [
+            self.file("units", service, "json"),
+            self.file("supervision", service, "json"),
+            self.pid_file(service),
+        ] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("cannot remove", &path)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the pid file of `service`, if there is one.
+    pub fn remove_pid(&self, service: &str) -> Result<(), StateError> {
+        let path = self.pid_file(service);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("cannot remove", &path)(e)),
+        }
+    }
+
+    fn file(&self, dir: &str, service: &str, extension: &str) -> PathBuf {
+        self.path.join(dir).join(format!("{service}.{extension}"))
+    }
+
+    /// Reads a JSON file of the state dir, bounded; `None` when missing.
+    fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &Path,
+    ) -> Result<Option<T>, StateError> {
+        let file = match std::fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("cannot read", path)(e)),
+        };
+        let mut bytes = Vec::new();
+        file.take(RECORD_LIMIT + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io_err("cannot read", path))?;
+        if bytes.len() as u64 > RECORD_LIMIT {
+            return Err(StateError::BadRecord {
+                path: path.to_owned(),
+                reason: format!("larger than {RECORD_LIMIT} bytes"),
+            });
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StateError::BadRecord {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Refuses a file that names another service than its file name.
+    fn check_names<T>(
+        &self,
+        value: Option<T>,
+        service: &str,
+        name: impl Fn(&T) -> &String,
+        dir: &str,
+    ) -> Result<Option<T>, StateError> {
+        match value {
+            Some(value) if name(&value) != service => Err(StateError::BadRecord {
+                path: self.file(dir, service, "json"),
+                reason: format!("it names service `{}`", name(&value).escape_debug()),
+            }),
+            other => Ok(other),
+        }
+    }
+
+    /// Writes a JSON file of the state dir atomically (renamed into place).
+    fn write_json(
+        &self,
+        dir: &str,
+        service: &str,
+        value: &impl Serialize,
+    ) -> Result<(), StateError> {
+        use std::io::Write;
+        let path = self.file(dir, service, "json");
+        let dir = self.path.join(dir);
+        let json = serde_json::to_vec_pretty(value)
             .map_err(|e| io_err("cannot write", &path)(e.into()))?;
         let mut temp = tempfile::NamedTempFile::new_in(&dir)
             .map_err(io_err("cannot create a temp file in", &dir))?;
@@ -260,23 +452,9 @@ impl StateDir {
         Ok(())
     }
 
-    /// Removes the record of `service`; whether there was one.
-    pub fn remove(&self, service: &str) -> Result<bool, StateError> {
-        self.remove_in(SERVICES, service)
-    }
-
-    fn remove_in(&self, kind: &str, service: &str) -> Result<bool, StateError> {
-        let path = self.record_path_in(kind, service);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(io_err("cannot remove", &path)(e)),
-        }
-    }
-
-    /// The names of every service with a record, sorted.
-    pub fn services(&self) -> Result<Vec<String>, StateError> {
-        let dir = self.path.join(SERVICES);
+    /// The services with a `.json` file in one of the state dir's dirs, sorted.
+    fn names(&self, dir: &str) -> Result<Vec<String>, StateError> {
+        let dir = self.path.join(dir);
         let mut names: Vec<String> = std::fs::read_dir(&dir)
             .map_err(io_err("cannot read", &dir))?
             .filter_map(|entry| {
@@ -287,6 +465,21 @@ impl StateDir {
             .collect();
         names.sort();
         Ok(names)
+    }
+
+    /// Removes the record of `service`; whether there was one.
+    pub fn remove(&self, service: &str) -> Result<bool, StateError> {
+        let path = self.record_path(service);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err("cannot remove", &path)(e)),
+        }
+    }
+
+    /// The names of every service with a record, sorted.
+    pub fn services(&self) -> Result<Vec<String>, StateError> {
+        self.names("services")
     }
 }
 
@@ -361,6 +554,7 @@ mod tests {
             failed: None,
             account: None,
             settings: Default::default(),
+            boot_id: None,
         }
     }
 

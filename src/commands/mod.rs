@@ -2,8 +2,10 @@
 //! core, print results on stdout and progress on stderr.
 
 pub mod adopt;
+pub mod boot;
 pub mod clean_logs;
 pub mod cleanup;
+pub mod enable;
 mod error;
 pub mod history;
 pub mod install;
@@ -11,6 +13,7 @@ pub mod keygen;
 pub mod list;
 pub mod logs;
 pub mod pack;
+pub mod reconcile;
 pub mod reload;
 pub mod resolve;
 pub mod restart;
@@ -19,6 +22,7 @@ pub mod site;
 pub mod start;
 pub mod status;
 pub mod stop;
+pub mod systemd_unit;
 pub mod uninstall;
 pub mod upgrade;
 pub mod verify;
@@ -214,6 +218,18 @@ pub fn run(cli: Cli) -> Result {
         Command::CleanLogs(args) => clean_logs::run(ctx, args),
         Command::History(args) => history::run(ctx, args),
         Command::Logs(args) => logs::run(ctx, args),
+        Command::Enable(args) => journaled(ctx, "enable", &[&args.service], || {
+            enable::enable(ctx, args)
+        }),
+        Command::Disable(args) => journaled(ctx, "disable", &[&args.service], || {
+            enable::disable(ctx, args)
+        }),
+        Command::Boot => boot::run(ctx),
+        Command::Reconcile => reconcile::run(ctx),
+        Command::ResetFailed(args) => journaled(ctx, "reset-failed", &[&args.service], || {
+            reconcile::reset_failed(ctx, args).map(|()| true)
+        }),
+        Command::SystemdUnit(args) => systemd_unit::run(ctx, args),
         Command::Site => site::run(ctx),
         Command::LuaHook => lua_hook(),
     }

@@ -31,9 +31,13 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result {
         };
         let package = row.package.clone().unwrap_or_default();
         if ctx.settings.json {
+            let supervised = &row.supervised;
             out(&serde_json::json!({
                 "service": row.service, "state": row.state.name(), "pids": pids,
                 "package": package, "runtime_dir": row.runtime_dir, "user": row.user,
+                "enabled": supervised.enabled == Some(true),
+                "restarts": supervised.restarts,
+                "last_crashed_at": supervised.last_crashed_at.map(utc),
             })
             .to_string())?;
         } else {
@@ -43,8 +47,21 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result {
             } else {
                 pids.join(",")
             };
+            // Services ever enabled get three more columns; the first four
+            // stay as they were for scripts that read them.
+            let supervised = match row.supervised.enabled {
+                None => String::new(),
+                Some(enabled) => format!(
+                    "\t{}\trestarts={}\tlast-crash={}",
+                    if enabled { "enabled" } else { "disabled" },
+                    row.supervised.restarts,
+                    row.supervised
+                        .last_crashed_at
+                        .map_or_else(|| "-".to_owned(), utc)
+                ),
+            };
             out(&format!(
-                "{}\t{}\t{pids}\t{package}",
+                "{}\t{}\t{pids}\t{package}{supervised}",
                 row.service,
                 row.state.name()
             ))?;
@@ -55,5 +72,43 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result {
             Err(LifecycleError::from(ServiceError::NotRunning { service }).into())
         }
         _ => Ok(()),
+    }
+}
+
+/// Seconds since the epoch as UTC, `2024-05-01T12:00:00Z`.
+fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rest = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_times() {
+        let cases = [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_714_564_800, "2024-05-01T12:00:00Z"),
+            (4_102_444_799, "2099-12-31T23:59:59Z"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(super::utc(secs), want);
+        }
     }
 }

@@ -300,7 +300,11 @@ fn copy_truncate(lua: &Lua, (path, name): (String, String)) -> mlua::Result<Stri
 }
 
 /// Gives `file` the mode, owner (as root) and times of `stat`.
-fn keep_attributes(file: &std::fs::File, stat: &FileStat, path: &Path) -> Result<(), SafePathError> {
+fn keep_attributes(
+    file: &std::fs::File,
+    stat: &FileStat,
+    path: &Path,
+) -> Result<(), SafePathError> {
     let failed = |action: &'static str| {
         let path = path.to_owned();
         move |errno: nix::Error| SafePathError::Io {
@@ -311,7 +315,8 @@ fn keep_attributes(file: &std::fs::File, stat: &FileStat, path: &Path) -> Result
     };
     if nix::unistd::geteuid().is_root() {
         let (uid, gid) = (Uid::from_raw(stat.st_uid), Gid::from_raw(stat.st_gid));
-        nix::unistd::fchown(file, Some(uid), Some(gid)).map_err(failed("cannot set the owner of"))?;
+        nix::unistd::fchown(file, Some(uid), Some(gid))
+            .map_err(failed("cannot set the owner of"))?;
     }
     nix::sys::stat::fchmod(file, Mode::from_bits_truncate(stat.st_mode & 0o777))
         .map_err(failed("cannot set the mode of"))?;
@@ -346,17 +351,7 @@ fn compress(source: &Resolved) -> Result<PathBuf, SafePathError> {
         .and_then(|mut writer| writer.flush())
         .map_err(failed("cannot write"))?;
     let file = temp.file();
-    if nix::unistd::geteuid().is_root() {
-        let (uid, gid) = (Uid::from_raw(stat.st_uid), Gid::from_raw(stat.st_gid));
-        nix::unistd::fchown(file, Some(uid), Some(gid))
-            .map_err(|errno| failed("cannot set the owner of")(errno.into()))?;
-    }
-    nix::sys::stat::fchmod(file, Mode::from_bits_truncate(stat.st_mode & 0o777))
-        .map_err(|errno| failed("cannot set the mode of")(errno.into()))?;
-    let atime = TimeSpec::new(stat.st_atime, stat.st_atime_nsec);
-    let mtime = TimeSpec::new(stat.st_mtime, stat.st_mtime_nsec);
-    nix::sys::stat::futimens(file, &atime, &mtime)
-        .map_err(|errno| failed("cannot set the times of")(errno.into()))?;
+    keep_attributes(file, &stat, &gz_path)?;
     file.sync_all().map_err(failed("cannot write"))?;
     temp.persist_beside(&gz_name, &gz_path)?;
     source.unlink()?;
