@@ -174,14 +174,27 @@ end
 ---@class copkg.LogCleanupResult
 ---@field compressed integer
 ---@field deleted integer
----@field bytes integer  bytes left in log/
+---@field rotated integer
+---@field bytes integer  bytes left in log/ and console/
 
---- Cleans a service's log/ dir. `options` holds what the config file's
---- `logCleanup` sets; the defaults for the rest are here.
---- Default: gzip plain files older than
---- `compress_after_days`, delete `.gz` files older than `delete_after_days`,
---- then delete the oldest files (compressed first) until log/ holds less
---- than `max_bytes`. Never touches a file a running process of the service
+--- A rotated log's name: `NAME.YYYYMMDDTHHMMSSZ`.
+local ROTATED = "%.%d%d%d%d%d%d%d%dT%d%d%d%d%d%dZ$"
+
+--- Cleans a service's log/ and console/ dirs. `options` holds what the
+--- config file's `logCleanup` sets; the defaults for the rest are here.
+--- Default:
+--- 1. a file the service keeps open that has grown past `max_bytes / 8` is
+---    rotated: a file in log/ (or, when the package declares `logs`, one of
+---    those) is renamed to `NAME.<UTC time>` and the service sent its
+---    `reopen_logs` signal (`ctx.reopen_signal`); any other (console/, or
+---    with no such signal) is copied to that name and truncated
+---    (`copkg.copy_truncate`);
+--- 2. rotated files the service no longer holds are compressed at once,
+---    other plain files older than `compress_after_days`;
+--- 3. `.gz` files older than `delete_after_days` are deleted;
+--- 4. then the oldest files (compressed first) until log/ and console/
+---    together hold less than `max_bytes`.
+--- Never deletes or compresses a file a running process of the service
 --- holds open (`ctx.open_files`).
 ---@param ctx copkg.ServiceContext
 ---@param options copkg.LogCleanupOptions
@@ -190,24 +203,77 @@ function policy.clean_logs(ctx, options)
   local compress_after_days = options.compress_after_days or 1
   local delete_after_days = options.delete_after_days or 30
   local max_bytes = options.max_bytes or 1024 * 1024 * 1024
+  local rotate_bytes = math.max(max_bytes // 8, 1)
   local now = os.time()
   local day = 24 * 60 * 60
-  local result = { compressed = 0, deleted = 0, bytes = 0 }
+  local result = { compressed = 0, deleted = 0, rotated = 0, bytes = 0 }
+  local dirs = { ctx.runtime_dir .. "/log", ctx.runtime_dir .. "/console" }
+  local function inside(path)
+    for _, dir in ipairs(dirs) do
+      if path:sub(1, #dir + 1) == dir .. "/" then
+        return true
+      end
+    end
+    return false
+  end
+
+  -- 1. Rotate what the service keeps open once it is too big.
+  local stamp = os.date("!%Y%m%dT%H%M%SZ", now)
+  local still_open = {}
+  local renamed = false
+  -- The reopen signal serves log/ (the files the package declares, when it
+  -- declares any); console/ is copkg's, opened O_APPEND: copied and truncated.
+  local reopens = {}
+  for _, file in ipairs(ctx.logs) do
+    reopens[ctx.runtime_dir .. "/" .. file] = true
+  end
+  local log_dir = dirs[1] .. "/"
+  local function reopened(path)
+    if not ctx.reopen_signal then
+      return false
+    end
+    if #ctx.logs > 0 then
+      return reopens[path] == true
+    end
+    return path:sub(1, #log_dir) == log_dir
+  end
+  for _, path in ipairs(ctx.open_list) do
+    local entry = inside(path) and copkg.stat(path)
+    if entry and entry.type == "file" and entry.size > rotate_bytes then
+      local name = entry.name .. "." .. stamp
+      if reopened(path) then
+        local to = path:sub(1, #path - #entry.name) .. name
+        copkg.rename(path, to)
+        -- Written to until the service reopens its logs: compressed next time.
+        still_open[to] = true
+        renamed = true
+      else
+        copkg.copy_truncate(path, name)
+      end
+      result.rotated = result.rotated + 1
+    end
+  end
+  if renamed then
+    for _, process in ipairs(ctx.processes) do
+      copkg.kill(process.pid, process.start_time, ctx.reopen_signal)
+    end
+  end
+
   local files = {}
   local function walk(dir)
     for _, entry in ipairs(copkg.list(dir)) do
       if entry.type == "dir" then
         walk(entry.path)
-      elseif entry.type == "file" and not ctx.open_files[entry.path] then
+      elseif entry.type == "file" and not ctx.open_files[entry.path] and not still_open[entry.path] then
         files[#files + 1] = entry
       end
     end
   end
-  local log_dir = ctx.runtime_dir .. "/log"
-  if not copkg.exists(log_dir) then
-    return result
+  for _, dir in ipairs(dirs) do
+    if copkg.exists(dir) then
+      walk(dir)
+    end
   end
-  walk(log_dir)
 
   local kept = {}
   for _, file in ipairs(files) do
@@ -216,7 +282,7 @@ function policy.clean_logs(ctx, options)
     if compressed and age > delete_after_days * day then
       copkg.remove(file.path)
       result.deleted = result.deleted + 1
-    elseif not compressed and age > compress_after_days * day then
+    elseif not compressed and (file.name:find(ROTATED) or age > compress_after_days * day) then
       local path = copkg.gzip(file.path)
       result.compressed = result.compressed + 1
       kept[#kept + 1] = copkg.stat(path)
@@ -238,8 +304,14 @@ function policy.clean_logs(ctx, options)
     total = total + file.size
   end
   for _, file in ipairs(ctx.open_list) do
-    local entry = copkg.stat(file)
-    if entry and entry.path:sub(1, #log_dir + 1) == log_dir .. "/" then
+    local entry = inside(file) and copkg.stat(file)
+    if entry then
+      total = total + entry.size
+    end
+  end
+  for path in pairs(still_open) do
+    local entry = copkg.stat(path)
+    if entry then
       total = total + entry.size
     end
   end

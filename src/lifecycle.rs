@@ -114,6 +114,22 @@ pub struct ServiceContext {
     pub platform: Platform,
     /// Files the service's live processes hold open.
     pub open_files: Vec<PathBuf>,
+    /// What the log policy needs to rotate files the service keeps open
+    /// (filled for `clean_logs` only).
+    pub logs: LogContext,
+}
+
+/// What the log policy needs to rotate the files a service keeps open.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogContext {
+    /// The signal that makes the service reopen its logs (its settings'
+    /// `reopen_logs`); none: rotate by copy and truncate.
+    pub reopen_signal: Option<String>,
+    /// The live processes to send it to (those leading their own process
+    /// group, else all), with their start times.
+    pub processes: Vec<RecordedProcess>,
+    /// The log files its settings declare, relative to the runtime dir.
+    pub files: Vec<String>,
 }
 
 /// What the `clean_logs` hook did.
@@ -123,7 +139,10 @@ pub struct LogCleanup {
     pub compressed: u64,
     /// Files deleted.
     pub deleted: u64,
-    /// Bytes left in log/.
+    /// Files the service kept open that were rotated.
+    #[serde(default)]
+    pub rotated: u64,
+    /// Bytes left in log/ (and console/, by the default policy).
     pub bytes: u64,
 }
 
@@ -717,6 +736,7 @@ fn context_from_record(
         args: record.map(|r| r.args.clone()).unwrap_or_default(),
         platform: Platform::current(),
         open_files: Vec::new(),
+        logs: LogContext::default(),
     }
 }
 
@@ -906,6 +926,7 @@ pub(crate) fn start_locked(
         args: args.to_vec(),
         platform: Platform::current(),
         open_files: Vec::new(),
+        logs: LogContext::default(),
     };
     let service_settings = settings_for(policy, &context)?;
     let account = service_account(
@@ -1798,17 +1819,34 @@ pub fn reload(
         what: "reload_signal".to_owned(),
         source: PolicyError::new(ServiceError::Schedule(format!("{name}/0"))),
     })?;
-    let leaders: Vec<(i32, u64)> = live
-        .iter()
-        .copied()
-        .filter(|(pid, _)| crate::process::stat(*pid).is_some_and(|s| s.pgrp == *pid))
-        .collect();
-    for (pid, start_time) in if leaders.is_empty() { live } else { leaders } {
-        if let Err(source) = crate::process::signal_exact(pid, start_time, signal) {
-            return Err(ServiceError::Signal { pid, source }.into());
+    for process in signal_targets(&record) {
+        if let Err(source) = crate::process::signal_exact(process.pid, process.start_time, signal) {
+            return Err(ServiceError::Signal {
+                pid: process.pid,
+                source,
+            }
+            .into());
         }
     }
     Ok(Reloaded::Signal(name))
+}
+
+/// The processes a reload or reopen signal goes to: the live ones that lead
+/// their own process group (the daemons, not their workers), or all.
+fn signal_targets(record: &ServiceRecord) -> Vec<RecordedProcess> {
+    let live: Vec<RecordedProcess> = service::live_processes(record)
+        .into_iter()
+        .filter_map(|(pid, start_time)| {
+            let stat = crate::process::stat(pid)?;
+            Some(RecordedProcess {
+                pid,
+                start_time,
+                pgrp: stat.pgrp,
+            })
+        })
+        .collect();
+    let leaders: Vec<RecordedProcess> = live.iter().filter(|p| p.pgrp == p.pid).cloned().collect();
+    if leaders.is_empty() { live } else { leaders }
 }
 
 /// Runs `stop.lua` or `stop.py` when the package has one; whether it did.
@@ -2032,6 +2070,17 @@ pub fn clean_logs(
     let Known { runtime, record } = find(settings, &state, policy, service)?;
     let mut context = context_from_record(service, &runtime, record.as_ref());
     context.open_files = record.as_ref().map(service::open_files).unwrap_or_default();
+    if let Some(record) = &record {
+        context.logs = LogContext {
+            reopen_signal: record
+                .settings
+                .reopen_logs
+                .as_ref()
+                .map(|r| r.signal.clone()),
+            processes: signal_targets(record),
+            files: record.settings.logs.clone(),
+        };
+    }
     // Files the service's account owns are handled with its privileges,
     // as logrotate's `su` does, never root's.
     let account = runtime

@@ -1026,7 +1026,9 @@ fn clean_logs_compresses_deletes_and_never_touches_open_files() {
         "started\n"
     );
 
-    // Over a tiny size budget: everything not held open goes, compressed first.
+    // Over a tiny size budget: everything not held open goes, compressed
+    // first, and the file held open is rotated (copied, emptied; the copy
+    // compressed, then deleted too).
     let config = sandbox.path().join("config.json");
     std::fs::write(&config, r#"{"logCleanup": {"maxBytes": 1}}"#).unwrap();
     let out = run(sandbox
@@ -1038,11 +1040,11 @@ fn clean_logs_compresses_deletes_and_never_touches_open_files() {
     assert_eq!(
         out.stdout,
         format!(
-            "{SVC}: compressed 0, deleted 2, 8 bytes left in {}\n",
+            "{SVC}: rotated 1, compressed 1, deleted 3, 0 bytes left in {}\n",
             log.display()
         )
     );
-    assert!(log.join("current.log").exists());
+    assert_eq!(std::fs::metadata(log.join("current.log")).unwrap().len(), 0);
     assert!(!log.join("fresh.log").exists() && !log.join("old.log.gz").exists());
     assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
 }
@@ -3717,4 +3719,125 @@ fn logs_shows_and_follows_a_services_files() {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(run(sandbox.copkg().args(["stop", SVC])).code, 0);
+}
+
+/// Total bytes of the regular files under `dir`, recursively.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| {
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                dir_bytes(&e.path())
+            } else {
+                meta.len()
+            }
+        })
+        .sum()
+}
+
+/// Logs stay bounded under writers that never close their files: one
+/// rotated by its reopen signal (service.lua `reopen_logs`), one by copy
+/// and truncate; console/ counts toward the same budget. clean-logs runs
+/// every half second while both write about 100 KB/s of incompressible
+/// text (a day of writes and cron runs, in compressed time).
+#[test]
+fn logs_stay_under_the_budget_with_writers_that_never_close() {
+    let sandbox = Sandbox::new();
+    let budget: u64 = 600_000;
+    let config = sandbox.path().join("logs.json");
+    std::fs::write(
+        &config,
+        format!(r#"{{"logCleanup": {{"maxBytes": {budget}}}}}"#),
+    )
+    .unwrap();
+    let copkg = || copkg_with(&sandbox, Some(&config));
+    // Each writes about 5 KB every 50 ms to log/app.log, keeping it open;
+    // the second reopens it on USR1.
+    let burst = "head -c 3750 /dev/urandom | base64 -w 0; echo";
+    let truncated = format!("exec >> log/app.log; while :; do {burst}; sleep 0.05; done");
+    let reopened = format!(
+        "trap 'exec 3>>log/app.log' USR1; exec 3>>log/app.log; while :; do {{ {burst}; }} >&3; sleep 0.05; done"
+    );
+    let plain = install_package(
+        &sandbox,
+        "writer",
+        &[("script.d/start.lua", &lua_service(&truncated), 0o644)],
+    );
+    let signalled = install_package(
+        &sandbox,
+        "reopener",
+        &[
+            ("script.d/start.lua", &lua_service(&reopened), 0o644),
+            (
+                "script.d/service.lua",
+                "return { reopen_logs = { signal = \"USR1\" }, logs = { \"log/app.log\" } }\n",
+                0o644,
+            ),
+        ],
+    );
+    let services = [(SVC, &plain), ("2.svc.test.local", &signalled)];
+    for (service, package) in services {
+        let out = run(copkg().args(["start", "--user", "root", package, service]));
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+    let mut peak = [0u64; 2];
+    let mut inodes = std::collections::BTreeSet::new();
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_secs(12) {
+        std::thread::sleep(Duration::from_millis(500));
+        for (i, (service, _)) in services.iter().enumerate() {
+            let out = run(copkg().args(["--json", "clean-logs", service]));
+            assert_eq!(out.code, 0, "{out:?}");
+            let report: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+            let dir = runtime_dir(&sandbox, service);
+            assert!(
+                report["bytes"].as_u64().unwrap() <= budget,
+                "{service}: {report} {:?}",
+                std::fs::read_dir(dir.join("log"))
+                    .unwrap()
+                    .map(|e| {
+                        let e = e.unwrap();
+                        (e.file_name(), e.metadata().unwrap().len())
+                    })
+                    .collect::<Vec<_>>()
+            );
+            let on_disk = dir_bytes(&dir.join("log")) + dir_bytes(&dir.join("console"));
+            peak[i] = peak[i].max(on_disk);
+            if i == 1 {
+                use std::os::unix::fs::MetadataExt;
+                if let Ok(meta) = std::fs::metadata(dir.join("log/app.log")) {
+                    inodes.insert(meta.ino());
+                }
+            }
+        }
+    }
+    // Over 12 s each wrote about 1.2 MB, twice the budget; neither ever held
+    // much more than the budget (what comes in between two runs is 50 KB).
+    for (i, (service, _)) in services.iter().enumerate() {
+        eprintln!(
+            "{service}: peak {} bytes in log/ and console/ (budget {budget})",
+            peak[i]
+        );
+        assert!(peak[i] <= budget + 200_000, "{service}: peak {}", peak[i]);
+        let names: Vec<String> = std::fs::read_dir(runtime_dir(&sandbox, service).join("log"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with("app.log.") && n.ends_with("Z.gz")),
+            "{service}: no rotated, compressed log in {names:?}"
+        );
+    }
+    // The signalled writer reopened its log: app.log was a new file after
+    // each rotation.
+    assert!(inodes.len() >= 2, "{inodes:?}");
+    for (service, _) in services {
+        assert_eq!(run(copkg().args(["stop", service])).code, 0);
+    }
 }

@@ -22,7 +22,9 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result {
         let result = lifecycle::clean_logs(&ctx.settings, &policy, &service);
         // Run from cron, it mostly finds nothing to do: only what it
         // changed, or failed to, is journaled.
-        let outcome = Outcome::of(&result, |c| c.done.compressed + c.done.deleted > 0);
+        let outcome = Outcome::of(&result, |c| {
+            c.done.compressed + c.done.deleted + c.done.rotated > 0
+        });
         if outcome != (Outcome::Done { changed: false }) {
             ctx.journal("clean-logs", &service.to_string(), &outcome);
         }
@@ -31,12 +33,17 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result {
         if ctx.settings.json {
             out(&serde_json::json!({
                 "service": service.to_string(), "compressed": done.compressed,
-                "deleted": done.deleted, "bytes": done.bytes,
+                "deleted": done.deleted, "rotated": done.rotated, "bytes": done.bytes,
             })
             .to_string())?;
         } else {
+            let rotated = if done.rotated > 0 {
+                format!("rotated {}, ", done.rotated)
+            } else {
+                String::new()
+            };
             out(&format!(
-                "{service}: compressed {}, deleted {}, {} bytes left in {}",
+                "{service}: {rotated}compressed {}, deleted {}, {} bytes left in {}",
                 done.compressed,
                 done.deleted,
                 done.bytes,

@@ -16,7 +16,7 @@ use super::limits::CallLimits;
 use super::{Host, LuaError, read_script};
 use crate::account::Account;
 use crate::lifecycle::{
-    LogCleanup, LogCleanupOptions, PackageScriptRan, ScriptValue, ServiceContext,
+    LogCleanup, LogCleanupOptions, LogContext, PackageScriptRan, ScriptValue, ServiceContext,
 };
 use crate::platform::Platform;
 use crate::service::{CapturedRun, Launch, run_captured};
@@ -67,6 +67,8 @@ struct ContextJson {
     runtime_dir: PathBuf,
     args: Vec<String>,
     open_files: Vec<PathBuf>,
+    #[serde(default)]
+    logs: LogContext,
 }
 
 impl ContextJson {
@@ -78,6 +80,7 @@ impl ContextJson {
             runtime_dir: context.runtime_dir.clone(),
             args: context.args.clone(),
             open_files: context.open_files.clone(),
+            logs: context.logs.clone(),
         }
     }
 
@@ -94,6 +97,7 @@ impl ContextJson {
             args: self.args,
             platform: Platform::current(),
             open_files: self.open_files,
+            logs: self.logs,
         })
     }
 }

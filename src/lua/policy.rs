@@ -271,6 +271,19 @@ impl<'a> Policy<'a> {
             open.set(path.display().to_string(), true)?;
         }
         ctx.set("open_files", open)?;
+        ctx.set("reopen_signal", context.logs.reopen_signal.as_deref())?;
+        let processes = lua.create_table()?;
+        for process in &context.logs.processes {
+            let p = lua.create_table()?;
+            p.set("pid", process.pid)?;
+            p.set("start_time", process.start_time)?;
+            processes.push(p)?;
+        }
+        ctx.set("processes", processes)?;
+        ctx.set(
+            "logs",
+            lua.create_sequence_from(context.logs.files.iter().map(String::as_str))?,
+        )?;
         ctx.set(
             "open_list",
             lua.create_sequence_from(context.open_files.iter().map(|p| p.display().to_string()))?,
@@ -304,6 +317,7 @@ impl<'a> Policy<'a> {
         let mut result = LogCleanup {
             compressed: 0,
             deleted: 0,
+            rotated: 0,
             bytes: 0,
         };
         for pair in table.pairs::<Value, Value>() {
@@ -325,6 +339,7 @@ impl<'a> Policy<'a> {
             match key.as_str() {
                 "compressed" => result.compressed = number,
                 "deleted" => result.deleted = number,
+                "rotated" => result.rotated = number,
                 "bytes" => result.bytes = number,
                 _ => return Err(bad(format!("unknown field `{key}`"))),
             }
