@@ -204,6 +204,15 @@ impl ServiceCgroup {
         std::fs::write(dir.join("memory.limit_in_bytes"), bytes.to_string())
     }
 
+    /// The memory its processes use now, in bytes: `memory.current` where
+    /// cgroup v2 accounts it, else the v1 memory cgroup's usage; `None`
+    /// where neither accounts for this service.
+    pub fn memory_current(&self) -> Option<u64> {
+        let read = |path: PathBuf| std::fs::read_to_string(path).ok()?.trim().parse().ok();
+        read(self.path.join("memory.current"))
+            .or_else(|| read(self.memory_v1_dir()?.join("memory.usage_in_bytes")))
+    }
+
     /// Removes a v1 memory cgroup an earlier start left (it is empty once
     /// the service is stopped), so that a start without a limit has none.
     pub fn clear_memory_limit(&self) {

@@ -113,7 +113,7 @@ pub enum Command {
     /// Remove a stopped service's runtime dir (--keep-data: all but data/ and etc/).
     Cleanup(CleanupArgs),
     /// Run the log-cleanup policy over services' log dirs (all when none named).
-    CleanLogs(StatusArgs),
+    CleanLogs(ServicesArgs),
     /// Record that a service should run: `copkg boot` starts it and
     /// `copkg reconcile` brings it back when it crashes.
     ///
@@ -337,6 +337,21 @@ pub struct HistoryArgs {
 /// `copkg status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// Service coordinates; all services under the runtime root when none.
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// An aligned table with a header (the default on a terminal; through
+    /// a pipe, one tab-separated line a service, for scripts).
+    #[arg(long)]
+    pub table: bool,
+    /// Also show the last lines of each service's console/ files.
+    #[arg(long)]
+    pub console: bool,
+}
+
+/// `copkg clean-logs`.
+#[derive(Debug, Args)]
+pub struct ServicesArgs {
     /// Service coordinates; all services under the runtime root when none.
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,

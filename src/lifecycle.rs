@@ -1552,7 +1552,18 @@ fn stop_locked(
             .stop_schedule()
             .unwrap_or_else(|| settings.stop_schedule.clone());
         match service::stop_by_signals(&record, &schedule) {
-            Ok(()) | Err(ServiceError::NotRunning { .. }) => {}
+            Ok(ended) => {
+                let (first, wait) = schedule.first();
+                if ended != first {
+                    notify(&format!(
+                        "{what} did not stop on {} within {} s; it was sent {}",
+                        first.as_str(),
+                        wait.as_secs_f64(),
+                        ended.as_str()
+                    ));
+                }
+            }
+            Err(ServiceError::NotRunning { .. }) => {}
             Err(err) => return Err(err.into()),
         }
     }
@@ -1560,6 +1571,18 @@ fn stop_locked(
         // Whatever is still in the cgroup (a process that keeps forking
         // slips past a scan of its members) ends at once, atomically.
         let cgroup = ServiceCgroup::at(path.clone());
+        let left = cgroup.members();
+        if !left.is_empty() {
+            notify(&format!(
+                "{what} left {} process(es) running ({}); ended them with cgroup.kill",
+                left.len(),
+                left.iter()
+                    .take(10)
+                    .map(i32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if !cgroup.kill_all(AFTER_STOP_SCRIPT) {
             return Err(ServiceError::StillRunning {
                 service: what.clone(),
@@ -1891,6 +1914,58 @@ pub struct ServiceStatus {
     pub user: Option<String>,
     /// Whether it is enabled, what reconcile restarted, when it last crashed.
     pub supervised: crate::supervise::Supervised,
+    /// When it was last started (seconds since the epoch).
+    pub started_at: Option<u64>,
+    /// The memory its processes use (the cgroup's count, else the sum of
+    /// their resident sizes), while it runs.
+    pub memory: Option<u64>,
+    /// Why its last start failed, when it did.
+    pub failed: Option<String>,
+}
+
+impl ServiceStatus {
+    fn of(
+        service: String,
+        record: Option<ServiceRecord>,
+        runtime: &RuntimeDir,
+        state: ServiceState,
+        supervised: crate::supervise::Supervised,
+    ) -> ServiceStatus {
+        let memory = match (&state, &record) {
+            (ServiceState::Running { pids }, Some(record)) => memory_of(record, pids),
+            _ => None,
+        };
+        ServiceStatus {
+            service,
+            state,
+            supervised,
+            runtime_dir: runtime.path().to_owned(),
+            user: record.as_ref().map(user_of),
+            started_at: record.as_ref().map(|r| r.started_at),
+            failed: record.as_ref().and_then(|r| r.failed.clone()),
+            package: record.map(|r| r.package),
+            memory,
+        }
+    }
+}
+
+/// The memory a running service uses: its cgroup's count where one
+/// accounts for it, else the sum of its processes' resident sizes.
+fn memory_of(record: &ServiceRecord, pids: &[i32]) -> Option<u64> {
+    if let Some(bytes) = record
+        .cgroup
+        .as_ref()
+        .and_then(|path| ServiceCgroup::at(path.clone()).memory_current())
+    {
+        return Some(bytes);
+    }
+    // SAFETY: sysconf only reads a system value.
+    let page = u64::try_from(unsafe { nix::libc::sysconf(nix::libc::_SC_PAGESIZE) }).ok()?;
+    let resident = |pid: &i32| -> Option<u64> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+        text.split_whitespace().nth(1)?.parse::<u64>().ok()
+    };
+    Some(pids.iter().filter_map(resident).sum::<u64>() * page)
 }
 
 /// The account a record names, for reports: its name, `root`, or its uid.
@@ -1916,14 +1991,7 @@ pub fn status(
         service::status(record.as_ref(), &runtime),
         settings,
     )?;
-    Ok(ServiceStatus {
-        service: name,
-        state: shown,
-        supervised,
-        user: record.as_ref().map(user_of),
-        package: record.map(|r| r.package),
-        runtime_dir: runtime.path().to_owned(),
-    })
+    Ok(ServiceStatus::of(name, record, &runtime, shown, supervised))
 }
 
 /// The status of every service in copkg's registry, sorted by name. One
@@ -1942,14 +2010,9 @@ pub fn status_all(settings: &Settings) -> Result<Vec<ServiceStatus>, LifecycleEr
             Ok(Some((record, runtime, shown, supervised)))
         });
         rows.push(match read {
-            Ok(Some((record, runtime, shown, supervised))) => ServiceStatus {
-                state: shown,
-                supervised,
-                runtime_dir: runtime.path().to_owned(),
-                user: Some(user_of(&record)),
-                package: Some(record.package),
-                service: name,
-            },
+            Ok(Some((record, runtime, shown, supervised))) => {
+                ServiceStatus::of(name, Some(record), &runtime, shown, supervised)
+            }
             Ok(None) => continue,
             Err(err) => ServiceStatus {
                 state: ServiceState::BadRecord {
@@ -1959,6 +2022,9 @@ pub fn status_all(settings: &Settings) -> Result<Vec<ServiceStatus>, LifecycleEr
                 package: None,
                 user: None,
                 supervised: Default::default(),
+                started_at: None,
+                memory: None,
+                failed: None,
                 service: name,
             },
         });

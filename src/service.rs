@@ -961,7 +961,7 @@ impl Default for StopSchedule {
 pub fn stop_by_signals(
     record: &ServiceRecord,
     schedule: &StopSchedule,
-) -> Result<(), ServiceError> {
+) -> Result<Signal, ServiceError> {
     if live_processes(record).is_empty() {
         return Err(ServiceError::NotRunning {
             service: record.service.clone(),
@@ -975,18 +975,25 @@ pub fn stop_by_signals(
             }
         }
         if wait_until_gone(record, *wait) {
-            return Ok(());
+            return Ok(*signal);
         }
     }
     let pids: Vec<i32> = live_processes(record).iter().map(|(pid, _)| *pid).collect();
     if pids.is_empty() {
-        return Ok(());
+        return Ok(schedule.steps.last().map_or(Signal::SIGKILL, |(s, _)| *s));
     }
     Err(ServiceError::StillRunning {
         service: record.service.clone(),
         schedule: schedule.text.clone(),
         pids,
     })
+}
+
+impl StopSchedule {
+    /// Its first signal and how long the service is given after it.
+    pub fn first(&self) -> (Signal, Duration) {
+        self.steps[0]
+    }
 }
 
 /// Waits up to `limit` for every process of the service to be gone.

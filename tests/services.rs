@@ -3841,3 +3841,67 @@ fn logs_stay_under_the_budget_with_writers_that_never_close() {
         assert_eq!(run(copkg().args(["stop", service])).code, 0);
     }
 }
+
+/// `status` answers 3 a.m. questions: an aligned table (on a terminal, or
+/// `--table`), and in `--json` start time, uptime, memory and process
+/// count; `stop` says when it had to escalate to KILL.
+#[test]
+fn status_table_and_stop_escalation() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "stubborn",
+        &[(
+            "script.d/start.lua",
+            &lua_service(
+                "trap '' TERM; echo hello; sh -c 'trap \"\" TERM; exec sleep 60' & exec sleep 60",
+            ),
+            0o644,
+        )],
+    );
+    assert_eq!(start(&sandbox, &package, SVC, &[]).code, 0);
+    let out = run(sandbox.copkg().args(["--json", "status", SVC]));
+    let status: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(status["state"], "running");
+    assert_eq!(status["processes"], 2, "{status}");
+    assert!(status["memory_bytes"].as_u64().unwrap() > 0, "{status}");
+    assert!(status["uptime_secs"].as_u64().unwrap() < 60, "{status}");
+    assert!(
+        status["started_at"].as_str().unwrap().ends_with('Z'),
+        "{status}"
+    );
+
+    let out = run(sandbox.copkg().args(["status", "--table", "--console"]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with("SERVICE"), "{}", out.stdout);
+    let header = lines[0];
+    let row = lines[1];
+    // Columns line up: each header starts where its value does.
+    for (name, value) in [
+        ("STATE", "running"),
+        ("PACKAGE", package.as_str()),
+        ("USER", "root"),
+    ] {
+        assert_eq!(header.find(name), row.find(value), "{name}\n{}", out.stdout);
+    }
+    assert!(
+        out.stdout.contains(&format!("== {SVC} ==")),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("| hello"), "{}", out.stdout);
+
+    // TERM is ignored: stop escalates, and says so.
+    let config = sandbox.path().join("fast.json");
+    std::fs::write(&config, r#"{"stopSchedule": "TERM/0.3/KILL/5"}"#).unwrap();
+    let out = run(copkg_with(&sandbox, Some(&config)).args(["stop", SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "{SVC} did not stop on SIGTERM within 0.3 s; it was sent SIGKILL"
+        )),
+        "{}",
+        out.stderr
+    );
+}

@@ -1,13 +1,13 @@
 //! `copkg clean-logs [SERVICE…]`: the `clean_logs` policy over runtime dirs.
 
 use super::{Context, Result, out};
-use crate::cli::StatusArgs;
+use crate::cli::ServicesArgs;
 use crate::coordinate::ServiceCoordinate;
 use crate::journal::Outcome;
 use crate::lifecycle;
 
 /// Cleans the log dirs of the named services, or of every service.
-pub fn run(ctx: &Context, args: &StatusArgs) -> Result {
+pub fn run(ctx: &Context, args: &ServicesArgs) -> Result {
     let host = ctx.host()?;
     let services = if args.services.is_empty() {
         lifecycle::recorded_services(&ctx.settings)?
