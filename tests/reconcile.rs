@@ -202,6 +202,14 @@ fn a_sigkilled_service_runs_again_after_the_next_reconcile() {
             out.stdout,
             format!("started {SVC} (pid {new}) from {package}\n")
         );
+        // The restart is in the journal, as reconcile's.
+        let history = copkg(&sandbox, config, &["--json", "history", "-n", "1", SVC]);
+        let entry: serde_json::Value = serde_json::from_str(history.stdout.trim()).unwrap();
+        assert_eq!(
+            (entry["action"].as_str(), entry["result"].as_str()),
+            (Some("reconcile"), Some("ok")),
+            "{entry}"
+        );
         let shown = status(&sandbox, config, SVC);
         assert_eq!(shown["state"], "running");
         assert_eq!(shown["enabled"], true);
@@ -408,11 +416,13 @@ fn boot_starts_enabled_services_in_their_order_and_skips_those_after_a_failure()
     // Each service appends its name to the log as it starts; `bad` fails
     // to start once the flag file exists.
     let flag = sandbox.path().join("break-bad");
+    // (Written by start.lua itself, before it returns: the services' own
+    // processes would race each other to the log.)
     let script = format!(
-        "local ctx = ...\nif ctx.service == '1.bad.test.local' and io.open('{}') then error('bad is broken') end\n{}",
+        "local ctx = ...\nif ctx.service == '1.bad.test.local' and io.open('{}') then error('bad is broken') end\nlocal log = assert(io.open('{}', 'a'))\nlog:write(ctx.service, '\\n')\nlog:close()\n{}",
         flag.display(),
-        lua_service(&format!("echo \"$1\" >> {}; exec sleep 600", log.display()))
-            .trim_start_matches("local ctx = ...\n")
+        log.display(),
+        lua_service("exec sleep 600").trim_start_matches("local ctx = ...\n")
     );
     let package = install_package(&sandbox, "ordered", &[("script.d/start.lua", &script)]);
     for service in services {

@@ -2,13 +2,14 @@
 
 use super::{Context, Error, Result, notices, out};
 use crate::exit::Coded;
+use crate::journal::Outcome;
 use crate::supervise::{self, Acted, Action};
 
 /// Starts every enabled service that does not run, in `--after` order.
 pub fn run(ctx: &Context) -> Result {
     let host = ctx.host()?;
     let acted = supervise::boot(&ctx.settings, &host.policy(), &notices(ctx), &mut |acted| {
-        report(ctx, acted, true)
+        report(ctx, "boot", acted, true)
     })?;
     outcome(&acted, "starts")
 }
@@ -16,8 +17,18 @@ pub fn run(ctx: &Context) -> Result {
 /// Prints what boot or reconcile did with one service as it is done: a
 /// line on stdout (or a JSON object), and a failure's whole cause chain on
 /// stderr. Services that simply run are printed only when `show_running`.
-pub fn report(ctx: &Context, acted: &Acted, show_running: bool) {
+pub fn report(ctx: &Context, command: &str, acted: &Acted, show_running: bool) {
     let service = &acted.service;
+    // What changed the machine is journaled: a start, a start that failed,
+    // a service given up at its start limit.
+    match &acted.action {
+        Action::Started(_) => ctx.journal(command, service, &Outcome::Done { changed: true }),
+        Action::Error(err) => ctx.journal(command, service, &Outcome::failed(err)),
+        Action::Failed { now: true, .. } => {
+            ctx.journal(command, service, &Outcome::Done { changed: true })
+        }
+        _ => {}
+    }
     let mut json = serde_json::json!({
         "service": service,
         "action": acted.action.name(),

@@ -11,7 +11,7 @@ pub fn run(ctx: &Context) -> Result {
     let host = ctx.host()?;
     let verbose = ctx.settings.verbosity >= Verbosity::Verbose;
     let acted = supervise::reconcile(&ctx.settings, &host.policy(), &notices(ctx), &mut |acted| {
-        super::boot::report(ctx, acted, verbose)
+        super::boot::report(ctx, "reconcile", acted, verbose)
     })?;
     super::boot::outcome(&acted, "restarts")
 }
