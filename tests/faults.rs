@@ -301,7 +301,16 @@ fn soak_lifecycle_under_random_kills() {
         SERVICE,
     ]));
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(pids_with(&marker).len(), 1);
+    let daemons = pids_with(&marker);
+    assert_eq!(daemons.len(), 1);
+    // It holds no descriptor of copkg's: 0, 1 and 2 only.
+    let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", daemons[0]))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    fds.sort();
+    assert_eq!(fds, ["0", "1", "2"]);
     assert_eq!(run(&mut copkg(&["stop", SERVICE])).code, 0);
     assert!(pids_with(&marker).is_empty());
 }

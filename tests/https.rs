@@ -216,3 +216,116 @@ fn https_repository_with_a_site_ca() {
         )
     );
 }
+
+/// A repository behind the real nginx with TLS (a CA made here) and basic
+/// auth: without credentials or with wrong ones nothing installs; with the
+/// config's `username`/`password` it does, and the password shows up
+/// nowhere (output, journal).
+#[test]
+fn nginx_repository_with_tls_and_basic_auth() {
+    let Some(nginx) = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        eprintln!("skipped: nginx is not installed (CI installs it)");
+        return;
+    };
+    let sandbox = Sandbox::new();
+    sandbox.publish_verified(&good_archive());
+    let certs = sandbox.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let ca = make_certificates(&certs);
+    let password = "s3cret-Pa55";
+    let hash = Command::new("openssl")
+        .args(["passwd", "-apr1", password])
+        .output()
+        .unwrap();
+    assert!(hash.status.success());
+    let prefix = sandbox.path().join("nginx");
+    std::fs::create_dir_all(prefix.join("logs")).unwrap();
+    std::fs::write(
+        prefix.join("htpasswd"),
+        format!("deploy:{}", String::from_utf8_lossy(&hash.stdout)),
+    )
+    .unwrap();
+    let port = free_port();
+    std::fs::write(
+        prefix.join("nginx.conf"),
+        format!(
+            r#"user root;
+daemon off;
+master_process off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log {prefix}/logs/access.log;
+  client_body_temp_path {prefix}/body;
+  proxy_temp_path {prefix}/proxy;
+  fastcgi_temp_path {prefix}/fastcgi;
+  uwsgi_temp_path {prefix}/uwsgi;
+  scgi_temp_path {prefix}/scgi;
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {certs}/srv.pem;
+    ssl_certificate_key {certs}/srv.key;
+    root {repo};
+    auth_basic "copkg";
+    auth_basic_user_file {prefix}/htpasswd;
+  }}
+}}
+"#,
+            prefix = prefix.display(),
+            certs = certs.display(),
+            repo = sandbox.repo().display(),
+        ),
+    )
+    .unwrap();
+    let mut server = Command::new(nginx)
+        .arg("-p")
+        .arg(&prefix)
+        .arg("-c")
+        .arg(prefix.join("nginx.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Stop<'a>(&'a mut Child);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _stop = Stop(&mut server);
+    wait_for_port(port);
+    let url = format!("https://127.0.0.1:{port}");
+    let config = sandbox.path().join("config.json");
+    let install = |json: String| {
+        std::fs::write(&config, json).unwrap();
+        run(sandbox
+            .copkg()
+            .arg("--config")
+            .arg(&config)
+            .args(["install", COORD]))
+    };
+    let ca = ca.display();
+    // No credentials, then wrong ones: refused, nothing installed.
+    for credentials in ["", r#", "username": "deploy", "password": "wrong""#] {
+        let out = install(format!(
+            r#"{{"caFile": "{ca}", "packageBaseUrl": "{url}"{credentials}}}"#
+        ));
+        assert_ne!(out.code, 0, "{out:?}");
+        assert!(out.stderr.contains("401"), "{}", out.stderr);
+        assert!(!sandbox.install_dir().exists());
+    }
+    let out = install(format!(
+        r#"{{"caFile": "{ca}", "packageBaseUrl": "{url}", "username": "deploy", "password": "{password}"}}"#
+    ));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(sandbox.install_dir().join("bin/hello").is_file());
+    let history = run(sandbox.copkg().args(["--json", "history"]));
+    for text in [&out.stdout, &out.stderr, &history.stdout] {
+        assert!(!text.contains(password), "the password leaked: {text}");
+    }
+}
