@@ -106,30 +106,6 @@ fn run_with_fault(mut command: Command, fault: Fault, delay: Duration) -> Option
     child.wait().unwrap().code()
 }
 
-/// Processes whose command line holds `marker`.
-fn pids_with(marker: &str) -> Vec<i32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| {
-                s.rsplit_once(')')
-                    .and_then(|(_, r)| r.trim_start().chars().next())
-            })
-            .is_some_and(|state| state != 'Z' && state != 'X');
-        if alive && String::from_utf8_lossy(&cmdline).contains(marker) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
 /// Every name below `dir` that looks like a leftover of an unfinished
 /// write: temp files and dirs, trash, files being removed.
 fn leftovers(dir: &Path) -> Vec<PathBuf> {

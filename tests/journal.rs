@@ -50,21 +50,6 @@ fn row(action: &str, target: &str, result: &str, code: u64) -> (String, String, 
     (action.into(), target.into(), result.into(), code)
 }
 
-/// A start.lua that spawns `sh -c SCRIPT` detached.
-fn lua_service(script: &str) -> String {
-    format!(
-        r#"local ctx = ...
-copkg.spawn({{
-  program = "/bin/sh",
-  args = {{ "-c", [==[{script}]==] }},
-  cwd = ctx.runtime_dir,
-  stdout = ctx.runtime_dir .. "/console/stdout.log",
-  stderr = ctx.runtime_dir .. "/console/stderr.log",
-}})
-"#
-    )
-}
-
 /// Packs `files` as `com.example:<name>:<version>` into the repository.
 fn pack_package(sandbox: &Sandbox, name: &str, version: &str, files: &[(&str, &str)]) -> String {
     let dir = sandbox.path().join("src").join(name).join(version);

@@ -118,16 +118,6 @@ fn forge_other_boot(sandbox: &Sandbox, service: &str) {
     std::fs::write(record_path(sandbox, service), rec.to_string()).unwrap();
 }
 
-fn pid_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .and_then(|(_, r)| r.trim_start().chars().next())
-        })
-        .is_some_and(|state| state != 'Z' && state != 'X')
-}
-
 fn kill(pid: i32) {
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
@@ -135,17 +125,6 @@ fn kill(pid: i32) {
     )
     .unwrap();
     assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)));
-}
-
-fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    done()
 }
 
 /// `status --json` of one service.

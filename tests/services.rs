@@ -42,21 +42,6 @@ fn runtime_dir(sandbox: &Sandbox, service: &str) -> PathBuf {
     sandbox.path().join("runtime").join(service)
 }
 
-/// A start.lua that spawns `sh -c SCRIPT` detached.
-fn lua_service(script: &str) -> String {
-    format!(
-        r#"local ctx = ...
-copkg.spawn({{
-  program = "/bin/sh",
-  args = {{ "-c", [==[{script}]==] }},
-  cwd = ctx.runtime_dir,
-  stdout = ctx.runtime_dir .. "/console/stdout.log",
-  stderr = ctx.runtime_dir .. "/console/stderr.log",
-}})
-"#
-    )
-}
-
 fn start(sandbox: &Sandbox, package: &str, service: &str, args: &[&str]) -> Output {
     // As root, naming root keeps start's "runs as root" warning out of stderr.
     run(sandbox
@@ -79,27 +64,6 @@ fn copkg_with(sandbox: &Sandbox, config: Option<&PathBuf>) -> Command {
         command.arg("--config").arg(config);
     }
     command
-}
-
-fn pid_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .and_then(|(_, r)| r.trim_start().chars().next())
-        })
-        .is_some_and(|state| state != 'Z' && state != 'X')
-}
-
-fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    done()
 }
 
 /// copkg's record of a service, in its state dir under the runtime root.
@@ -1955,19 +1919,6 @@ fn g8_a_start_lua_that_loops_and_a_stop_hook_calling_os_exit_fail_clearly() {
         run(sandbox.copkg().args(["stop", "2.svc.test.local"])).code,
         0
     );
-}
-
-/// Pids of processes whose command line contains `marker`.
-fn pids_with(marker: &str) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
-        })
-        .filter(|pid| pid_alive(*pid))
-        .collect()
 }
 
 #[test]

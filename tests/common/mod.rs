@@ -751,3 +751,54 @@ impl Drop for Tmpfs {
         let _ = std::process::Command::new("umount").arg(&self.0).status();
     }
 }
+
+/// Whether a process lives (zombies do not).
+pub fn pid_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.trim_start().chars().next())
+        })
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+/// Waits up to `limit` for `done`; whether it came true.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done()
+}
+
+/// The live processes whose command line holds `marker`.
+pub fn pids_with(marker: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .filter(|pid| pid_alive(*pid))
+        .collect()
+}
+
+/// A start.lua that spawns `sh -c SCRIPT` detached, its output in console/.
+pub fn lua_service(script: &str) -> String {
+    format!(
+        r#"local ctx = ...
+copkg.spawn({{
+  program = "/bin/sh",
+  args = {{ "-c", [==[{script}]==] }},
+  cwd = ctx.runtime_dir,
+  stdout = ctx.runtime_dir .. "/console/stdout.log",
+  stderr = ctx.runtime_dir .. "/console/stderr.log",
+}})
+"#
+    )
+}
