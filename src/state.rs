@@ -222,6 +222,7 @@ impl StateDir {
                 Err(e) => return Err(io_err("cannot create", &dir)(e)),
             }
             check_owned(&dir)?;
+            sweep_temp_files(&dir);
         }
         Ok(StateDir { path })
     }
@@ -343,7 +344,7 @@ impl StateDir {
         use std::io::Write;
         let path = self.pid_file(service);
         let dir = self.path.join("pids");
-        let mut temp = tempfile::NamedTempFile::new_in(&dir)
+        let mut temp = temp_file_in(&dir)
             .map_err(io_err("cannot create a temp file in", &dir))?;
         temp.write_all(format!("{pid}\n").as_bytes())
             .map_err(io_err("cannot write", &path))?;
@@ -443,7 +444,7 @@ impl StateDir {
         let dir = self.path.join(dir);
         let json = serde_json::to_vec_pretty(value)
             .map_err(|e| io_err("cannot write", &path)(e.into()))?;
-        let mut temp = tempfile::NamedTempFile::new_in(&dir)
+        let mut temp = temp_file_in(&dir)
             .map_err(io_err("cannot create a temp file in", &dir))?;
         temp.write_all(&json)
             .map_err(io_err("cannot write", &path))?;
@@ -480,6 +481,41 @@ impl StateDir {
     /// The names of every service with a record, sorted.
     pub fn services(&self) -> Result<Vec<String>, StateError> {
         self.names("services")
+    }
+}
+
+/// The prefix of copkg's temp files in the state dir: `.tmp-<pid>-`, so that
+/// one a killed copkg left is known for a leftover by its writer's pid.
+fn temp_prefix() -> String {
+    format!(".tmp-{}-", std::process::id())
+}
+
+/// A temp file in `dir`, renamed into place once written.
+fn temp_file_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new().prefix(&temp_prefix()).tempfile_in(dir)
+}
+
+/// Removes the temp files a copkg killed mid-write left in `dir` (its pid
+/// is gone); an error only leaves them for the next sweep.
+fn sweep_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(".tmp-")) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        let gone = matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+        if gone && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -556,6 +592,23 @@ mod tests {
             settings: Default::default(),
             boot_id: None,
         }
+    }
+
+    #[test]
+    fn temp_files_a_killed_copkg_left_are_swept_at_the_next_open() {
+        let root = tempfile::tempdir().unwrap();
+        let runtime = root.path().join("runtime");
+        let state = StateDir::open(&runtime).unwrap();
+        let services = state.path().join("services");
+        // A writer that is gone (pid_max is at most 2^22), and one that lives.
+        let dead = services.join(".tmp-4194999-abcdef");
+        let live = services.join(format!("{}x", temp_prefix()));
+        std::fs::write(&dead, "{").unwrap();
+        std::fs::write(&live, "{").unwrap();
+        StateDir::open(&runtime).unwrap();
+        assert!(!dead.exists());
+        assert!(live.exists());
+        assert_eq!(state.services().unwrap(), Vec::<String>::new());
     }
 
     #[test]
