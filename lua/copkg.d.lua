@@ -261,7 +261,7 @@ function copkg.restart(service) end
 function copkg.upgrade(service, package, options) end
 
 --- Every service in copkg's registry, with its state.
----@return {service: string, state: string, pids: integer[], package: string?, runtime_dir: string}[]
+---@return (copkg.Status|{service: string})[]
 function copkg.services() end
 
 --- The runtime dir of a service, by the `runtime_path` policy.
@@ -280,10 +280,17 @@ function copkg.prepare_runtime(service) end
 function copkg.status(service) end
 
 ---@class copkg.Status
----@field state "running"|"stopped"|"crashed"|"stale-pidfile"
+---@field state "running"|"stopped"|"crashed"|"failed"|"starting"|"stale-pidfile"
 ---@field pids integer[]
 ---@field package? string
 ---@field runtime_dir string
+---@field user? string            the account it runs as
+---@field started_at? integer     seconds since the epoch
+---@field memory? integer         bytes, while it runs
+---@field failed? string          why its last start failed
+---@field enabled boolean
+---@field restarts integer        reconcile's restarts in this boot
+---@field last_crashed_at? integer
 
 --- Whether a process lives (not a zombie), and started at `start_time` when given.
 ---@param pid integer

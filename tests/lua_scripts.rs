@@ -269,7 +269,8 @@ fn rollout_script_installs_starts_checks_and_stops_services() {
         r#"local ports = { tonumber(copkg.args[1]), tonumber(copkg.args[2]) }
 for i, port in ipairs(ports) do
   local s = copkg.start("com.example:webapp:1.0.0", i .. ".web.prod.trd", { "--port=" .. port }, { install = true })
-  print(s.service, #s.pids, copkg.status(s.service).state)
+  local st = copkg.status(s.service)
+  print(s.service, #s.pids, st.state, st.user, st.memory > 0, st.enabled, st.restarts)
 end
 local again = copkg.start("com.example:webapp:1.0.0", "1.web.prod.trd", { "--port=" .. ports[1] })
 print(again.changed, #again.pids)
@@ -294,7 +295,7 @@ print(copkg.stop("1.web.prod.trd").changed)
     assert_eq!(
         out.stdout,
         format!(
-            "1.web.prod.trd\t1\trunning\n2.web.prod.trd\t1\trunning\nfalse\t1\n\
+            "1.web.prod.trd\t1\trunning\troot\ttrue\tfalse\t0\n2.web.prod.trd\t1\trunning\troot\ttrue\tfalse\t0\nfalse\t1\n\
              nil\tcopkg.start: 1.web.prod.trd already runs com.example:webapp:1.0.0 with arguments [\"--port={}\"] (pid N); use `copkg restart` for new arguments or `copkg upgrade` for another package\n\
              true\ttrue\ntrue\tstopped\ntrue\tstopped\nfalse\n",
             ports[0]

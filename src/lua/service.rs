@@ -71,9 +71,22 @@ fn status(lua: &Lua, service: String) -> mlua::Result<Table> {
         _ => Vec::new(),
     };
     table.set("pids", lua.create_sequence_from(pids)?)?;
+    status_fields(&table, &status)?;
     table.set("package", status.package)?;
     table.set("runtime_dir", status.runtime_dir.display().to_string())?;
     Ok(table)
+}
+
+/// The fields `copkg.status` and `copkg.services` add to state and pids.
+fn status_fields(table: &Table, status: &lifecycle::ServiceStatus) -> mlua::Result<()> {
+    table.set("user", status.user.clone())?;
+    table.set("started_at", status.started_at)?;
+    table.set("memory", status.memory)?;
+    table.set("failed", status.failed.clone())?;
+    table.set("enabled", status.supervised.enabled == Some(true))?;
+    table.set("restarts", status.supervised.restarts)?;
+    table.set("last_crashed_at", status.supervised.last_crashed_at)?;
+    Ok(())
 }
 
 /// `copkg.alive(pid, start_time?)`: whether the process lives (and, when
@@ -270,13 +283,14 @@ fn services(lua: &Lua, (): ()) -> mlua::Result<Table> {
     let out = lua.create_table()?;
     for row in rows {
         let table = lua.create_table()?;
-        table.set("service", row.service)?;
+        table.set("service", row.service.as_str())?;
         table.set("state", row.state.name())?;
         let pids = match &row.state {
             ServiceState::Running { pids } => pids.clone(),
             _ => Vec::new(),
         };
         table.set("pids", lua.create_sequence_from(pids)?)?;
+        status_fields(&table, &row)?;
         table.set("package", row.package)?;
         table.set("runtime_dir", row.runtime_dir.display().to_string())?;
         out.push(table)?;
