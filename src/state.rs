@@ -344,8 +344,7 @@ impl StateDir {
         use std::io::Write;
         let path = self.pid_file(service);
         let dir = self.path.join("pids");
-        let mut temp = temp_file_in(&dir)
-            .map_err(io_err("cannot create a temp file in", &dir))?;
+        let mut temp = temp_file_in(&dir).map_err(io_err("cannot create a temp file in", &dir))?;
         temp.write_all(format!("{pid}\n").as_bytes())
             .map_err(io_err("cannot write", &path))?;
         temp.as_file()
@@ -444,8 +443,7 @@ impl StateDir {
         let dir = self.path.join(dir);
         let json = serde_json::to_vec_pretty(value)
             .map_err(|e| io_err("cannot write", &path)(e.into()))?;
-        let mut temp = temp_file_in(&dir)
-            .map_err(io_err("cannot create a temp file in", &dir))?;
+        let mut temp = temp_file_in(&dir).map_err(io_err("cannot create a temp file in", &dir))?;
         temp.write_all(&json)
             .map_err(io_err("cannot write", &path))?;
         temp.persist(&path)
@@ -492,7 +490,9 @@ fn temp_prefix() -> String {
 
 /// A temp file in `dir`, renamed into place once written.
 fn temp_file_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
-    tempfile::Builder::new().prefix(&temp_prefix()).tempfile_in(dir)
+    tempfile::Builder::new()
+        .prefix(&temp_prefix())
+        .tempfile_in(dir)
 }
 
 /// Removes the temp files a copkg killed mid-write left in `dir` (its pid
