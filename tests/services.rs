@@ -3841,3 +3841,78 @@ fn logs_stay_under_the_budget_with_writers_that_never_close() {
         assert_eq!(run(copkg().args(["stop", service])).code, 0);
     }
 }
+
+/// Rotations made in the same second get names of their own: a second
+/// rotation never replaces the first (nginx under load, rotated by a
+/// `clean-logs` run more than once a second, lost half its access log).
+#[test]
+fn clean_logs_never_replaces_a_rotation_made_in_the_same_second() {
+    let sandbox = Sandbox::new();
+    let config = sandbox.path().join("logs.json");
+    std::fs::write(&config, r#"{"logCleanup": {"maxBytes": 100000}}"#).unwrap();
+    let package = install_package(
+        &sandbox,
+        "reopener",
+        &[
+            (
+                "script.d/start.lua",
+                &lua_service(
+                    "trap 'exec 3>>log/app.log' USR1; exec 3>>log/app.log; while :; do sleep 0.05; done",
+                ),
+                0o644,
+            ),
+            (
+                "script.d/service.lua",
+                "return { reopen_logs = { signal = \"USR1\" }, logs = { \"log/app.log\" } }\n",
+                0o644,
+            ),
+        ],
+    );
+    let copkg = || copkg_with(&sandbox, Some(&config));
+    let out = run(copkg().args(["start", "--user", "root", &package, SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let log = runtime_dir(&sandbox, SVC).join("log");
+    std::fs::write(log.join("app.log"), "current\n".repeat(4000)).unwrap();
+    // Rotations already made this second and the next two.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut earlier = Vec::new();
+    for second in now..now + 3 {
+        let stamp = Command::new("date")
+            .args(["-u", "+%Y%m%dT%H%M%SZ", "-d", &format!("@{second}")])
+            .output()
+            .unwrap();
+        let name = format!("app.log.{}", String::from_utf8_lossy(&stamp.stdout).trim());
+        std::fs::write(log.join(&name), format!("rotated at {second}\n")).unwrap();
+        earlier.push((name, second));
+    }
+    let out = run(copkg().args(["--json", "clean-logs", SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let _ = run(copkg().args(["stop", SVC]));
+    let gunzip = |path: &Path| {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    };
+    for (name, second) in &earlier {
+        let kept = log.join(format!("{name}.gz"));
+        assert_eq!(gunzip(&kept), format!("rotated at {second}\n"), "{name}");
+    }
+    let rotated: Vec<String> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("Z-1") || n.ends_with("Z-1.gz"))
+        .collect();
+    assert_eq!(rotated.len(), 1, "{rotated:?}");
+    let path = log.join(&rotated[0]);
+    let text = if rotated[0].ends_with(".gz") {
+        gunzip(&path)
+    } else {
+        std::fs::read_to_string(&path).unwrap()
+    };
+    assert_eq!(text, "current\n".repeat(4000));
+}
