@@ -259,6 +259,18 @@ pub enum LifecycleError {
         /// Why not.
         reason: String,
     },
+    /// A declared open-file limit is above a hard limit copkg cannot raise.
+    #[error(
+        "cannot give {service} `limits.nofile` = {nofile} open files: the hard limit here is {hard}, and raising it needs root with CAP_SYS_RESOURCE"
+    )]
+    NofileLimit {
+        /// The service.
+        service: String,
+        /// The declared limit.
+        nofile: u64,
+        /// The hard limit copkg has.
+        hard: u64,
+    },
     /// A package's service.lua named root, which only the site may.
     #[error(
         "{package}: script.d/service.lua names root as the account; only the site's service_settings hook or --user may"
@@ -508,9 +520,9 @@ impl Coded for LifecycleError {
             | LifecycleError::AfterCycle { .. } => ExitCode::Usage,
             LifecycleError::Store(source) => source.exit_code(),
             LifecycleError::Account { source, .. } => source.exit_code(),
-            LifecycleError::PackageNamesRoot { .. } | LifecycleError::MemoryLimit { .. } => {
-                ExitCode::Usage
-            }
+            LifecycleError::PackageNamesRoot { .. }
+            | LifecycleError::MemoryLimit { .. }
+            | LifecycleError::NofileLimit { .. } => ExitCode::Usage,
         }
     }
 }
@@ -937,6 +949,17 @@ pub(crate) fn start_locked(
         &service_settings,
         notify,
     )?;
+    // A declared open-file limit copkg cannot give is refused up front, not
+    // found out as a failed exec.
+    if let Some(nofile) = service_settings.limits.nofile
+        && let Err(hard) = service::allow_nofile(nofile)
+    {
+        return Err(LifecycleError::NofileLimit {
+            service: what,
+            nofile,
+            hard,
+        });
+    }
     runtime.prepare()?;
     let account = account.filter(Account::needs_switch);
     if let Some(account) = &account {

@@ -3916,3 +3916,65 @@ fn clean_logs_never_replaces_a_rotation_made_in_the_same_second() {
     };
     assert_eq!(text, "current\n".repeat(4000));
 }
+
+/// A declared `limits.nofile` above copkg's hard limit: copkg, as root with
+/// CAP_SYS_RESOURCE, raises its own hard limit so that the service's
+/// account, switched to before the limit is set, may have it; without that
+/// capability (containers) the start is refused up front, naming the
+/// limit, not failed as "cannot start copkg: Operation not permitted".
+#[test]
+fn a_declared_nofile_above_the_hard_limit_is_given_or_refused_clearly() {
+    service_account("copkg-test-svc");
+    let sandbox = Sandbox::new();
+    std::fs::set_permissions(sandbox.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let hard: u64 = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|h| h.parse().ok())
+        .unwrap();
+    let wanted = hard + 1000;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|c| u64::from_str_radix(c.trim(), 16).unwrap())
+        .unwrap();
+    let may_raise = caps & (1 << 24) != 0; // CAP_SYS_RESOURCE
+    let package = install_package(
+        &sandbox,
+        "many-files",
+        &[
+            (
+                "script.d/start.lua",
+                &lua_service("ulimit -Hn > data/nofile; exec sleep 60"),
+                0o644,
+            ),
+            (
+                "script.d/service.lua",
+                &format!(
+                    "return {{ user = \"copkg-test-svc\", limits = {{ nofile = {wanted} }} }}\n"
+                ),
+                0o644,
+            ),
+        ],
+    );
+    let out = run(sandbox.copkg().args(["start", &package, SVC]));
+    let _ = run(sandbox.copkg().args(["stop", SVC]));
+    if may_raise {
+        assert_eq!(out.code, 0, "{out:?}");
+        let shown = std::fs::read_to_string(runtime_dir(&sandbox, SVC).join("data/nofile"));
+        assert_eq!(shown.unwrap(), format!("{wanted}\n"));
+    } else {
+        assert_eq!(out.code, 2, "{out:?}");
+        assert!(
+            out.stderr.contains(&format!(
+                "`limits.nofile` = {wanted} open files: the hard limit here is {hard}"
+            )),
+            "{}",
+            out.stderr
+        );
+        assert!(!runtime_dir(&sandbox, SVC).join("run").exists());
+    }
+}
