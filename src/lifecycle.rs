@@ -930,6 +930,11 @@ pub(crate) fn start_locked(
             pids,
         });
     }
+    // What outlived a crashed start's main processes (an nginx master's
+    // workers, holding its port) ends before the service starts again.
+    if let Some(record) = &record {
+        end_leftovers(settings, record, notify);
+    }
     let context = ServiceContext {
         package: Some(package.clone()),
         package_dir: Some(package_dir.clone()),
@@ -1007,6 +1012,7 @@ pub(crate) fn start_locked(
         args: args.to_vec(),
         started_at: now(),
         processes: Vec::new(),
+        main: Vec::new(),
         stopped_at: None,
         cgroup: cgroup.as_ref().map(|cg| cg.path().to_owned()),
         starting: true,
@@ -1075,7 +1081,9 @@ pub(crate) fn start_locked(
             return Err(failed_start(state, &mut record, err, notify));
         }
     };
+    let (processes, main) = processes;
     record.processes = processes.clone();
+    record.main = main;
     record.starting = false;
     if let Err(err) = state.write(&record) {
         // What cannot be recorded (a full disk) is not left running.
@@ -1279,6 +1287,24 @@ fn end_everything(settings: &Settings, record: &ServiceRecord) {
     }
 }
 
+/// Ends the processes of a service that is not running (its main processes
+/// are gone) but left others behind, saying so.
+fn end_leftovers(settings: &Settings, record: &ServiceRecord, notify: Notify<'_>) {
+    let left = service::live_processes(record);
+    if left.is_empty() {
+        return;
+    }
+    notify(&format!(
+        "{}: its main process is gone; ending what it left running (pid {})",
+        record.service,
+        left.iter()
+            .map(|(pid, _)| pid.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    end_everything(settings, record);
+}
+
 /// The account a service starts as: the caller's (`--user`, a restart's
 /// recorded one), else the `service_account` hook's, else `defaultUser`,
 /// else copkg's own (as root, with a warning).
@@ -1366,17 +1392,18 @@ fn settings_for(
         .map_err(policy_err("service_settings"))
 }
 
-/// The processes a start left running. With a cgroup: every process in it,
-/// and a pid in `run/start.pid` counts only if it is one of them (a pid file
-/// is a hint, never trust: G4). Without: what start.lua spawned, or the
-/// live processes the pid file names.
+/// The processes a start left running, and of them the main ones, those
+/// `run/start.pid` names. With a cgroup: every process in it, and a pid in
+/// `run/start.pid` counts only if it is one of them (a pid file is a hint,
+/// never trust: G4). Without: what start.lua spawned, or the live processes
+/// the pid file names.
 fn started_processes(
     runtime: &RuntimeDir,
     cgroup: Option<&ServiceCgroup>,
     output: &str,
     spawned: Vec<RecordedProcess>,
     adopted: &[(i32, crate::process::ProcStat)],
-) -> Result<Vec<RecordedProcess>, LifecycleError> {
+) -> Result<(Vec<RecordedProcess>, Vec<RecordedProcess>), LifecycleError> {
     let members: Vec<RecordedProcess> = match cgroup {
         Some(cgroup) => cgroup
             .members()
@@ -1464,7 +1491,15 @@ fn started_processes(
         }
         .into());
     }
-    Ok(members)
+    let main = match &hinted {
+        Some(pids) => members
+            .iter()
+            .filter(|m| pids.contains(&m.pid))
+            .cloned()
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok((members, main))
 }
 
 /// Runs `start.lua` through the policy, or `start.py` by the contract;
@@ -1535,7 +1570,11 @@ fn stop_locked(
     let Known { runtime, record } = find(settings, state, policy, service)?;
     let status = service::status(record.as_ref(), &runtime);
     let (ServiceState::Running { .. }, Some(mut record)) = (&status, record.clone()) else {
-        // Dead pids are never signalled; copkg clears what they left.
+        // Dead pids are never signalled; copkg clears what they left, and
+        // ends what outlived the service's main processes.
+        if let Some(record) = &record {
+            end_leftovers(settings, record, notify);
+        }
         state.remove_pid(&what)?;
         if matches!(status, ServiceState::Crashed | ServiceState::StalePidfile) {
             runtime.clear_pidfile()?;
@@ -1807,8 +1846,10 @@ pub fn reload(
     let Some(record) = record else {
         return Err(ServiceError::NotRunning { service: what }.into());
     };
-    let live = service::live_processes(&record);
-    if live.is_empty() {
+    if !matches!(
+        service::status(Some(&record), &runtime),
+        ServiceState::Running { .. }
+    ) {
         return Err(ServiceError::NotRunning { service: what }.into());
     }
     let context = context_from_record(service, &runtime, Some(&record));
@@ -2036,6 +2077,9 @@ pub fn cleanup(
             pids,
         }
         .into());
+    }
+    if let Some(record) = &record {
+        end_leftovers(settings, record, notify);
     }
     let context = context_from_record(service, &runtime, record.as_ref());
     call_hook(policy, LifecycleHook::BeforeCleanup, &context)?;

@@ -875,6 +875,15 @@ pub fn live_processes(record: &ServiceRecord) -> Vec<(i32, u64)> {
     live
 }
 
+/// Whether a main process of the service lives, or it has none recorded.
+fn main_alive(record: &ServiceRecord) -> bool {
+    record.main.is_empty()
+        || record
+            .main
+            .iter()
+            .any(|p| process::is_running(p.pid, p.start_time))
+}
+
 /// The files the live processes of a service hold open (from /proc/PID/fd).
 pub fn open_files(record: &ServiceRecord) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = live_processes(record)
@@ -901,7 +910,7 @@ pub fn status(record: Option<&ServiceRecord>, runtime: &RuntimeDir) -> ServiceSt
             return ServiceState::Stopped;
         }
         let live = live_processes(record);
-        if !live.is_empty() {
+        if !live.is_empty() && main_alive(record) {
             return ServiceState::Running {
                 pids: live.iter().map(|(pid, _)| *pid).collect(),
             };
@@ -916,7 +925,7 @@ pub fn status(record: Option<&ServiceRecord>, runtime: &RuntimeDir) -> ServiceSt
                 reason: "copkg ended before the start finished".to_owned(),
             };
         }
-        if record.stopped_at.is_none() {
+        if record.stopped_at.is_none() || !live.is_empty() {
             return ServiceState::Crashed;
         }
     }
@@ -1103,6 +1112,7 @@ mod tests {
                 start_time: stat.start_time,
                 pgrp: stat.pgrp,
             }],
+            main: Vec::new(),
             stopped_at: None,
             cgroup: None,
             starting: false,
