@@ -967,3 +967,78 @@ fn status_of_nginx_redis_and_postgres_running_at_once() {
         );
     }
 }
+
+/// An nginx master killed (SIGKILL, the OOM killer) leaves its workers
+/// serving, with nobody to reload, reopen logs or replace a worker: copkg
+/// reports the service crashed (its main process, the pid start.pid named,
+/// is gone), and `reconcile` ends the orphaned workers, which hold the
+/// port, and starts nginx again.
+#[test]
+fn nginx_whose_master_was_killed_is_crashed_and_reconcile_replaces_its_workers() {
+    const TEST: &str =
+        "nginx_whose_master_was_killed_is_crashed_and_reconcile_replaces_its_workers";
+    if !installed(TEST, Path::new(NGINX), "nginx") {
+        return;
+    }
+    let sandbox = sandbox();
+    let service = "1.nginx.test.local";
+    let _stop = StopAll(&sandbox, vec![service]);
+    let package = install_nginx(&sandbox);
+    let (arrived, _) = mpsc::channel();
+    let backend = slow_backend(arrived);
+    let port = free_port();
+    let out = copkg(
+        &sandbox,
+        None,
+        &[
+            "start",
+            &package,
+            service,
+            "--",
+            &format!("--port={port}"),
+            &format!("--backend={backend}"),
+        ],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(copkg(&sandbox, None, &["enable", service]).code, 0);
+    let runtime = runtime_dir(&sandbox, service);
+    let master = pid_in(&runtime.join("run/nginx.pid"));
+    let workers: Vec<i32> = pids_of(&status_json(&sandbox, service))
+        .into_iter()
+        .filter(|pid| *pid != master)
+        .collect();
+    assert_eq!(workers.len(), 2);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(master),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(master)));
+    // The workers still answer, unsupervised.
+    assert!(http_get(port, "/").is_some());
+    assert!(workers.iter().all(|pid| pid_alive(*pid)));
+    let status = status_json(&sandbox, service);
+    assert_eq!(status["state"], "crashed", "{status}");
+    // Nothing to reload without a master.
+    assert_eq!(copkg(&sandbox, None, &["reload", service]).code, 7);
+
+    let out = copkg(&sandbox, None, &["reconcile"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    eprintln!(
+        "nginx: master SIGKILLed; `copkg reconcile`: {}{}",
+        out.stderr,
+        out.stdout.trim()
+    );
+    for pid in &workers {
+        assert!(!pid_alive(*pid), "orphaned worker {pid} still runs");
+    }
+    let status = status_json(&sandbox, service);
+    assert_eq!(status["state"], "running", "{status}");
+    assert_eq!(status["restarts"], 1, "{status}");
+    let new_master = pid_in(&runtime.join("run/nginx.pid"));
+    assert_ne!(new_master, master);
+    assert!(pids_of(&status).contains(&new_master), "{status}");
+    let (line, body) = http_get(port, "/").unwrap();
+    assert!(line.contains(" 200 "), "{line}");
+    assert_eq!(body, b"hello from nginx\n");
+}
