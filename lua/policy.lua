@@ -177,8 +177,27 @@ end
 ---@field rotated integer
 ---@field bytes integer  bytes left in log/ and console/
 
---- A rotated log's name: `NAME.YYYYMMDDTHHMMSSZ`.
-local ROTATED = "%.%d%d%d%d%d%d%d%dT%d%d%d%d%d%dZ$"
+--- A rotated log's name: `NAME.YYYYMMDDTHHMMSSZ`, or `NAME.YYYYMMDDTHHMMSSZ-N`
+--- for the Nth more rotation of it in that second.
+local ROTATED = "%.%d%d%d%d%d%d%d%dT%d%d%d%d%d%dZ"
+
+local function is_rotated(name)
+  return name:find(ROTATED .. "$") ~= nil or name:find(ROTATED .. "%-%d+$") ~= nil
+end
+
+--- A name for a rotation of the file `name` at `path` that neither a plain
+--- nor a compressed file beside it has yet: rotating twice in one second
+--- must not replace the first rotation.
+local function rotation_name(path, name, stamp)
+  local dir = path:sub(1, #path - #name)
+  local candidate = name .. "." .. stamp
+  local n = 0
+  while copkg.exists(dir .. candidate) or copkg.exists(dir .. candidate .. ".gz") do
+    n = n + 1
+    candidate = name .. "." .. stamp .. "-" .. n
+  end
+  return candidate
+end
 
 --- Cleans a service's log/ and console/ dirs. `options` holds what the
 --- config file's `logCleanup` sets; the defaults for the rest are here.
@@ -240,7 +259,7 @@ function policy.clean_logs(ctx, options)
   for _, path in ipairs(ctx.open_list) do
     local entry = inside(path) and copkg.stat(path)
     if entry and entry.type == "file" and entry.size > rotate_bytes then
-      local name = entry.name .. "." .. stamp
+      local name = rotation_name(path, entry.name, stamp)
       if reopened(path) then
         local to = path:sub(1, #path - #entry.name) .. name
         copkg.rename(path, to)
@@ -282,7 +301,7 @@ function policy.clean_logs(ctx, options)
     if compressed and age > delete_after_days * day then
       copkg.remove(file.path)
       result.deleted = result.deleted + 1
-    elseif not compressed and (file.name:find(ROTATED) or age > compress_after_days * day) then
+    elseif not compressed and (is_rotated(file.name) or age > compress_after_days * day) then
       local path = copkg.gzip(file.path)
       result.compressed = result.compressed + 1
       kept[#kept + 1] = copkg.stat(path)

@@ -259,6 +259,18 @@ pub enum LifecycleError {
         /// Why not.
         reason: String,
     },
+    /// A declared open-file limit is above a hard limit copkg cannot raise.
+    #[error(
+        "cannot give {service} `limits.nofile` = {nofile} open files: the hard limit here is {hard}, and raising it needs root with CAP_SYS_RESOURCE"
+    )]
+    NofileLimit {
+        /// The service.
+        service: String,
+        /// The declared limit.
+        nofile: u64,
+        /// The hard limit copkg has.
+        hard: u64,
+    },
     /// A package's service.lua named root, which only the site may.
     #[error(
         "{package}: script.d/service.lua names root as the account; only the site's service_settings hook or --user may"
@@ -508,9 +520,9 @@ impl Coded for LifecycleError {
             | LifecycleError::AfterCycle { .. } => ExitCode::Usage,
             LifecycleError::Store(source) => source.exit_code(),
             LifecycleError::Account { source, .. } => source.exit_code(),
-            LifecycleError::PackageNamesRoot { .. } | LifecycleError::MemoryLimit { .. } => {
-                ExitCode::Usage
-            }
+            LifecycleError::PackageNamesRoot { .. }
+            | LifecycleError::MemoryLimit { .. }
+            | LifecycleError::NofileLimit { .. } => ExitCode::Usage,
         }
     }
 }
@@ -918,6 +930,11 @@ pub(crate) fn start_locked(
             pids,
         });
     }
+    // What outlived a crashed start's main processes (an nginx master's
+    // workers, holding its port) ends before the service starts again.
+    if let Some(record) = &record {
+        end_leftovers(settings, record, notify);
+    }
     let context = ServiceContext {
         package: Some(package.clone()),
         package_dir: Some(package_dir.clone()),
@@ -937,6 +954,17 @@ pub(crate) fn start_locked(
         &service_settings,
         notify,
     )?;
+    // A declared open-file limit copkg cannot give is refused up front, not
+    // found out as a failed exec.
+    if let Some(nofile) = service_settings.limits.nofile
+        && let Err(hard) = service::allow_nofile(nofile)
+    {
+        return Err(LifecycleError::NofileLimit {
+            service: what,
+            nofile,
+            hard,
+        });
+    }
     runtime.prepare()?;
     let account = account.filter(Account::needs_switch);
     if let Some(account) = &account {
@@ -984,6 +1012,7 @@ pub(crate) fn start_locked(
         args: args.to_vec(),
         started_at: now(),
         processes: Vec::new(),
+        main: Vec::new(),
         stopped_at: None,
         cgroup: cgroup.as_ref().map(|cg| cg.path().to_owned()),
         starting: true,
@@ -1052,7 +1081,9 @@ pub(crate) fn start_locked(
             return Err(failed_start(state, &mut record, err, notify));
         }
     };
+    let (processes, main) = processes;
     record.processes = processes.clone();
+    record.main = main;
     record.starting = false;
     if let Err(err) = state.write(&record) {
         // What cannot be recorded (a full disk) is not left running.
@@ -1256,6 +1287,24 @@ fn end_everything(settings: &Settings, record: &ServiceRecord) {
     }
 }
 
+/// Ends the processes of a service that is not running (its main processes
+/// are gone) but left others behind, saying so.
+fn end_leftovers(settings: &Settings, record: &ServiceRecord, notify: Notify<'_>) {
+    let left = service::live_processes(record);
+    if left.is_empty() {
+        return;
+    }
+    notify(&format!(
+        "{}: its main process is gone; ending what it left running (pid {})",
+        record.service,
+        left.iter()
+            .map(|(pid, _)| pid.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    end_everything(settings, record);
+}
+
 /// The account a service starts as: the caller's (`--user`, a restart's
 /// recorded one), else the `service_account` hook's, else `defaultUser`,
 /// else copkg's own (as root, with a warning).
@@ -1343,17 +1392,18 @@ fn settings_for(
         .map_err(policy_err("service_settings"))
 }
 
-/// The processes a start left running. With a cgroup: every process in it,
-/// and a pid in `run/start.pid` counts only if it is one of them (a pid file
-/// is a hint, never trust: G4). Without: what start.lua spawned, or the
-/// live processes the pid file names.
+/// The processes a start left running, and of them the main ones, those
+/// `run/start.pid` names. With a cgroup: every process in it, and a pid in
+/// `run/start.pid` counts only if it is one of them (a pid file is a hint,
+/// never trust: G4). Without: what start.lua spawned, or the live processes
+/// the pid file names.
 fn started_processes(
     runtime: &RuntimeDir,
     cgroup: Option<&ServiceCgroup>,
     output: &str,
     spawned: Vec<RecordedProcess>,
     adopted: &[(i32, crate::process::ProcStat)],
-) -> Result<Vec<RecordedProcess>, LifecycleError> {
+) -> Result<(Vec<RecordedProcess>, Vec<RecordedProcess>), LifecycleError> {
     let members: Vec<RecordedProcess> = match cgroup {
         Some(cgroup) => cgroup
             .members()
@@ -1441,7 +1491,15 @@ fn started_processes(
         }
         .into());
     }
-    Ok(members)
+    let main = match &hinted {
+        Some(pids) => members
+            .iter()
+            .filter(|m| pids.contains(&m.pid))
+            .cloned()
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok((members, main))
 }
 
 /// Runs `start.lua` through the policy, or `start.py` by the contract;
@@ -1512,7 +1570,11 @@ fn stop_locked(
     let Known { runtime, record } = find(settings, state, policy, service)?;
     let status = service::status(record.as_ref(), &runtime);
     let (ServiceState::Running { .. }, Some(mut record)) = (&status, record.clone()) else {
-        // Dead pids are never signalled; copkg clears what they left.
+        // Dead pids are never signalled; copkg clears what they left, and
+        // ends what outlived the service's main processes.
+        if let Some(record) = &record {
+            end_leftovers(settings, record, notify);
+        }
         state.remove_pid(&what)?;
         if matches!(status, ServiceState::Crashed | ServiceState::StalePidfile) {
             runtime.clear_pidfile()?;
@@ -1807,8 +1869,10 @@ pub fn reload(
     let Some(record) = record else {
         return Err(ServiceError::NotRunning { service: what }.into());
     };
-    let live = service::live_processes(&record);
-    if live.is_empty() {
+    if !matches!(
+        service::status(Some(&record), &runtime),
+        ServiceState::Running { .. }
+    ) {
         return Err(ServiceError::NotRunning { service: what }.into());
     }
     let context = context_from_record(service, &runtime, Some(&record));
@@ -2079,6 +2143,9 @@ pub fn cleanup(
             pids,
         }
         .into());
+    }
+    if let Some(record) = &record {
+        end_leftovers(settings, record, notify);
     }
     let context = context_from_record(service, &runtime, record.as_ref());
     call_hook(policy, LifecycleHook::BeforeCleanup, &context)?;

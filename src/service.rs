@@ -195,6 +195,45 @@ impl Drop for LaunchGuard {
     }
 }
 
+/// Makes sure what copkg starts can be given `nofile` open files: the
+/// child sets the limit after std has switched it to the service's
+/// account, which may lower its hard limit but never raise it, so copkg
+/// first raises its own hard limit (never lowering it) for the child to
+/// inherit, where it may (root, with CAP_SYS_RESOURCE). `Err` holds the
+/// hard limit that stays below `nofile`.
+pub fn allow_nofile(nofile: u64) -> Result<(), u64> {
+    let mut limit = nix::libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if nix::libc::getrlimit(nix::libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Ok(());
+        }
+        if limit.rlim_max >= nofile {
+            return Ok(());
+        }
+        let hard = limit.rlim_max;
+        limit.rlim_max = nofile;
+        if nix::libc::setrlimit(nix::libc::RLIMIT_NOFILE, &limit) != 0 {
+            return Err(hard);
+        }
+    }
+    Ok(())
+}
+
+/// The open-file limit for what copkg starts now, made possible as far as
+/// it can be ([`allow_nofile`]; where it cannot, the child's own setrlimit
+/// reports the error).
+fn nofile_for_launch() -> Option<u64> {
+    let nofile = Launch::current().nofile;
+    if let Some(n) = nofile {
+        let _ = allow_nofile(n);
+    }
+    nofile
+}
+
 /// Sets RLIMIT_NOFILE between fork and exec (setrlimit is
 /// async-signal-safe).
 fn apply_nofile(nofile: Option<u64>) -> io::Result<()> {
@@ -328,7 +367,7 @@ pub fn spawn_detached(spec: &SpawnSpec) -> Result<RecordedProcess, ServiceError>
     // touches no locks or heap.
     run_as_current(&mut command);
     let cgroup = crate::cgroup::placing_fd();
-    let nofile = Launch::current().nofile;
+    let nofile = nofile_for_launch();
     unsafe {
         command.pre_exec(move || {
             if let Some(fd) = cgroup {
@@ -444,7 +483,7 @@ pub fn run_script(run: &ScriptRun) -> Result<String, ServiceError> {
         .process_group(0);
     run_as_current(&mut command);
     let cgroup = crate::cgroup::placing_fd();
-    let nofile = Launch::current().nofile;
+    let nofile = nofile_for_launch();
     // SAFETY: the hook only writes to an open fd (joining the service's
     // cgroup) and marks descriptors close-on-exec (async-signal-safe).
     unsafe {
@@ -635,7 +674,7 @@ pub fn run_captured(run: &CapturedRun) -> Result<Captured, ServiceError> {
         command.uid(account.uid).gid(account.gid);
     }
     let cgroup = crate::cgroup::placing_fd();
-    let nofile = Launch::current().nofile;
+    let nofile = nofile_for_launch();
     // SAFETY: the hook only writes to an open fd (joining the service's
     // cgroup) and marks descriptors close-on-exec (async-signal-safe).
     unsafe {
@@ -836,6 +875,15 @@ pub fn live_processes(record: &ServiceRecord) -> Vec<(i32, u64)> {
     live
 }
 
+/// Whether a main process of the service lives, or it has none recorded.
+fn main_alive(record: &ServiceRecord) -> bool {
+    record.main.is_empty()
+        || record
+            .main
+            .iter()
+            .any(|p| process::is_running(p.pid, p.start_time))
+}
+
 /// The files the live processes of a service hold open (from /proc/PID/fd).
 pub fn open_files(record: &ServiceRecord) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = live_processes(record)
@@ -862,7 +910,7 @@ pub fn status(record: Option<&ServiceRecord>, runtime: &RuntimeDir) -> ServiceSt
             return ServiceState::Stopped;
         }
         let live = live_processes(record);
-        if !live.is_empty() {
+        if !live.is_empty() && main_alive(record) {
             return ServiceState::Running {
                 pids: live.iter().map(|(pid, _)| *pid).collect(),
             };
@@ -877,7 +925,7 @@ pub fn status(record: Option<&ServiceRecord>, runtime: &RuntimeDir) -> ServiceSt
                 reason: "copkg ended before the start finished".to_owned(),
             };
         }
-        if record.stopped_at.is_none() {
+        if record.stopped_at.is_none() || !live.is_empty() {
             return ServiceState::Crashed;
         }
     }
@@ -1071,6 +1119,7 @@ mod tests {
                 start_time: stat.start_time,
                 pgrp: stat.pgrp,
             }],
+            main: Vec::new(),
             stopped_at: None,
             cgroup: None,
             starting: false,

@@ -102,6 +102,13 @@ pub struct ServiceRecord {
     pub started_at: u64,
     /// The processes started.
     pub processes: Vec<RecordedProcess>,
+    /// The service's main processes: those of [`Self::processes`] that
+    /// `run/start.pid` named (a forking daemon's master). When none of them
+    /// lives any more, the service has crashed, whatever else of it is left
+    /// (an nginx master killed leaves its workers serving, unsupervised).
+    /// Empty when the start named none: then any process left counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub main: Vec<RecordedProcess>,
     /// Seconds since the Unix epoch when copkg stopped it, if it did.
     pub stopped_at: Option<u64>,
     /// The cgroup its processes are in, when copkg made one.
@@ -584,6 +591,7 @@ mod tests {
                 start_time: 20,
                 pgrp: 10,
             }],
+            main: Vec::new(),
             stopped_at: None,
             cgroup: None,
             starting: false,

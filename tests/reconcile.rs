@@ -887,3 +887,72 @@ fn systemd_units_verify_and_their_exec_lines_work() {
         "{cron}"
     );
 }
+
+/// A forking daemon whose main process (the pid start.pid names) dies
+/// while a worker of it lives on (an nginx master killed): crashed, not
+/// running; reconcile ends the orphaned worker and starts it again; stop
+/// ends what is left of it too.
+#[test]
+fn a_daemon_whose_main_process_died_is_crashed_and_its_leftovers_are_ended() {
+    let sandbox = Sandbox::new();
+    let package = install_package(
+        &sandbox,
+        "forking",
+        &[(
+            "script.d/start.py",
+            r#"import subprocess, sys
+rt = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--runtime-dir=")][0]
+master = subprocess.Popen(["/bin/sh", "-c", "sleep 600 & wait"], cwd=rt, start_new_session=True,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+with open(rt + "/run/start.pid", "w") as f:
+    f.write(f"{master.pid}\n")
+"#,
+        )],
+    );
+    let no_cgroups = config(&sandbox, r#"{"serviceCgroups": false}"#);
+    for config in [None, Some(no_cgroups.as_path())] {
+        let _stop = StopAll(&sandbox, &[SVC]);
+        start(&sandbox, config, &package, SVC);
+        assert_eq!(copkg(&sandbox, config, &["enable", SVC]).code, 0);
+        let pids = |sandbox: &Sandbox| -> Vec<i32> {
+            status(sandbox, config, SVC)["pids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_i64().unwrap() as i32)
+                .collect()
+        };
+        // The main process: the one start.pid named.
+        let master = record(&sandbox, SVC)["main"][0]["pid"].as_i64().unwrap() as i32;
+        let before = pids(&sandbox);
+        assert_eq!(before.len(), 2, "{before:?}");
+        assert!(before.contains(&master));
+        let worker = *before.iter().find(|p| **p != master).unwrap();
+        kill(master);
+        assert!(pid_alive(worker));
+        assert_eq!(status(&sandbox, config, SVC)["state"], "crashed");
+
+        let out = copkg(&sandbox, config, &["reconcile"]);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(
+            out.stderr
+                .contains("its main process is gone; ending what it left running"),
+            "{out:?}"
+        );
+        assert!(!pid_alive(worker), "the orphaned worker still runs");
+        let shown = status(&sandbox, config, SVC);
+        assert_eq!(shown["state"], "running", "{shown}");
+        assert_eq!(shown["restarts"], 1, "{shown}");
+
+        // Stop of a crashed service ends its leftovers too.
+        let now = pids(&sandbox);
+        let master = record(&sandbox, SVC)["main"][0]["pid"].as_i64().unwrap() as i32;
+        let worker = *now.iter().find(|p| **p != master).unwrap();
+        kill(master);
+        let out = copkg(&sandbox, config, &["stop", SVC]);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(!pid_alive(worker), "stop left the worker running");
+        assert_eq!(status(&sandbox, config, SVC)["state"], "stopped");
+        assert_eq!(copkg(&sandbox, config, &["cleanup", SVC]).code, 0);
+    }
+}

@@ -3856,3 +3856,140 @@ fn status_table_and_stop_escalation() {
         out.stderr
     );
 }
+
+/// Rotations made in the same second get names of their own: a second
+/// rotation never replaces the first (nginx under load, rotated by a
+/// `clean-logs` run more than once a second, lost half its access log).
+#[test]
+fn clean_logs_never_replaces_a_rotation_made_in_the_same_second() {
+    let sandbox = Sandbox::new();
+    let config = sandbox.path().join("logs.json");
+    std::fs::write(&config, r#"{"logCleanup": {"maxBytes": 100000}}"#).unwrap();
+    let package = install_package(
+        &sandbox,
+        "reopener",
+        &[
+            (
+                "script.d/start.lua",
+                &lua_service(
+                    "trap 'exec 3>>log/app.log' USR1; exec 3>>log/app.log; while :; do sleep 0.05; done",
+                ),
+                0o644,
+            ),
+            (
+                "script.d/service.lua",
+                "return { reopen_logs = { signal = \"USR1\" }, logs = { \"log/app.log\" } }\n",
+                0o644,
+            ),
+        ],
+    );
+    let copkg = || copkg_with(&sandbox, Some(&config));
+    let out = run(copkg().args(["start", "--user", "root", &package, SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let log = runtime_dir(&sandbox, SVC).join("log");
+    std::fs::write(log.join("app.log"), "current\n".repeat(4000)).unwrap();
+    // Rotations already made this second and the next two.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut earlier = Vec::new();
+    for second in now..now + 3 {
+        let stamp = Command::new("date")
+            .args(["-u", "+%Y%m%dT%H%M%SZ", "-d", &format!("@{second}")])
+            .output()
+            .unwrap();
+        let name = format!("app.log.{}", String::from_utf8_lossy(&stamp.stdout).trim());
+        std::fs::write(log.join(&name), format!("rotated at {second}\n")).unwrap();
+        earlier.push((name, second));
+    }
+    let out = run(copkg().args(["--json", "clean-logs", SVC]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let _ = run(copkg().args(["stop", SVC]));
+    let gunzip = |path: &Path| {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    };
+    for (name, second) in &earlier {
+        let kept = log.join(format!("{name}.gz"));
+        assert_eq!(gunzip(&kept), format!("rotated at {second}\n"), "{name}");
+    }
+    let rotated: Vec<String> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("Z-1") || n.ends_with("Z-1.gz"))
+        .collect();
+    assert_eq!(rotated.len(), 1, "{rotated:?}");
+    let path = log.join(&rotated[0]);
+    let text = if rotated[0].ends_with(".gz") {
+        gunzip(&path)
+    } else {
+        std::fs::read_to_string(&path).unwrap()
+    };
+    assert_eq!(text, "current\n".repeat(4000));
+}
+
+/// A declared `limits.nofile` above copkg's hard limit: copkg, as root with
+/// CAP_SYS_RESOURCE, raises its own hard limit so that the service's
+/// account, switched to before the limit is set, may have it; without that
+/// capability (containers) the start is refused up front, naming the
+/// limit, not failed as "cannot start copkg: Operation not permitted".
+#[test]
+fn a_declared_nofile_above_the_hard_limit_is_given_or_refused_clearly() {
+    service_account("copkg-test-svc");
+    let sandbox = Sandbox::new();
+    std::fs::set_permissions(sandbox.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let hard: u64 = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|h| h.parse().ok())
+        .unwrap();
+    let wanted = hard + 1000;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|c| u64::from_str_radix(c.trim(), 16).unwrap())
+        .unwrap();
+    let may_raise = caps & (1 << 24) != 0; // CAP_SYS_RESOURCE
+    let package = install_package(
+        &sandbox,
+        "many-files",
+        &[
+            (
+                "script.d/start.lua",
+                &lua_service("ulimit -Hn > data/nofile; exec sleep 60"),
+                0o644,
+            ),
+            (
+                "script.d/service.lua",
+                &format!(
+                    "return {{ user = \"copkg-test-svc\", limits = {{ nofile = {wanted} }} }}\n"
+                ),
+                0o644,
+            ),
+        ],
+    );
+    let out = run(sandbox.copkg().args(["start", &package, SVC]));
+    let _ = run(sandbox.copkg().args(["stop", SVC]));
+    if may_raise {
+        assert_eq!(out.code, 0, "{out:?}");
+        let shown = std::fs::read_to_string(runtime_dir(&sandbox, SVC).join("data/nofile"));
+        assert_eq!(shown.unwrap(), format!("{wanted}\n"));
+    } else {
+        assert_eq!(out.code, 2, "{out:?}");
+        assert!(
+            out.stderr.contains(&format!(
+                "`limits.nofile` = {wanted} open files: the hard limit here is {hard}"
+            )),
+            "{}",
+            out.stderr
+        );
+        assert!(!runtime_dir(&sandbox, SVC).join("run").exists());
+    }
+}
