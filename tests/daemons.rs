@@ -932,6 +932,12 @@ fn status_of_nginx_redis_and_postgres_running_at_once() {
     assert_eq!(out.code, 0, "{out:?}");
     eprintln!("$ copkg status\n{}", out.stdout);
     let table = out.stdout.clone();
+    let out = copkg(&sandbox, None, &["status", "--table"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    eprintln!("$ copkg status --table\n{}", out.stdout);
+    for account in ["www-data", "postgres", "redis"] {
+        assert!(out.stdout.contains(account), "{}", out.stdout);
+    }
     let out = copkg(&sandbox, None, &["--json", "status"]);
     assert_eq!(out.code, 0, "{out:?}");
     eprintln!("$ copkg --json status\n{}", out.stdout);
