@@ -540,21 +540,28 @@ fn d7_b7_detached_service_is_isolated() {
     );
     assert_eq!((pgrp, session), (pid, pid), "own session and process group");
     assert_ne!(ppid as u32, copkg_pid, "not a child of copkg");
-    // Once the shell has become `sleep`, its descriptors are what it was given.
+    // Once the shell has become `sleep`, its descriptors are what it was
+    // given (sleep itself opens its locale's messages for a moment as it
+    // starts: that passes).
     assert!(wait_until(Duration::from_secs(5), || {
         std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
     }));
-    let mut fds: Vec<(u32, PathBuf)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_str().unwrap().parse().unwrap(),
-                std::fs::read_link(e.path()).unwrap_or_default(),
-            )
-        })
-        .collect();
-    fds.sort();
+    let fds_now = || {
+        let mut fds: Vec<(u32, PathBuf)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_str().unwrap().parse().unwrap(),
+                    std::fs::read_link(e.path()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        fds.sort();
+        fds
+    };
+    wait_until(Duration::from_secs(2), || fds_now().len() == 3);
+    let fds = fds_now();
     let numbers: Vec<u32> = fds.iter().map(|(fd, _)| *fd).collect();
     assert_eq!(
         numbers,
