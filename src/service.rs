@@ -1100,12 +1100,18 @@ mod tests {
     #[test]
     fn a_process_outliving_the_schedule_is_an_error_naming_it() {
         let mut child = Command::new("sh")
-            .args(["-c", "trap '' TERM; while :; do sleep 0.05; done"])
+            .args([
+                "-c",
+                "trap '' TERM; echo ready; while :; do sleep 0.05; done",
+            ])
             .process_group(0)
+            .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
-        std::thread::sleep(Duration::from_millis(100));
+        // Once it says so, TERM is ignored (however loaded the machine is).
+        let mut ready = [0u8; 6];
+        child.stdout.take().unwrap().read_exact(&mut ready).unwrap();
         let stat = process::stat(pid).unwrap();
         let record = ServiceRecord {
             service: "1.a.b.c".into(),
