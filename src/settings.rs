@@ -265,9 +265,14 @@ impl ConfigFile {
                 });
             }
         };
-        serde_json::from_str(&text).map_err(|e| SettingsError::Parse {
+        ConfigFile::parse(path, &text)
+    }
+
+    /// Parses the text of the config file at `path` (named in errors only).
+    fn parse(path: &Path, text: &str) -> Result<ConfigFile, SettingsError> {
+        serde_json::from_str(text).map_err(|e| SettingsError::Parse {
             path: path.to_owned(),
-            message: describe_json_error(&e, &text),
+            message: describe_json_error(&e, text),
         })
     }
 }
@@ -573,12 +578,54 @@ impl Settings {
                 user.or(ConfigFile::read(Path::new(SYSTEM_CONFIG), false)?)
             }
         };
+        Settings::from_config(args, config, home.as_deref(), &read_bounded)
+    }
+
+    /// Resolves the bytes of one config file alone, as [`Settings::resolve`]
+    /// does with that file as `--config`, no other flag, no environment and
+    /// `home` as the home directory; `path` only names the file in errors.
+    /// A `caFile` it names is not read (a bundle must come from a file):
+    /// naming one is an error here. Touches neither the environment nor the
+    /// file system, so anything may be fed to it.
+    pub fn from_config_bytes(
+        path: &Path,
+        bytes: &[u8],
+        home: &Path,
+    ) -> Result<Settings, SettingsError> {
+        let text = std::str::from_utf8(bytes).map_err(|_| SettingsError::Read {
+            path: path.to_owned(),
+            source: std::io::Error::other("not UTF-8 text"),
+        })?;
+        let config = ConfigFile::parse(path, text)?;
+        let args = GlobalArgs {
+            config: Some(path.to_owned()),
+            site: None,
+            software_root: None,
+            runtime_root: None,
+            repos: Vec::new(),
+            json: false,
+            quiet: false,
+            verbose: 0,
+        };
+        let no_files = |_: &Path| -> std::io::Result<Vec<u8>> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "not read: the config was given as bytes",
+            ))
+        };
+        Settings::from_config(&args, config, Some(home), &no_files)
+    }
+
+    /// Resolves flags (`args`) over a config (the files already merged):
+    /// defaults under `home`, a CA bundle read by `read_file`.
+    fn from_config(
+        args: &GlobalArgs,
+        config: ConfigFile,
+        home: Option<&Path>,
+        read_file: &dyn Fn(&Path) -> std::io::Result<Vec<u8>>,
+    ) -> Result<Settings, SettingsError> {
         let default_dir = |name: &str| -> Result<PathBuf, SettingsError> {
-            Ok(home
-                .as_ref()
-                .ok_or(SettingsError::NoHome)?
-                .join(".copkg")
-                .join(name))
+            Ok(home.ok_or(SettingsError::NoHome)?.join(".copkg").join(name))
         };
         let software_root = match non_empty_path("packageDir", args.software_root.clone())?
             .or(non_empty_path("packageDir", config.package_dir.clone())?)
@@ -624,7 +671,7 @@ impl Settings {
         let ca_certificates = match &config.ca_file {
             None => Vec::new(),
             Some(path) => {
-                let pem = read_bounded(path).map_err(|source| SettingsError::Read {
+                let pem = read_file(path).map_err(|source| SettingsError::Read {
                     path: path.clone(),
                     source,
                 })?;

@@ -33,6 +33,8 @@ use crate::signature::{
     Signed,
 };
 
+#[doc(hidden)]
+pub use manifest::read_entries as read_manifest;
 pub use manifest::{
     Checked, Difference, DifferenceKind, MANIFEST_VERSION, ManifestEntry, mode_text,
 };

@@ -377,9 +377,9 @@ fn write_line(out: &mut impl Write, value: &impl Serialize) -> io::Result<()> {
 
 /// A manifest read line by line: its header checked, each line bounded,
 /// and the paths in strictly increasing order.
-pub(super) struct Reader {
+pub(super) struct Reader<R = BufReader<File>> {
     path: PathBuf,
-    input: BufReader<File>,
+    input: R,
     line: Vec<u8>,
     number: u64,
     previous: Option<String>,
@@ -405,9 +405,17 @@ impl Reader {
         if !meta.is_file() {
             return Err(bad(&path, "it is not a regular file"));
         }
+        Reader::start(path, BufReader::new(file)).map(Some)
+    }
+}
+
+impl<R: BufRead> Reader<R> {
+    /// Reads and checks the header of the manifest `input`; `path` names
+    /// it in errors.
+    pub(super) fn start(path: PathBuf, input: R) -> Result<Reader<R>, StoreError> {
         let mut reader = Reader {
             path,
-            input: BufReader::new(file),
+            input,
             line: Vec::new(),
             number: 0,
             previous: None,
@@ -430,7 +438,7 @@ impl Reader {
                 ),
             ));
         }
-        Ok(Some(reader))
+        Ok(reader)
     }
 
     fn read_line(&mut self) -> Result<Option<&[u8]>, StoreError> {
@@ -492,6 +500,18 @@ fn bad(path: &Path, reason: &str) -> StoreError {
         path: path.to_owned(),
         reason: reason.to_owned(),
     }
+}
+
+/// Reads a whole manifest from `bytes` by the rules `verify` reads one
+/// with (header, line bound, relative paths in strictly increasing
+/// order); `path` names it in errors. For tests and fuzzing.
+pub fn read_entries(path: &Path, bytes: &[u8]) -> Result<Vec<ManifestEntry>, StoreError> {
+    let mut reader = Reader::start(path.to_owned(), bytes)?;
+    let mut entries = Vec::new();
+    while let Some(entry) = reader.next_entry()? {
+        entries.push(entry);
+    }
+    Ok(entries)
 }
 
 /// Compares the tree at `root` with its manifest, never following a
