@@ -70,6 +70,10 @@ pub struct GlobalArgs {
     /// Print results as JSON.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Print what would be done and change nothing (prune; other commands
+    /// that change the machine refuse it for now).
+    #[arg(long, global = true)]
+    pub dry_run: bool,
     /// Print only results and errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -94,6 +98,15 @@ pub enum Command {
     /// Take over a package dir the original copkg installed: record its
     /// manifest and a marker (unverified), after checking what it holds.
     Adopt(AdoptArgs),
+    /// Remove old versions of each installed artifact, keeping the newest N.
+    ///
+    /// Versions are ordered as Maven orders them (1.10 after 1.9, 1.0-rc1
+    /// before 1.0). A version a registered service names (running,
+    /// stopped, crashed, failed or enabled) is never removed, nor one the
+    /// config lists under `pinned`; each is reported with the reason. A
+    /// removal that fails is reported and the others go on; the exit code
+    /// is the first failure's. With --dry-run, prints the plan only.
+    Prune(PruneArgs),
     /// Pack a directory into a reproducible package archive in a repository.
     Pack(PackArgs),
     /// Make a minisign key pair for signing packages (PREFIX.pub, PREFIX.key).
@@ -186,6 +199,10 @@ pub enum Command {
     Logs(LogsArgs),
     /// Load the site script and show which hooks it overrides.
     Site,
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    Completions(CompletionsArgs),
+    /// Print copkg's man page (roff) on stdout.
+    Man,
     /// Internal: runs a Lua hook as a service's account (copkg starts it).
     #[command(name = "__lua-hook", hide = true)]
     LuaHook,
@@ -384,6 +401,33 @@ pub struct UninstallArgs {
     /// Uninstall even when a registered service that is not running uses the package.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `copkg prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// How many of the newest versions of each group:artifact to keep.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: u32,
+}
+
+/// `copkg completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: Shell,
+}
+
+/// Shells `copkg completions` writes for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Shell {
+    /// bash
+    Bash,
+    /// zsh
+    Zsh,
+    /// fish
+    Fish,
 }
 
 /// `copkg resolve`.

@@ -34,6 +34,7 @@ pub mod signature;
 pub mod state;
 pub mod store;
 pub mod supervise;
+pub mod version;
 
 #[cfg(test)]
 mod layering {

@@ -179,6 +179,8 @@ struct ConfigFile {
     /// The wait before reconcile's second restart within the window, in
     /// seconds; it doubles for each further one, up to 60.
     restart_backoff_secs: Option<f64>,
+    /// Package coordinates `copkg prune` never removes.
+    pinned: Option<Vec<String>>,
 }
 
 /// `logCleanup` in a config file.
@@ -247,6 +249,7 @@ impl ConfigFile {
                 .start_limit_interval_secs
                 .or(lower.start_limit_interval_secs),
             restart_backoff_secs: self.restart_backoff_secs.or(lower.restart_backoff_secs),
+            pinned: self.pinned.or(lower.pinned),
         }
     }
 
@@ -357,10 +360,14 @@ pub struct Settings {
     /// The wait before reconcile's second restart within the window
     /// (doubling for each further one, up to a minute).
     pub restart_backoff: Duration,
+    /// Packages `copkg prune` never removes (`pinned`).
+    pub pinned: Vec<crate::coordinate::PackageCoordinate>,
     /// The config file given with `--config` (or `COPKG_CONFIG`), if any.
     pub config_file: Option<PathBuf>,
     /// Print results as JSON.
     pub json: bool,
+    /// Print the plan and change nothing (`--dry-run`).
+    pub dry_run: bool,
     /// How much to say on stderr.
     pub verbosity: Verbosity,
 }
@@ -802,8 +809,19 @@ impl Settings {
                     ));
                 }
             },
+            pinned: config
+                .pinned
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(n, text)| {
+                    text.parse::<crate::coordinate::PackageCoordinate>()
+                        .map_err(|e| invalid("pinned", format!("entry {}: {e}", n + 1)))
+                })
+                .collect::<Result<_, _>>()?,
             config_file: args.config.clone(),
             json: args.json,
+            dry_run: args.dry_run,
             verbosity: if args.quiet {
                 Verbosity::Quiet
             } else if args.verbose > 0 {

@@ -5,6 +5,7 @@ pub mod adopt;
 pub mod boot;
 pub mod clean_logs;
 pub mod cleanup;
+pub mod completions;
 pub mod enable;
 mod error;
 pub mod history;
@@ -12,7 +13,9 @@ pub mod install;
 pub mod keygen;
 pub mod list;
 pub mod logs;
+pub mod man;
 pub mod pack;
+pub mod prune;
 pub mod reconcile;
 pub mod reload;
 pub mod resolve;
@@ -177,6 +180,13 @@ pub fn run(cli: Cli) -> Result {
     if let Command::LuaHook = cli.command {
         return lua_hook();
     }
+    // Neither needs settings: they work with a broken config.
+    match &cli.command {
+        Command::Completions(args) => return completions::run(args),
+        Command::Man => return man::run(),
+        _ => {}
+    }
+    refuse_dry_run(&cli)?;
     let settings = Settings::resolve(&cli.global)?;
     let ctx = Context::new(settings);
     let ctx = &ctx;
@@ -197,6 +207,13 @@ pub fn run(cli: Cli) -> Result {
         Command::Adopt(args) => {
             journaled(ctx, "adopt", &[&args.coordinate], || adopt::run(ctx, args))
         }
+        Command::Prune(args) if ctx.settings.dry_run => prune::run(ctx, args).map(|_| ()),
+        Command::Prune(args) => journaled(
+            ctx,
+            "prune",
+            &[ctx.settings.software_root.display().to_string()],
+            || prune::run(ctx, args),
+        ),
         Command::Pack(args) => pack::run(ctx, args),
         Command::Keygen(args) => keygen::run(ctx, args),
         Command::Start(args) => journaled(ctx, "start", &[&args.service], || start::run(ctx, args)),
@@ -231,7 +248,56 @@ pub fn run(cli: Cli) -> Result {
         }),
         Command::SystemdUnit(args) => systemd_unit::run(ctx, args),
         Command::Site => site::run(ctx),
+        Command::Completions(args) => completions::run(args),
+        Command::Man => man::run(),
         Command::LuaHook => lua_hook(),
+    }
+}
+
+/// Refuses `--dry-run` (exit 2) for a command that would change the
+/// machine anyway: only prune honours it so far; commands that only read
+/// accept it, as they change nothing either way.
+fn refuse_dry_run(cli: &Cli) -> Result {
+    if !cli.global.dry_run {
+        return Ok(());
+    }
+    let changes = match &cli.command {
+        Command::Prune(_)
+        | Command::List
+        | Command::Resolve(_)
+        | Command::Verify(_)
+        | Command::Status(_)
+        | Command::History(_)
+        | Command::Logs(_)
+        | Command::Site
+        | Command::SystemdUnit(_)
+        | Command::Completions(_)
+        | Command::Man
+        | Command::LuaHook => None,
+        Command::Install(_) => Some("install"),
+        Command::Uninstall(_) => Some("uninstall"),
+        Command::Adopt(_) => Some("adopt"),
+        Command::Pack(_) => Some("pack"),
+        Command::Keygen(_) => Some("keygen"),
+        Command::Start(_) => Some("start"),
+        Command::Stop(_) => Some("stop"),
+        Command::Restart(_) => Some("restart"),
+        Command::Reload(_) => Some("reload"),
+        Command::Upgrade(_) => Some("upgrade"),
+        Command::Cleanup(_) => Some("cleanup"),
+        Command::CleanLogs(_) => Some("clean-logs"),
+        Command::Enable(_) => Some("enable"),
+        Command::Disable(_) => Some("disable"),
+        Command::Boot => Some("boot"),
+        Command::Reconcile => Some("reconcile"),
+        Command::ResetFailed(_) => Some("reset-failed"),
+        Command::Run(_) => Some("run"),
+    };
+    match changes {
+        Some(command) => Err(usage(format!(
+            "--dry-run is not supported by `copkg {command}` yet (only prune honours it)"
+        ))),
+        None => Ok(()),
     }
 }
 
