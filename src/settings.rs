@@ -611,6 +611,7 @@ impl Settings {
             runtime_root: None,
             repos: Vec::new(),
             json: false,
+            dry_run: false,
             quiet: false,
             verbose: 0,
         };
