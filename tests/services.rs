@@ -251,7 +251,9 @@ fn d2_reused_pid_is_never_signalled() {
     )
     .unwrap();
     // (Gone, not only signalled: a loaded machine takes a moment.)
-    assert!(wait_until(Duration::from_secs(5), || !pid_alive(service_pid)));
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(
+        service_pid
+    )));
     let path = record_path(&sandbox, SVC);
     let mut rec = record(&sandbox, SVC);
     let start_time = rec["processes"][0]["start_time"].as_u64().unwrap();
