@@ -25,15 +25,25 @@ pub struct ServiceCgroup {
 
 /// The mount point of the cgroup2 file system, from /proc/self/mountinfo.
 pub fn cgroup2_mount() -> Option<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    parse_mountinfo(&text)
+    mounts().0.clone()
+}
+
+/// The cgroup2 and v1 memory mount points, read from /proc/self/mountinfo
+/// once per process (every placement and stop asks; the mounts do not move
+/// under a running copkg).
+fn mounts() -> &'static (Option<PathBuf>, Option<PathBuf>) {
+    static MOUNTS: std::sync::OnceLock<(Option<PathBuf>, Option<PathBuf>)> =
+        std::sync::OnceLock::new();
+    MOUNTS.get_or_init(|| {
+        let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        (parse_mountinfo(&text), parse_memory_v1(&text))
+    })
 }
 
 /// The mount point of the cgroup v1 memory hierarchy, if one is mounted
 /// (hybrid layouts mount memory there, beside a cgroup2 tree without it).
 pub fn memory_v1_mount() -> Option<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    parse_memory_v1(&text)
+    mounts().1.clone()
 }
 
 fn parse_memory_v1(text: &str) -> Option<PathBuf> {

@@ -2210,7 +2210,12 @@ pub fn clean_logs(
                 .reopen_logs
                 .as_ref()
                 .map(|r| r.signal.clone()),
-            processes: signal_targets(record),
+            // Only a reopen signal needs them.
+            processes: if record.settings.reopen_logs.is_some() {
+                signal_targets(record)
+            } else {
+                Vec::new()
+            },
             files: record.settings.logs.clone(),
         };
     }
