@@ -28,7 +28,8 @@ pub fn disable(ctx: &Context, args: &ServiceArgs) -> Result<bool> {
     Ok(change.changed)
 }
 
-fn report(ctx: &Context, change: &UnitChange) -> Result {
+/// Prints what an enable or disable did.
+pub(super) fn report(ctx: &Context, change: &UnitChange) -> Result {
     if ctx.settings.json {
         let mut value = serde_json::json!({
             "service": change.service, "enabled": change.enabled,

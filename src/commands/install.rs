@@ -316,8 +316,7 @@ fn dry_run(ctx: &Context, args: &InstallArgs, given: Vec<Given>, policy: &Policy
                 .iter()
                 .map(|r| r.address(&layout.archive))
                 .collect();
-            plan.changed = true;
-            plan.steps.push(format!(
+            plan.step(format!(
                 "{verb} {id} into {}{}",
                 dir.display(),
                 if from.is_empty() {
@@ -339,7 +338,8 @@ fn dry_run(ctx: &Context, args: &InstallArgs, given: Vec<Given>, policy: &Policy
     Ok(changed)
 }
 
-fn report(
+/// Prints what an install of one coordinate did.
+pub(super) fn report(
     ctx: &Context,
     coordinate: &PackageCoordinate,
     result: &std::result::Result<Installed, StoreError>,

@@ -8,7 +8,9 @@ pub mod cleanup;
 pub mod completions;
 pub mod enable;
 mod error;
+pub mod export;
 pub mod history;
+pub mod import;
 pub mod install;
 pub mod keygen;
 pub mod list;
@@ -213,6 +215,8 @@ pub fn run(cli: Cli) -> Result {
             &[ctx.settings.software_root.display().to_string()],
             || prune::run(ctx, args),
         ),
+        Command::Export => export::run(ctx),
+        Command::Import(args) => import::run(ctx, args).map(|_| ()),
         Command::Pack(args) => pack::run(ctx, args),
         Command::Keygen(args) => keygen::run(ctx, args),
         Command::Start(args) => journaled(ctx, "start", &[&args.service], || start::run(ctx, args)),
@@ -271,6 +275,8 @@ fn refuse_dry_run(cli: &Cli) -> Result {
         | Command::Cleanup(_)
         | Command::Enable(_)
         | Command::Disable(_)
+        | Command::Import(_)
+        | Command::Export
         | Command::List
         | Command::Resolve(_)
         | Command::Verify(_)

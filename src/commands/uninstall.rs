@@ -20,9 +20,7 @@ pub fn run(ctx: &Context, args: &UninstallArgs) -> Result<bool> {
             let dir = store.install_dir(layout);
             let mut plan = lifecycle::Plan::default();
             if let crate::store::PackageState::Installed(_) = store.state(layout)? {
-                plan.changed = true;
-                plan.steps
-                    .push(format!("uninstall {id} from {}", dir.display()));
+                plan.step(format!("uninstall {id} from {}", dir.display()));
             }
             let fields = serde_json::json!({"coordinate": id, "dir": dir});
             super::report_plan(ctx, fields, &id, &plan)?;

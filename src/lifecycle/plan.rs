@@ -26,7 +26,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn step(&mut self, step: String) {
+    /// Adds a step that changes something.
+    pub fn step(&mut self, step: String) {
         self.changed = true;
         self.steps.push(step);
     }
