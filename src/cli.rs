@@ -67,6 +67,20 @@ pub struct GlobalArgs {
         value_name = "URL"
     )]
     pub repos: Vec<String>,
+    /// Where downloaded archives are cached [default: /var/cache/copkg as
+    /// root, else ~/.cache/copkg].
+    #[arg(
+        long,
+        global = true,
+        env = "COPKG_CACHE_DIR",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
+    pub cache_dir: Option<PathBuf>,
+    /// Fetch nothing: http(s) repositories are served from the download
+    /// cache only; file repositories are read as ever.
+    #[arg(long, global = true)]
+    pub offline: bool,
     /// Print results as JSON.
     #[arg(long, global = true)]
     pub json: bool,

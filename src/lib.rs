@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod bounded;
+pub mod cache;
 pub mod cgroup;
 pub mod cli;
 pub mod commands;
