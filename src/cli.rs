@@ -121,7 +121,17 @@ pub enum Command {
     /// removal that fails is reported and the others go on; the exit code
     /// is the first failure's. With --dry-run, prints the plan only.
     Prune(PruneArgs),
-    /// Pack a directory into a reproducible package archive in a repository.
+    /// List the versions the repositories offer for group:artifact, oldest
+    /// first in Maven order (from each repository's maven-metadata.xml).
+    ///
+    /// `copkg install G:A:latest` installs the newest release (a version
+    /// with none of the qualifiers alpha, beta, milestone, rc, cr,
+    /// snapshot, or Maven's a1, b1, m1); `G:A:latest-prerelease` the
+    /// newest of all. stderr names both. A repository without metadata for
+    /// the artifact is skipped; none with it: exit 3.
+    Versions(VersionsArgs),
+    /// Pack a directory into a reproducible package archive in a repository,
+    /// and add its version to the artifact's maven-metadata.xml there.
     Pack(PackArgs),
     /// Make a minisign key pair for signing packages (PREFIX.pub, PREFIX.key).
     Keygen(KeygenArgs),
@@ -442,6 +452,14 @@ pub enum Shell {
     Zsh,
     /// fish
     Fish,
+}
+
+/// `copkg versions`.
+#[derive(Debug, Args)]
+pub struct VersionsArgs {
+    /// group:artifact, e.g. com.example:hello.
+    #[arg(value_name = "G:A")]
+    pub artifact: String,
 }
 
 /// `copkg resolve`.

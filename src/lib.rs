@@ -20,6 +20,7 @@ pub mod journal;
 pub mod lifecycle;
 pub mod lock;
 pub mod lua;
+pub mod metadata;
 pub mod pack;
 pub mod parallel;
 pub mod platform;

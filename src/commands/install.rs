@@ -35,6 +35,7 @@ enum Given {
 /// as its line arrives. The first bad line ends the stream; its error is
 /// left in `failure`.
 struct Coordinates<'a> {
+    ctx: &'a Context,
     given: std::vec::IntoIter<Given>,
     stdin: Option<(std::io::StdinLock<'static>, usize)>,
     policy: &'a Policy<'a>,
@@ -80,6 +81,8 @@ impl Coordinates<'_> {
             }
             let coordinate = line
                 .parse::<PackageCoordinate>()
+                .map_err(Error::from)
+                .and_then(|c| super::resolve_latest(self.ctx, c))
                 .with_context(|| format!("stdin line {number}"))?;
             let layout = lay_out(self.policy, &coordinate)?;
             return Ok(Some((coordinate, layout)));
@@ -130,7 +133,10 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<bool> {
     for arg in &args.coordinates {
         parsed.push(match arg.as_str() {
             "-" => None,
-            text => Some(text.parse::<PackageCoordinate>()?),
+            text => Some(super::resolve_latest(
+                ctx,
+                text.parse::<PackageCoordinate>()?,
+            )?),
         });
     }
     let host = ctx.host()?;
@@ -173,6 +179,7 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<bool> {
     };
     let failure = RefCell::new(None);
     let source = Coordinates {
+        ctx,
         given: given.into_iter(),
         stdin: None,
         policy: &policy,
