@@ -26,7 +26,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -251,7 +251,12 @@ impl Cache {
             Some(meta) => meta,
             None => return Ok(None),
         };
-        let Ok(file) = File::open(path.join(ARCHIVE)) else {
+        // Not through a symlink, and a FIFO put there is not waited on.
+        let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
+            .open(path.join(ARCHIVE))
+        else {
             return Ok(None);
         };
         let Some(len) = file
@@ -614,6 +619,20 @@ mod tests {
         assert!(cache.lookup(&second).unwrap().is_none());
         assert!(cache.lookup(&third).unwrap().is_some());
         assert_eq!(cache.key_for_url("http://r/2").unwrap(), None);
+    }
+
+    #[test]
+    fn an_archive_that_is_a_link_or_a_fifo_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("c"), 1 << 20);
+        let key = put(&cache, "http://r/a", b"bytes");
+        let archive = cache.dir().join("entries").join(key.name()).join(ARCHIVE);
+        std::fs::remove_file(&archive).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &archive).unwrap();
+        assert!(cache.lookup(&key).unwrap().is_none());
+        std::fs::remove_file(&archive).unwrap();
+        nix::unistd::mkfifo(&archive, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(cache.lookup(&key).unwrap().is_none());
     }
 
     #[test]
