@@ -338,11 +338,13 @@ fn the_cache_keeps_to_its_size_bound_and_can_be_turned_off() {
     std::fs::remove_dir_all(sb.cache()).unwrap();
     assert_eq!(install("three", r#"{"cacheMaxBytes": 0}"#).code, 0);
     assert!(!sb.cache().exists());
-    // cacheDir in the config is where it goes (COPKG_CACHE_DIR beats it).
+    // cacheDir in the config is where it goes; COPKG_CACHE_DIR beats it.
     let elsewhere = sb.path().join("elsewhere");
     let config = format!(r#"{{"cacheDir": "{}"}}"#, elsewhere.display());
+    assert_eq!(install("env", &config).code, 0);
+    assert!(entry(&sb, &good_archive()).join("archive").exists());
+    assert!(!elsewhere.exists());
     let path = sb.path().join("config.json");
-    std::fs::write(&path, &config).unwrap();
     let out = run(sb
         .copkg()
         .env_remove("COPKG_CACHE_DIR")
