@@ -42,7 +42,7 @@ pub fn run(ctx: &Context, args: &VersionsArgs) -> Result {
         out(&serde_json::json!({
             "group": checked.group, "artifact": checked.artifact,
             "versions": offer.versions,
-            LATEST: latest, "latest_prerelease": latest_prerelease,
+            "latest": latest, "latest_prerelease": latest_prerelease,
             "repositories": repositories, "changed": false,
         })
         .to_string())?;
