@@ -67,6 +67,20 @@ pub struct GlobalArgs {
         value_name = "URL"
     )]
     pub repos: Vec<String>,
+    /// Where downloaded archives are cached [default: /var/cache/copkg as
+    /// root, else ~/.cache/copkg].
+    #[arg(
+        long,
+        global = true,
+        env = "COPKG_CACHE_DIR",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
+    pub cache_dir: Option<PathBuf>,
+    /// Fetch nothing: http(s) repositories are served from the download
+    /// cache only; file repositories are read as ever.
+    #[arg(long, global = true)]
+    pub offline: bool,
     /// Print results as JSON.
     #[arg(long, global = true)]
     pub json: bool,
@@ -125,7 +139,17 @@ pub enum Command {
     /// with another package or other arguments is reported and left
     /// running (exit 6); the others go on. With --dry-run, prints the plan.
     Import(ImportArgs),
-    /// Pack a directory into a reproducible package archive in a repository.
+    /// List the versions the repositories offer for group:artifact, oldest
+    /// first in Maven order (from each repository's maven-metadata.xml).
+    ///
+    /// `copkg install G:A:latest` installs the newest release (a version
+    /// with none of the qualifiers alpha, beta, milestone, rc, cr,
+    /// snapshot, or Maven's a1, b1, m1); `G:A:latest-prerelease` the
+    /// newest of all. stderr names both. A repository without metadata for
+    /// the artifact is skipped; none with it: exit 3.
+    Versions(VersionsArgs),
+    /// Pack a directory into a reproducible package archive in a repository,
+    /// and add its version to the artifact's maven-metadata.xml there.
     Pack(PackArgs),
     /// Make a minisign key pair for signing packages (PREFIX.pub, PREFIX.key).
     Keygen(KeygenArgs),
@@ -454,6 +478,14 @@ pub enum Shell {
     Zsh,
     /// fish
     Fish,
+}
+
+/// `copkg versions`.
+#[derive(Debug, Args)]
+pub struct VersionsArgs {
+    /// group:artifact, e.g. com.example:hello.
+    #[arg(value_name = "G:A")]
+    pub artifact: String,
 }
 
 /// `copkg resolve`.

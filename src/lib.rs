@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod bounded;
+pub mod cache;
 pub mod cgroup;
 pub mod cli;
 pub mod commands;
@@ -20,6 +21,7 @@ pub mod journal;
 pub mod lifecycle;
 pub mod lock;
 pub mod lua;
+pub mod metadata;
 pub mod pack;
 pub mod parallel;
 pub mod platform;

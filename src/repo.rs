@@ -384,6 +384,18 @@ pub struct Download {
     reader: Box<dyn Read + Send>,
 }
 
+impl Download {
+    /// A download read from a local file (a download-cache entry) that
+    /// stands in for `url`.
+    pub fn from_file(url: String, file: std::fs::File, len: u64) -> Self {
+        Download {
+            url,
+            len: Some(len),
+            reader: Box::new(file),
+        }
+    }
+}
+
 impl Read for Download {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.reader.read(buf)

@@ -181,6 +181,10 @@ struct ConfigFile {
     restart_backoff_secs: Option<f64>,
     /// Package coordinates `copkg prune` never removes.
     pinned: Option<Vec<String>>,
+    /// The download cache dir.
+    cache_dir: Option<PathBuf>,
+    /// Size bound of the download cache in bytes; 0 turns it off.
+    cache_max_bytes: Option<u64>,
 }
 
 /// `logCleanup` in a config file.
@@ -250,6 +254,8 @@ impl ConfigFile {
                 .or(lower.start_limit_interval_secs),
             restart_backoff_secs: self.restart_backoff_secs.or(lower.restart_backoff_secs),
             pinned: self.pinned.or(lower.pinned),
+            cache_dir: self.cache_dir.or(lower.cache_dir),
+            cache_max_bytes: self.cache_max_bytes.or(lower.cache_max_bytes),
         }
     }
 
@@ -362,6 +368,12 @@ pub struct Settings {
     pub restart_backoff: Duration,
     /// Packages `copkg prune` never removes (`pinned`).
     pub pinned: Vec<crate::coordinate::PackageCoordinate>,
+    /// The download cache dir; `None` when there is no home to put it in.
+    pub cache_dir: Option<PathBuf>,
+    /// Size bound of the download cache; 0 when it is off.
+    pub cache_max_bytes: u64,
+    /// Fetch nothing: http(s) repositories only through the download cache.
+    pub offline: bool,
     /// The config file given with `--config` (or `COPKG_CONFIG`), if any.
     pub config_file: Option<PathBuf>,
     /// Print results as JSON.
@@ -562,12 +574,23 @@ impl Settings {
             max_entries: self.max_entries,
             progress: None,
             reinstall: false,
+            offline: self.offline,
         }
+    }
+
+    /// The download cache, unless it is off.
+    pub fn cache(&self) -> Option<crate::cache::Cache> {
+        self.cache_dir
+            .as_ref()
+            .filter(|_| self.cache_max_bytes > 0)
+            .map(|dir| crate::cache::Cache::new(dir, self.cache_max_bytes))
     }
 
     /// The package store under these settings.
     pub fn store(&self) -> crate::store::Store {
-        crate::store::Store::new(&self.software_root).with_lock_timeout(self.lock_timeout)
+        crate::store::Store::new(&self.software_root)
+            .with_lock_timeout(self.lock_timeout)
+            .with_cache(self.cache())
     }
 
     /// Resolves flags and environment (`args`) over the config files.
@@ -585,7 +608,14 @@ impl Settings {
                 user.or(ConfigFile::read(Path::new(SYSTEM_CONFIG), false)?)
             }
         };
-        Settings::from_config(args, config, home.as_deref(), &read_bounded)
+        let xdg_cache_home = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from);
+        Settings::from_config(
+            args,
+            config,
+            home.as_deref(),
+            xdg_cache_home.as_deref(),
+            &read_bounded,
+        )
     }
 
     /// Resolves the bytes of one config file alone, as [`Settings::resolve`]
@@ -610,6 +640,8 @@ impl Settings {
             software_root: None,
             runtime_root: None,
             repos: Vec::new(),
+            cache_dir: None,
+            offline: false,
             json: false,
             dry_run: false,
             quiet: false,
@@ -621,15 +653,17 @@ impl Settings {
                 "not read: the config was given as bytes",
             ))
         };
-        Settings::from_config(&args, config, Some(home), &no_files)
+        Settings::from_config(&args, config, Some(home), None, &no_files)
     }
 
     /// Resolves flags (`args`) over a config (the files already merged):
-    /// defaults under `home`, a CA bundle read by `read_file`.
+    /// defaults under `home` (the cache's under `xdg_cache_home` when
+    /// set), a CA bundle read by `read_file`.
     fn from_config(
         args: &GlobalArgs,
         config: ConfigFile,
         home: Option<&Path>,
+        xdg_cache_home: Option<&Path>,
         read_file: &dyn Fn(&Path) -> std::io::Result<Vec<u8>>,
     ) -> Result<Settings, SettingsError> {
         let default_dir = |name: &str| -> Result<PathBuf, SettingsError> {
@@ -820,6 +854,20 @@ impl Settings {
                         .map_err(|e| invalid("pinned", format!("entry {}: {e}", n + 1)))
                 })
                 .collect::<Result<_, _>>()?,
+            cache_dir: match non_empty_path("cacheDir", args.cache_dir.clone())?
+                .or(non_empty_path("cacheDir", config.cache_dir)?)
+            {
+                Some(dir) => Some(dir),
+                None => crate::cache::Cache::default_dir(
+                    nix::unistd::geteuid().is_root(),
+                    xdg_cache_home,
+                    home,
+                ),
+            },
+            cache_max_bytes: config
+                .cache_max_bytes
+                .unwrap_or(crate::cache::DEFAULT_MAX_BYTES),
+            offline: args.offline,
             config_file: args.config.clone(),
             json: args.json,
             dry_run: args.dry_run,

@@ -20,13 +20,14 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cache::{Cache, CacheError, Key, Tee};
 use crate::coordinate::{PackageCoordinate, parse_sha256_hex};
 use crate::exit::{Coded, ExitCode};
 use crate::extract::{self, ExtractError, Limits, Unpacked};
 use crate::lock::{FileLock, LockError, lock_exclusive};
 pub use crate::repo::ChecksumPolicy;
 use crate::repo::{
-    Download, FetchError, Fetcher, Repository, is_network_failure, is_restart_needed,
+    Download, FetchError, Fetcher, Location, Repository, is_network_failure, is_restart_needed,
 };
 use crate::signature::{
     CheckingReader, FinishError, SIGNATURE_LIMIT, SIGNATURE_SUFFIX, SignatureError, SignatureMode,
@@ -137,6 +138,22 @@ pub struct OpenedArchive {
     /// it streams in; `None` where the repository's signatures are off or
     /// (`if-present`) it has none.
     pub signed: Option<Signed>,
+    /// How it stands with the download cache (for archives of http(s)
+    /// repositories, when the cache is on).
+    pub cached: Option<Cached>,
+}
+
+/// An archive of an http(s) repository, as the download cache sees it.
+#[derive(Debug, Clone)]
+pub struct Cached {
+    /// The archive's URL in the repository (before any redirect).
+    pub url: String,
+    /// Whether it is read from the cache.
+    pub hit: bool,
+    /// The sidecar the repository served, to keep beside it.
+    pub sidecar: Option<Vec<u8>>,
+    /// The signature the repository served, to keep beside it.
+    pub signature: Option<Vec<u8>>,
 }
 
 /// What asking one repository for one archive format found.
@@ -154,8 +171,9 @@ enum Probe {
 
 /// What a repository gave for an archive's signature.
 enum Fetched {
-    /// A signature by a pinned key, to check as the archive streams in.
-    Signed(Box<Signed>),
+    /// A signature by a pinned key, to check as the archive streams in,
+    /// and its bytes.
+    Signed(Box<Signed>, Vec<u8>),
     /// None, and none is asked for (signatures off, or `if-present`).
     None,
     /// None, but one is required.
@@ -405,6 +423,9 @@ pub enum StoreError {
     /// A lock could not be taken.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The download cache cannot be used.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
     /// A file operation of the store failed.
     #[error("{action} {}", path.display())]
     Io {
@@ -442,6 +463,7 @@ impl Coded for StoreError {
             } if is_network_failure(err) => ExitCode::Network,
             StoreError::Extract { source, .. } => source.exit_code(),
             StoreError::Lock(source) => source.exit_code(),
+            StoreError::Cache(source) => source.exit_code(),
             StoreError::Foreign { .. } | StoreError::Io { .. } => ExitCode::Failure,
         }
     }
@@ -477,6 +499,9 @@ pub struct InstallRequest<'a> {
     pub progress: Option<Progress<'a>>,
     /// Fetch and replace the package even when it is installed.
     pub reinstall: bool,
+    /// Fetch nothing: http(s) repositories are served from the download
+    /// cache only (file repositories are read as ever).
+    pub offline: bool,
 }
 
 /// A download-progress callback: bytes read so far, and the total when known.
@@ -515,6 +540,7 @@ impl<R: io::Read> io::Read for ProgressReader<'_, R> {
 pub struct Store {
     root: PathBuf,
     lock_timeout: std::time::Duration,
+    cache: Option<Cache>,
 }
 
 impl Store {
@@ -523,7 +549,14 @@ impl Store {
         Store {
             root: root.into(),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            cache: None,
         }
+    }
+
+    /// The same store, keeping the archives it fetches from http(s)
+    /// repositories in `cache` and looking there first.
+    pub fn with_cache(self, cache: Option<Cache>) -> Self {
+        Store { cache, ..self }
     }
 
     /// The same store, whose lock waits give up once the holder has shown
@@ -932,7 +965,7 @@ impl Store {
             for (format, archive, sidecar) in request.layout.candidates() {
                 match self.probe(fetcher, repo, request, format, archive, &sidecar)? {
                     Probe::Found(opened) => return Ok(*opened),
-                    Probe::Absent(url) => tried.push(format!("{url}: not found")),
+                    Probe::Absent(why) => tried.push(why),
                     Probe::Skip(why, could_not_reach) => {
                         tried.push(why);
                         unreachable |= could_not_reach;
@@ -962,7 +995,9 @@ impl Store {
     }
 
     /// Asks one repository for one format of the package: its sidecar, then
-    /// the archive.
+    /// the archive (from the download cache when it has a copy that passes
+    /// this repository's checks). Offline, an http(s) repository is asked
+    /// nothing: only the cache answers for it.
     fn probe(
         &self,
         fetcher: &Fetcher,
@@ -972,6 +1007,11 @@ impl Store {
         archive: &str,
         sidecar: &str,
     ) -> Result<Probe, StoreError> {
+        let http = matches!(repo.location, Location::Http(_));
+        if request.offline && http {
+            return self.probe_offline(repo, request, format, archive, sidecar);
+        }
+        let cache = self.cache.as_ref().filter(|_| http);
         let coordinate = request.coordinate.id();
         let fetch_err = |source| StoreError::Fetch {
             coordinate: coordinate.clone(),
@@ -979,6 +1019,7 @@ impl Store {
         };
         let mut expected = request.coordinate.digest.clone();
         let mut missing_sidecar = None;
+        let mut sidecar_bytes = None;
         match fetcher.read_small(repo, sidecar, SIDECAR_LIMIT) {
             Ok(text) => {
                 let url = repo.address(sidecar);
@@ -997,6 +1038,7 @@ impl Store {
                     });
                 }
                 expected = Some(digest);
+                sidecar_bytes = Some(text);
             }
             Err(FetchError::NotFound { url }) => missing_sidecar = Some(url),
             Err(e) if e.try_next_repository() => {
@@ -1008,35 +1050,183 @@ impl Store {
             Ok(signature) => signature,
             Err(skip) => return Ok(skip),
         };
-        match fetcher.open(repo, archive) {
-            Ok(download) => match (missing_sidecar, signature) {
-                (_, Fetched::Missing(err)) => Ok(Probe::Unsigned(err)),
-                // A signature checked stands in for a missing sidecar.
-                (Some(url), Fetched::None)
-                    if expected.is_none() && repo.checksum == ChecksumPolicy::Required =>
-                {
-                    Ok(Probe::Skip(
-                        format!("{url}: not found (a checksum sidecar is required)"),
-                        false,
-                    ))
+        let (signed, signature_bytes) = match signature {
+            Fetched::Signed(signed, bytes) => (Some(*signed), Some(bytes)),
+            Fetched::None => (None, None),
+            Fetched::Missing(err) => {
+                // Whether the archive is there decides between "unsigned"
+                // and "not found".
+                return match fetcher.open(repo, archive) {
+                    Ok(_) => Ok(Probe::Unsigned(err)),
+                    Err(FetchError::NotFound { url }) => {
+                        Ok(Probe::Absent(format!("{url}: not found")))
+                    }
+                    Err(e) if e.try_next_repository() => {
+                        Ok(Probe::Skip(crate::exit::one_line(&e), true))
+                    }
+                    Err(e) => Err(fetch_err(e)),
+                };
+            }
+        };
+        // A signature checked stands in for a missing sidecar.
+        let unverifiable = missing_sidecar.is_some()
+            && expected.is_none()
+            && signed.is_none()
+            && repo.checksum == ChecksumPolicy::Required;
+        let address = repo.address(archive);
+        let mut cached = cache.map(|_| Cached {
+            url: address.clone(),
+            hit: false,
+            sidecar: sidecar_bytes,
+            signature: signature_bytes,
+        });
+        if let (Some(cache), Some(note)) = (cache, &mut cached)
+            && !unverifiable
+        {
+            // An archive without a digest is found by its URL, except when
+            // asked to fetch it again (after a republish).
+            let key = match &expected {
+                Some(digest) => Some(Key::Digest(digest.clone())),
+                None if !request.reinstall => Some(Key::Url(address.clone())),
+                None => None,
+            };
+            if let Some(key) = key
+                && let Some(mut hit) = cache.lookup(&key)?
+            {
+                let want = expected.clone().unwrap_or_else(|| hit.sha256.clone());
+                if hit.holds(&want, signed.as_ref()) {
+                    cache.used(&hit, &address, note.signature.as_deref());
+                    note.hit = true;
+                    return Ok(Probe::Found(Box::new(OpenedArchive {
+                        download: Download::from_file(address, hit.file, hit.len),
+                        expected,
+                        format,
+                        signed,
+                        cached,
+                    })));
                 }
-                (_, Fetched::Signed(signed)) => Ok(Probe::Found(Box::new(OpenedArchive {
-                    download,
-                    expected,
-                    format,
-                    signed: Some(*signed),
-                }))),
-                (_, Fetched::None) => Ok(Probe::Found(Box::new(OpenedArchive {
-                    download,
-                    expected,
-                    format,
-                    signed: None,
-                }))),
-            },
-            Err(FetchError::NotFound { url }) => Ok(Probe::Absent(url)),
+                // Altered, or not what this repository serves: fetched again.
+                cache.remove(&hit);
+            }
+        }
+        match fetcher.open(repo, archive) {
+            Ok(_) if unverifiable => Ok(Probe::Skip(
+                format!(
+                    "{}: not found (a checksum sidecar is required)",
+                    missing_sidecar.unwrap_or_default()
+                ),
+                false,
+            )),
+            Ok(download) => Ok(Probe::Found(Box::new(OpenedArchive {
+                download,
+                expected,
+                format,
+                signed,
+                cached,
+            }))),
+            Err(FetchError::NotFound { url }) => Ok(Probe::Absent(format!("{url}: not found"))),
             Err(e) if e.try_next_repository() => Ok(Probe::Skip(crate::exit::one_line(&e), true)),
             Err(e) => Err(fetch_err(e)),
         }
+    }
+
+    /// Finds one format of the package of an http(s) repository in the
+    /// download cache, without a request: by its pin, else by the entry
+    /// last fetched from its URL. The entry must pass this repository's
+    /// checks as a download would (its sidecar, the pin, a signature by a
+    /// key pinned for this repository); one whose bytes fail them is
+    /// removed.
+    fn probe_offline(
+        &self,
+        repo: &Repository,
+        request: &InstallRequest<'_>,
+        format: ArchiveFormat,
+        archive: &str,
+        sidecar: &str,
+    ) -> Result<Probe, StoreError> {
+        let address = repo.address(archive);
+        let Some(cache) = &self.cache else {
+            return Ok(Probe::Absent(format!(
+                "{address}: not fetched (offline, and the download cache is off)"
+            )));
+        };
+        let miss = |altered: bool| {
+            Probe::Absent(format!(
+                "{address}: {} the download cache {} (offline)",
+                if altered {
+                    "altered (now removed) in"
+                } else {
+                    "not in"
+                },
+                cache.dir().display()
+            ))
+        };
+        let pin = request.coordinate.digest.clone();
+        let key = match &pin {
+            Some(pin) => Some(Key::Digest(pin.clone())),
+            None => cache.key_for_url(&address)?,
+        };
+        let Some(mut hit) = key.map(|key| cache.lookup(&key)).transpose()?.flatten() else {
+            return Ok(miss(false));
+        };
+        let entry = |name: &str| format!("{} (cached {})", hit.path.display(), name);
+        let mut expected = match hit.key() {
+            Key::Digest(digest) => Some(digest.clone()),
+            Key::Url(_) => None,
+        };
+        if let Some(text) = &hit.sidecar {
+            let digest = parse_sidecar(text).map_err(|reason| StoreError::BadSidecar {
+                url: entry(sidecar),
+                reason,
+            })?;
+            if expected.as_ref().is_some_and(|e| *e != digest) {
+                // The sidecar beside it says another digest: altered.
+                cache.remove(&hit);
+                return Ok(miss(true));
+            }
+            expected = Some(digest);
+        }
+        let file_name = archive.rsplit('/').next().unwrap_or(archive);
+        let signature_url = entry(&format!("{archive}{SIGNATURE_SUFFIX}"));
+        let policy = &repo.signatures;
+        let signed = match (policy.mode, &hit.signature) {
+            (SignatureMode::Off, _) => None,
+            (_, Some(bytes)) => Some(policy.accept(bytes, &signature_url, file_name)?),
+            (SignatureMode::Required, None) => {
+                return Ok(Probe::Unsigned(SignatureError::Missing {
+                    url: signature_url,
+                    repository: repo.to_string(),
+                    pinned: policy.key_ids(),
+                }));
+            }
+            (SignatureMode::IfPresent, None) => None,
+        };
+        if expected.is_none() && signed.is_none() && repo.checksum == ChecksumPolicy::Required {
+            return Ok(Probe::Skip(
+                format!(
+                    "{address}: cached without a checksum sidecar, which this repository requires"
+                ),
+                false,
+            ));
+        }
+        let want = expected.clone().unwrap_or_else(|| hit.sha256.clone());
+        if !hit.holds(&want, signed.as_ref()) {
+            cache.remove(&hit);
+            return Ok(miss(true));
+        }
+        cache.used(&hit, &address, None);
+        Ok(Probe::Found(Box::new(OpenedArchive {
+            download: Download::from_file(address.clone(), hit.file, hit.len),
+            expected,
+            format,
+            signed,
+            cached: Some(Cached {
+                url: address,
+                hit: true,
+                sidecar: None,
+                signature: None,
+            }),
+        })))
     }
 
     /// Fetches the signature of `archive` where the repository's policy
@@ -1058,9 +1248,10 @@ impl Store {
         let url = repo.address(&path);
         let file_name = archive.rsplit('/').next().unwrap_or(archive);
         match fetcher.read_small(repo, &path, SIGNATURE_LIMIT) {
-            Ok(bytes) => Ok(Ok(Fetched::Signed(Box::new(
-                policy.accept(&bytes, &url, file_name)?,
-            )))),
+            Ok(bytes) => Ok(Ok(Fetched::Signed(
+                Box::new(policy.accept(&bytes, &url, file_name)?),
+                bytes,
+            ))),
             Err(FetchError::NotFound { url }) => Ok(Ok(match policy.mode {
                 SignatureMode::Required => Fetched::Missing(SignatureError::Missing {
                     url,
@@ -1095,14 +1286,26 @@ impl Store {
             expected,
             format,
             signed,
+            cached,
         } = self.open_archive(fetcher, request)?;
         let url = download.url.clone();
+        let len = download.len;
+        // A copy goes to the download cache as the archive streams in; it
+        // is kept only once the install has checked it.
+        let mut cache_writer = match (&self.cache, &cached) {
+            (Some(cache), Some(note)) if !note.hit => cache.writer(),
+            _ => None,
+        };
+        let download = Tee {
+            inner: download,
+            writer: &mut cache_writer,
+        };
         let tmp = self.scratch_dir(request.layout, "tmp")?;
         let temp = tempfile::Builder::new()
             .prefix(&format!("{}.", Self::key(request.layout)))
             .tempdir_in(&tmp)
             .map_err(io_err("cannot create a temp dir in", &tmp))?;
-        let mut limits = Limits::default_for(download.len);
+        let mut limits = Limits::default_for(len);
         if let Some(max) = request.max_unpacked_bytes {
             limits.max_unpacked_bytes = max;
         }
@@ -1121,7 +1324,6 @@ impl Store {
             }),
             _ => Ok(()),
         };
-        let len = download.len;
         let reader: Box<dyn io::Read + '_> = match request.progress {
             Some(progress) => Box::new(ProgressReader {
                 inner: download,
@@ -1166,6 +1368,20 @@ impl Store {
                 (sha256, unpacked, signed_by)
             }
         };
+        if let (Some(writer), Some(cache), Some(note)) = (cache_writer, &self.cache, &cached) {
+            let key = match &expected {
+                Some(_) => Key::Digest(sha256.clone()),
+                None => Key::Url(note.url.clone()),
+            };
+            writer.commit(
+                cache,
+                &key,
+                &sha256,
+                &note.url,
+                note.sidecar.as_deref(),
+                note.signature.as_deref(),
+            );
+        }
         let record = InstallRecord {
             coordinate,
             sha256: Some(sha256),

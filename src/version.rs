@@ -28,6 +28,24 @@ pub fn compare(a: &str, b: &str) -> Ordering {
     Item::List(parse(a)).compare(Some(&Item::List(parse(b))))
 }
 
+/// The qualifiers (words) of a version, lowercased, Maven's aliases
+/// resolved (`cr` → `rc`, `a1` → `alpha`, …) and release words (`ga`,
+/// `final`, `release`) dropped.
+pub fn qualifiers(version: &str) -> Vec<String> {
+    fn collect(items: &[Item], out: &mut Vec<String>) {
+        for item in items {
+            match item {
+                Item::Str(text) if !text.is_empty() => out.push(text.clone()),
+                Item::List(inner) => collect(inner, out),
+                Item::Str(_) | Item::Int(_) => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    collect(&parse(version), &mut out);
+    out
+}
+
 /// Whether a qualifier's rank, or `None` for one Maven does not know (those
 /// sort after all known ones, among themselves as text).
 fn rank(qualifier: &str) -> Option<usize> {

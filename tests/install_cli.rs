@@ -920,6 +920,50 @@ fn progress_line_only_on_a_terminal() {
 }
 
 #[test]
+fn progress_bars_of_parallel_installs_only_on_a_terminal() {
+    let sandbox = Sandbox::new();
+    let mut coordinates = Vec::new();
+    for n in 1..=3 {
+        let dir = sandbox.path().join(format!("pkg{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("data"), vec![n as u8; 100_000]).unwrap();
+        let coordinate = format!("com.example:tool{n}:1.0");
+        sandbox.pack(&dir, &coordinate);
+        coordinates.push(coordinate);
+    }
+    // Through pipes: the results on stdout, nothing on stderr.
+    let out = run(sandbox
+        .copkg()
+        .arg("--repo")
+        .arg(sandbox.repo())
+        .arg("install")
+        .args(&coordinates));
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{out:?}");
+    assert_eq!(out.stdout.lines().count(), 3, "{out:?}");
+    // On a terminal: a total (and a bar a download) on stderr, the
+    // results printed above the bars.
+    let command = format!(
+        "HOME={} COPKG_SOFTWARE_ROOT={} {} --repo {} install {}",
+        sandbox.path().join("home").display(),
+        sandbox.path().join("second").display(),
+        env!("CARGO_BIN_EXE_copkg"),
+        sandbox.repo().display(),
+        coordinates.join(" ")
+    );
+    let out = run(std::process::Command::new("script").args(["-qec", &command, "/dev/null"]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("total ["), "{:?}", out.stdout);
+    assert!(out.stdout.contains("/3 installed, "), "{:?}", out.stdout);
+    for coordinate in &coordinates {
+        assert!(
+            out.stdout.contains(&format!("installed {coordinate} in ")),
+            "{:?}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
 fn h6_config_values_out_of_range_are_usage_errors_naming_the_key() {
     let sandbox = Sandbox::new();
     sandbox.publish_verified(&good_archive());

@@ -881,7 +881,8 @@ fn h5_a_failed_or_interrupted_pack_leaves_nothing_in_the_repository() {
         );
     }
 
-    // A good pack then publishes exactly the archive and its sidecar.
+    // A good pack then publishes exactly the archive, its sidecar and the
+    // artifact's metadata.
     let out = run(&mut pack_cmd(&sandbox, &big, &repo));
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(
@@ -893,6 +894,7 @@ fn h5_a_failed_or_interrupted_pack_leaves_nothing_in_the_repository() {
             "com/example/hello/1.0.0",
             "com/example/hello/1.0.0/hello-1.0.0-copkg.tar.gz",
             "com/example/hello/1.0.0/hello-1.0.0-copkg.tar.gz.sha256",
+            "com/example/hello/maven-metadata.xml",
         ]
     );
 }
@@ -940,5 +942,5 @@ fn h5_a_full_disk_publishes_nothing_and_a_republish_replaces_both_files() {
     let archive = std::fs::read(version.join("hello-1.0.0-copkg.tar.gz")).unwrap();
     let sidecar = std::fs::read_to_string(version.join("hello-1.0.0-copkg.tar.gz.sha256")).unwrap();
     assert!(sidecar.starts_with(&sha256_hex(&archive)), "{sidecar}");
-    assert_eq!(tree_of(&mount).len(), 6, "{:?}", tree_of(&mount));
+    assert_eq!(tree_of(&mount).len(), 7, "{:?}", tree_of(&mount));
 }

@@ -91,6 +91,9 @@ pub enum Error {
     /// The audit journal.
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    /// Repository metadata.
+    #[error(transparent)]
+    Metadata(Box<crate::metadata::MetadataError>),
 }
 
 impl Coded for Error {
@@ -113,6 +116,7 @@ impl Coded for Error {
             Error::Account(e) => e.exit_code(),
             Error::Key(e) => e.exit_code(),
             Error::Journal(e) => e.exit_code(),
+            Error::Metadata(e) => e.exit_code(),
         }
     }
 }
@@ -192,6 +196,12 @@ impl From<LifecycleError> for Error {
 impl From<crate::runtime::RuntimeError> for Error {
     fn from(err: crate::runtime::RuntimeError) -> Self {
         Error::Lifecycle(Box::new(err.into()))
+    }
+}
+
+impl From<crate::metadata::MetadataError> for Error {
+    fn from(err: crate::metadata::MetadataError) -> Self {
+        Error::Metadata(Box::new(err))
     }
 }
 

@@ -35,6 +35,7 @@ enum Given {
 /// as its line arrives. The first bad line ends the stream; its error is
 /// left in `failure`.
 struct Coordinates<'a> {
+    ctx: &'a Context,
     given: std::vec::IntoIter<Given>,
     stdin: Option<(std::io::StdinLock<'static>, usize)>,
     policy: &'a Policy<'a>,
@@ -80,6 +81,8 @@ impl Coordinates<'_> {
             }
             let coordinate = line
                 .parse::<PackageCoordinate>()
+                .map_err(Error::from)
+                .and_then(|c| super::resolve_latest(self.ctx, c))
                 .with_context(|| format!("stdin line {number}"))?;
             let layout = lay_out(self.policy, &coordinate)?;
             return Ok(Some((coordinate, layout)));
@@ -116,6 +119,67 @@ impl Iterator for Coordinates<'_> {
     }
 }
 
+/// The progress bars of several installs on a terminal: one a download,
+/// above a total of the installs done.
+struct Bars {
+    multi: indicatif::MultiProgress,
+    total: indicatif::ProgressBar,
+    started: std::sync::atomic::AtomicU64,
+}
+
+impl Bars {
+    /// Bars on stderr, the total expecting `given` installs (more as
+    /// lines arrive on stdin).
+    fn new(given: u64) -> Bars {
+        use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let total = multi.add(ProgressBar::new(given));
+        total.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} installed, {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        total.set_prefix("total");
+        total.tick();
+        Bars {
+            multi,
+            total,
+            started: Default::default(),
+        }
+    }
+
+    /// A bar for the download of `id`.
+    fn start(&self, id: &str) -> indicatif::ProgressBar {
+        use indicatif::{ProgressBar, ProgressStyle};
+        let started = 1 + self
+            .started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if started > self.total.length().unwrap_or(0) {
+            self.total.set_length(started);
+        }
+        // Its length once the download says it.
+        let bar = self
+            .multi
+            .insert_before(&self.total, ProgressBar::no_length());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(id.to_owned());
+        bar
+    }
+
+    /// Ends the bar of one install.
+    fn done(&self, bar: &indicatif::ProgressBar) {
+        bar.finish_and_clear();
+        self.multi.remove(bar);
+        self.total.inc(1);
+    }
+}
+
 fn lay_out(policy: &Policy<'_>, coordinate: &PackageCoordinate) -> Result<PackageLayout> {
     policy
         .layout(coordinate)
@@ -130,7 +194,10 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<bool> {
     for arg in &args.coordinates {
         parsed.push(match arg.as_str() {
             "-" => None,
-            text => Some(text.parse::<PackageCoordinate>()?),
+            text => Some(super::resolve_latest(
+                ctx,
+                text.parse::<PackageCoordinate>()?,
+            )?),
         });
     }
     let host = ctx.host()?;
@@ -174,8 +241,26 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<bool> {
         };
         eprint!("\r\x1b[K{line}");
     };
+    // Several installs on a terminal: a bar a download and a total.
+    let bars = (single.is_none()
+        && settings.verbosity >= Verbosity::Normal
+        && !settings.json
+        && std::io::stderr().is_terminal())
+    .then(|| {
+        let given = given
+            .iter()
+            .filter(|g| matches!(g, Given::Coordinate(_)))
+            .count();
+        Bars::new(given as u64)
+    });
+    // What is printed while the bars are drawn goes above them.
+    let print = |f: &mut dyn FnMut()| match &bars {
+        Some(bars) => bars.multi.suspend(f),
+        None => f(),
+    };
     let failure = RefCell::new(None);
     let source = Coordinates {
+        ctx,
         given: given.into_iter(),
         stdin: None,
         policy: &policy,
@@ -188,8 +273,24 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<bool> {
         source,
         usize::from(args.jobs),
         &|_, (coordinate, layout): &Job| {
+            let bar = bars.as_ref().map(|bars| bars.start(&coordinate.id()));
+            let on_read = |read: u64, total: Option<u64>| {
+                if let Some(bar) = &bar {
+                    if let Some(total) = total {
+                        bar.set_length(total);
+                    }
+                    bar.set_position(read);
+                }
+            };
+            let progress = if show_progress {
+                Some(Progress(&progress_line))
+            } else if bar.is_some() {
+                Some(Progress(&on_read))
+            } else {
+                None
+            };
             let request = InstallRequest {
-                progress: show_progress.then_some(Progress(&progress_line)),
+                progress,
                 reinstall: args.reinstall,
                 ..settings.install_request(coordinate, layout)
             };
@@ -214,29 +315,37 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<bool> {
             if show_progress {
                 eprint!("\r\x1b[K");
             }
+            if let (Some(bars), Some(bar)) = (&bars, &bar) {
+                bars.done(bar);
+            }
             ctx.journal(
                 "install",
                 &coordinate.id(),
                 &Outcome::of(&result, |i| matches!(i, Installed::Fresh { .. })),
             );
-            if let Err(err) = &result
-                && single.is_none()
-            {
-                eprintln!(
-                    "error: cannot install {}\n  caused by: {}",
-                    coordinate.id(),
-                    describe(err).trim_start_matches("error: ")
-                );
-            }
-            if let Err(err) = report(ctx, coordinate, &result) {
-                report_failures
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(err);
-            }
+            print(&mut || {
+                if let Err(err) = &result
+                    && single.is_none()
+                {
+                    eprintln!(
+                        "error: cannot install {}\n  caused by: {}",
+                        coordinate.id(),
+                        describe(err).trim_start_matches("error: ")
+                    );
+                }
+                if let Err(err) = report(ctx, coordinate, &result) {
+                    report_failures
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(err);
+                }
+            });
             result
         },
     );
+    if let Some(bars) = &bars {
+        bars.total.finish_and_clear();
+    }
     if let Some(err) = report_failures
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
@@ -275,6 +384,7 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<bool> {
 fn dry_run(ctx: &Context, args: &InstallArgs, given: Vec<Given>, policy: &Policy) -> Result<bool> {
     let failure = RefCell::new(None);
     let source = Coordinates {
+        ctx,
         given: given.into_iter(),
         stdin: None,
         policy,

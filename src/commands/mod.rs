@@ -31,6 +31,7 @@ pub mod systemd_unit;
 pub mod uninstall;
 pub mod upgrade;
 pub mod verify;
+pub mod versions;
 
 pub use error::{Error, ResultExt};
 
@@ -217,6 +218,7 @@ pub fn run(cli: Cli) -> Result {
         ),
         Command::Export => export::run(ctx),
         Command::Import(args) => import::run(ctx, args).map(|_| ()),
+        Command::Versions(args) => versions::run(ctx, args),
         Command::Pack(args) => pack::run(ctx, args),
         Command::Keygen(args) => keygen::run(ctx, args),
         Command::Start(args) => journaled(ctx, "start", &[&args.service], || start::run(ctx, args)),
@@ -257,6 +259,31 @@ pub fn run(cli: Cli) -> Result {
     }
 }
 
+/// The coordinate with a version of `latest` (the newest release) or
+/// `latest-prerelease` resolved from the repositories' metadata; any other
+/// as it is.
+pub fn resolve_latest(ctx: &Context, coordinate: PackageCoordinate) -> Result<PackageCoordinate> {
+    if !crate::metadata::is_reserved(&coordinate.version) {
+        return Ok(coordinate);
+    }
+    let settings = &ctx.settings;
+    if settings.repositories.is_empty() {
+        return Err(crate::store::StoreError::NoRepository.into());
+    }
+    let fetcher = crate::repo::Fetcher::new(
+        settings.http.clone(),
+        crate::repo::ProxySettings::from_env(),
+    )?;
+    let resolved = crate::metadata::resolve_latest(
+        &fetcher,
+        &settings.repositories,
+        &coordinate,
+        settings.offline,
+    )?;
+    ctx.detail(&format!("{coordinate} is {}", resolved.id()));
+    Ok(resolved)
+}
+
 /// Refuses `--dry-run` (exit 2) for a command that would change the
 /// machine anyway; commands that only read accept it, as they change
 /// nothing either way.
@@ -279,6 +306,7 @@ fn refuse_dry_run(cli: &Cli) -> Result {
         | Command::Export
         | Command::List
         | Command::Resolve(_)
+        | Command::Versions(_)
         | Command::Verify(_)
         | Command::Status(_)
         | Command::History(_)

@@ -12,6 +12,12 @@ pub fn run(ctx: &Context, args: &PackArgs) -> Result {
             "pack takes group:artifact:version without a digest pin",
         ));
     }
+    if crate::metadata::is_reserved(&coordinate.version) {
+        return Err(usage(format!(
+            "`{}` is reserved (it asks for the newest version) and cannot be a package's version",
+            coordinate.version
+        )));
+    }
     let host = ctx.host()?;
     let layout = layouts(&host, std::slice::from_ref(&coordinate))?.remove(0);
     // The key is opened (and its password asked for) before any work.
@@ -25,6 +31,14 @@ pub fn run(ctx: &Context, args: &PackArgs) -> Result {
     let packed = crate::pack::pack(&args.dir, &args.out, target, args.force)
         .with_context(|| format!("cannot pack {coordinate}"))?;
     super::warn_unreadable(ctx, &coordinate.id(), &packed.unreadable);
+    let metadata = crate::metadata::add_version(
+        &args.out,
+        &coordinate.group,
+        &coordinate.artifact,
+        &coordinate.version,
+        ctx.settings.lock_timeout,
+    )
+    .with_context(|| format!("cannot record {coordinate} in the repository metadata"))?;
     if ctx.settings.json {
         out(&serde_json::json!({
             "coordinate": coordinate.id(), "archive": packed.archive,
@@ -32,6 +46,7 @@ pub fn run(ctx: &Context, args: &PackArgs) -> Result {
             "signature_file": packed.signature,
             "signed_by": signer.as_ref().map(|s| s.id.to_string()),
             "changed": !packed.unchanged,
+            "metadata_file": metadata,
         })
         .to_string())?;
     } else {

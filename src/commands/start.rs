@@ -7,7 +7,7 @@ use crate::lifecycle::{self, StartRequest};
 
 /// Starts a service; whether it was started (not already running).
 pub fn run(ctx: &Context, args: &StartArgs) -> Result<bool> {
-    let package: PackageCoordinate = args.package.parse()?;
+    let package: PackageCoordinate = super::resolve_latest(ctx, args.package.parse()?)?;
     let service: ServiceCoordinate = args.service.parse()?;
     let (ready, ready_timeout) = super::ready_of(&args.ready)?;
     let account = args

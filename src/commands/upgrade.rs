@@ -8,7 +8,7 @@ use crate::lifecycle::{self, UpgradeRequest};
 /// Moves a service to another package version, rolling back on failure.
 pub fn run(ctx: &Context, args: &UpgradeArgs) -> Result<bool> {
     let service: ServiceCoordinate = args.service.parse()?;
-    let package: PackageCoordinate = args.package.parse()?;
+    let package: PackageCoordinate = super::resolve_latest(ctx, args.package.parse()?)?;
     let (ready, ready_timeout) = super::ready_of(&args.ready)?;
     let host = ctx.host()?;
     let request = UpgradeRequest {

@@ -245,6 +245,7 @@ fn fetch(lua: &Lua, (text, path): (String, String)) -> mlua::Result<Table> {
         expected,
         format,
         signed,
+        ..
     } = store
         .open_archive(&fetcher(lua, F, &settings)?, &request)
         .map_err(|e| super::raise_error(lua, F, &e))?;

@@ -51,6 +51,12 @@ impl Sandbox {
         self.path().join("repo")
     }
 
+    /// The download cache of this sandbox's copkg runs (tests run as root,
+    /// whose default cache, /var/cache/copkg, every test would share).
+    pub fn cache(&self) -> PathBuf {
+        self.path().join("cache")
+    }
+
     pub fn install_dir(&self) -> PathBuf {
         self.root().join("com/example/hello/1.0.0")
     }
@@ -66,6 +72,7 @@ impl Sandbox {
         }
         cmd.env("HOME", self.path().join("home"))
             .env("COPKG_SOFTWARE_ROOT", self.root())
+            .env("COPKG_CACHE_DIR", self.cache())
             .env("COPKG_RUNTIME_ROOT", self.path().join("runtime"))
             .stdin(Stdio::null());
         cmd
@@ -149,6 +156,7 @@ impl Sandbox {
         walk(self.path(), self.path(), &mut out);
         out.retain(|p| {
             !p.starts_with("repo")
+                && !p.starts_with("cache")
                 && !p.starts_with("software/.copkg")
                 && !p.starts_with("runtime/.copkg")
         });
