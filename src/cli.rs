@@ -107,6 +107,24 @@ pub enum Command {
     /// removal that fails is reported and the others go on; the exit code
     /// is the first failure's. With --dry-run, prints the plan only.
     Prune(PruneArgs),
+    /// Write this machine's packages and services to stdout, as JSON.
+    ///
+    /// Each installed package with the sha256 of its archive (an import
+    /// installs exactly those bytes), and each registered service with its
+    /// package, arguments, account (by name), whether it is enabled (and
+    /// after which others) and whether it runs. `copkg import` makes
+    /// another machine the same.
+    Export,
+    /// Install and start what an export file lists and this machine lacks.
+    ///
+    /// Installs the packages missing here (pinned to the exported sha256),
+    /// starts each service that ran or was enabled there and does not run
+    /// here (after the services it is enabled after), and enables those
+    /// enabled there. What is here already is left as it is: an import run
+    /// twice changes nothing the second time. A service that runs here
+    /// with another package or other arguments is reported and left
+    /// running (exit 6); the others go on. With --dry-run, prints the plan.
+    Import(ImportArgs),
     /// Pack a directory into a reproducible package archive in a repository.
     Pack(PackArgs),
     /// Make a minisign key pair for signing packages (PREFIX.pub, PREFIX.key).
@@ -409,6 +427,14 @@ pub struct PruneArgs {
     /// How many of the newest versions of each group:artifact to keep.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub keep: u32,
+}
+
+/// `copkg import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file `copkg export` wrote, or `-` for stdin.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 /// `copkg completions`.

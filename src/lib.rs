@@ -15,6 +15,7 @@ pub mod declared;
 pub mod exit;
 pub mod extract;
 pub mod interrupt;
+pub mod inventory;
 pub mod journal;
 pub mod lifecycle;
 pub mod lock;

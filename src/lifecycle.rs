@@ -25,6 +25,9 @@ use crate::settings::Settings;
 use crate::state::{RecordedProcess, STATE_DIR, ServiceRecord, StateDir, StateError};
 use crate::store::{PackageLayout, PackageState, StoreError};
 
+mod plan;
+pub use plan::{Plan, plan_cleanup, plan_restart, plan_start, plan_stop, plan_upgrade};
+
 /// How long a stop script's processes get to go away before the signal schedule.
 const AFTER_STOP_SCRIPT: Duration = Duration::from_secs(5);
 
@@ -2271,7 +2274,10 @@ pub fn ensure_unused(
     package: &str,
     force: bool,
 ) -> Result<(), LifecycleError> {
-    let state = StateDir::open(&settings.runtime_root)?;
+    // No state dir: copkg never started anything here.
+    let Some(state) = StateDir::peek(&settings.runtime_root)? else {
+        return Ok(());
+    };
     for name in state.services()? {
         let Ok(Some(record)) = state.read(&name) else {
             continue;

@@ -234,6 +234,16 @@ impl StateDir {
         Ok(StateDir { path })
     }
 
+    /// The state dir under `runtime_root` when there is one, checked as
+    /// [`Self::open`] checks it, making nothing: for `--dry-run`, where no
+    /// state dir means copkg has started nothing here.
+    pub fn peek(runtime_root: &Path) -> Result<Option<StateDir>, StateError> {
+        match std::fs::symlink_metadata(runtime_root.join(STATE_DIR)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            _ => StateDir::open(runtime_root).map(Some),
+        }
+    }
+
     /// Its path.
     pub fn path(&self) -> &Path {
         &self.path

@@ -58,6 +58,33 @@ fn known(state: &StateDir, service: &str) -> Result<ServiceRecord, LifecycleErro
         .ok_or_else(|| no_such_service(state, service.to_owned()))
 }
 
+/// The state dir for enable and disable; under `--dry-run`, only one that
+/// exists (none: copkg knows no service here) and nothing is made.
+fn state_dir(settings: &Settings, service: &ServiceCoordinate) -> Result<StateDir, LifecycleError> {
+    if !settings.dry_run {
+        return Ok(StateDir::open(&settings.runtime_root)?);
+    }
+    StateDir::peek(&settings.runtime_root)?.ok_or_else(|| LifecycleError::NoSuchService {
+        service: service.to_string(),
+        suggestions: Vec::new(),
+    })
+}
+
+/// The lock on the unit files, but for `--dry-run`, which writes none.
+fn lock_units(
+    settings: &Settings,
+    state: &StateDir,
+    notify: Notify<'_>,
+) -> Result<Option<crate::lock::FileLock>, LifecycleError> {
+    if settings.dry_run {
+        return Ok(None);
+    }
+    Ok(Some(state.lock_units(
+        settings.lock_timeout,
+        &mut lifecycle::lock_notice(notify, "the unit files".to_owned()),
+    )?))
+}
+
 /// Records that `service` should run, after the services `after` (each of
 /// which copkg must know). Refused, naming the cycle, when the order would
 /// loop.
@@ -67,7 +94,7 @@ pub fn enable(
     after: &[ServiceCoordinate],
     notify: Notify<'_>,
 ) -> Result<UnitChange, LifecycleError> {
-    let state = StateDir::open(&settings.runtime_root)?;
+    let state = state_dir(settings, service)?;
     let name = service.to_string();
     known(&state, &name)?;
     let after: Vec<String> = after
@@ -79,10 +106,7 @@ pub fn enable(
     for other in &after {
         known(&state, other)?;
     }
-    let _lock = state.lock_units(
-        settings.lock_timeout,
-        &mut lifecycle::lock_notice(notify, "the unit files".to_owned()),
-    )?;
+    let _lock = lock_units(settings, &state, notify)?;
     let mut graph = after_graph(&state)?;
     graph.insert(name.clone(), after.clone());
     if let Some(cycle) = cycle_through(&graph, &name) {
@@ -97,7 +121,7 @@ pub fn enable(
         after,
     };
     let changed = state.read_unit(&name)?.as_ref() != Some(&unit);
-    if changed {
+    if changed && !settings.dry_run {
         state.write_unit(&unit)?;
     }
     Ok(UnitChange {
@@ -115,12 +139,9 @@ pub fn disable(
     service: &ServiceCoordinate,
     notify: Notify<'_>,
 ) -> Result<UnitChange, LifecycleError> {
-    let state = StateDir::open(&settings.runtime_root)?;
+    let state = state_dir(settings, service)?;
     let name = service.to_string();
-    let _lock = state.lock_units(
-        settings.lock_timeout,
-        &mut lifecycle::lock_notice(notify, "the unit files".to_owned()),
-    )?;
+    let _lock = lock_units(settings, &state, notify)?;
     let unit = state.read_unit(&name)?;
     if unit.is_none() {
         known(&state, &name)?;
@@ -129,7 +150,9 @@ pub fn disable(
     let changed = match unit {
         Some(mut unit) if unit.enabled => {
             unit.enabled = false;
-            state.write_unit(&unit)?;
+            if !settings.dry_run {
+                state.write_unit(&unit)?;
+            }
             true
         }
         _ => false,

@@ -163,12 +163,12 @@ fn pinned_must_list_coordinates() {
 #[test]
 fn dry_run_is_refused_where_it_is_not_honoured() {
     let sandbox = Sandbox::new();
-    let out = run(sandbox.copkg().args(["--dry-run", "uninstall", COORD]));
+    let out = run(sandbox.copkg().args(["--dry-run", "boot"]));
     assert_eq!(
         (out.code, out.stderr.as_str()),
         (
             2,
-            "error: --dry-run is not supported by `copkg uninstall` yet (only prune honours it)\n"
+            "error: `copkg boot` has no --dry-run (see `copkg boot --help`)\n"
         )
     );
     assert_eq!(run(sandbox.copkg().args(["--dry-run", "list"])).code, 0);

@@ -34,6 +34,7 @@ pub fn run(ctx: &Context, args: &ServicesArgs) -> Result {
             out(&serde_json::json!({
                 "service": service.to_string(), "compressed": done.compressed,
                 "deleted": done.deleted, "rotated": done.rotated, "bytes": done.bytes,
+                "changed": done.compressed + done.deleted + done.rotated > 0,
             })
             .to_string())?;
         } else {

@@ -10,27 +10,40 @@ use crate::lifecycle::{self, Cleanup};
 pub fn run(ctx: &Context, args: &CleanupArgs) -> Result<bool> {
     let service: ServiceCoordinate = args.service.parse()?;
     let host = ctx.host()?;
-    match lifecycle::cleanup(
+    if ctx.settings.dry_run {
+        let plan =
+            lifecycle::plan_cleanup(&ctx.settings, &host.policy(), &service, args.keep_data)?;
+        let fields = serde_json::json!({"service": service.to_string()});
+        return super::report_plan(ctx, fields, &args.service, &plan);
+    }
+    let cleaned = lifecycle::cleanup(
         &ctx.settings,
         &host.policy(),
         &service,
         args.keep_data,
         &notices(ctx),
-    )? {
-        Cleanup::Removed(dir) => {
-            out(&format!("removed {}", dir.display()))?;
-            Ok(true)
-        }
-        Cleanup::Kept { dir, package } => {
-            out(&format!(
-                "removed {} but data/ and etc/ (kept for {package})",
-                dir.display()
-            ))?;
-            Ok(true)
-        }
-        Cleanup::Absent => {
-            out(&format!("{service} has no runtime dir"))?;
-            Ok(false)
-        }
+    )?;
+    let changed = !matches!(cleaned, Cleanup::Absent);
+    if ctx.settings.json {
+        let (status, dir, kept_for) = match &cleaned {
+            Cleanup::Removed(dir) => ("removed", Some(dir), None),
+            Cleanup::Kept { dir, package } => ("kept-data", Some(dir), Some(package)),
+            Cleanup::Absent => ("absent", None, None),
+        };
+        out(&serde_json::json!({
+            "service": service.to_string(), "status": status, "runtime_dir": dir,
+            "kept_for": kept_for, "changed": changed,
+        })
+        .to_string())?;
+        return Ok(changed);
     }
+    match cleaned {
+        Cleanup::Removed(dir) => out(&format!("removed {}", dir.display()))?,
+        Cleanup::Kept { dir, package } => out(&format!(
+            "removed {} but data/ and etc/ (kept for {package})",
+            dir.display()
+        ))?,
+        Cleanup::Absent => out(&format!("{service} has no runtime dir"))?,
+    }
+    Ok(changed)
 }

@@ -28,24 +28,33 @@ pub fn disable(ctx: &Context, args: &ServiceArgs) -> Result<bool> {
     Ok(change.changed)
 }
 
-fn report(ctx: &Context, change: &UnitChange) -> Result {
+/// Prints what an enable or disable did.
+pub(super) fn report(ctx: &Context, change: &UnitChange) -> Result {
     if ctx.settings.json {
-        out(&serde_json::json!({
+        let mut value = serde_json::json!({
             "service": change.service, "enabled": change.enabled,
             "after": change.after, "changed": change.changed,
-        })
-        .to_string())?;
+        });
+        if ctx.settings.dry_run {
+            value["dry_run"] = true.into();
+        }
+        out(&value.to_string())?;
         return Ok(());
     }
+    let (enabled, disabled) = if ctx.settings.dry_run {
+        ("would enable", "would disable")
+    } else {
+        ("enabled", "disabled")
+    };
     let after = if change.after.is_empty() {
         String::new()
     } else {
         format!(" (after {})", change.after.join(", "))
     };
     let line = match (change.enabled, change.changed) {
-        (true, true) => format!("enabled {}{after}", change.service),
+        (true, true) => format!("{enabled} {}{after}", change.service),
         (true, false) => format!("{} is already enabled{after}", change.service),
-        (false, true) => format!("disabled {}", change.service),
+        (false, true) => format!("{disabled} {}", change.service),
         (false, false) => format!("{} is not enabled", change.service),
     };
     out(&line)?;

@@ -76,6 +76,9 @@ pub enum Error {
     /// The service lifecycle.
     #[error(transparent)]
     Lifecycle(Box<LifecycleError>),
+    /// An export file, or what it was made from.
+    #[error(transparent)]
+    Inventory(Box<crate::inventory::InventoryError>),
     /// The Lua host.
     #[error(transparent)]
     Lua(Box<LuaError>),
@@ -105,6 +108,7 @@ impl Coded for Error {
             Error::Store(e) => e.exit_code(),
             Error::Pack(e) => e.exit_code(),
             Error::Lifecycle(e) => e.exit_code(),
+            Error::Inventory(e) => e.exit_code(),
             Error::Lua(e) => e.exit_code(),
             Error::Account(e) => e.exit_code(),
             Error::Key(e) => e.exit_code(),
@@ -170,6 +174,12 @@ impl From<StoreError> for Error {
 impl From<PackError> for Error {
     fn from(err: PackError) -> Self {
         Error::Pack(Box::new(err))
+    }
+}
+
+impl From<crate::inventory::InventoryError> for Error {
+    fn from(err: crate::inventory::InventoryError) -> Self {
+        Error::Inventory(Box::new(err))
     }
 }
 

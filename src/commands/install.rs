@@ -145,6 +145,9 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<bool> {
             None => Given::Stdin,
         });
     }
+    if ctx.settings.dry_run {
+        return dry_run(ctx, args, given, &policy);
+    }
     let settings = &ctx.settings;
     let fetcher = Fetcher::new(settings.http.clone(), ProxySettings::from_env())?;
     // One coordinate given as an argument: its error is the command's.
@@ -267,7 +270,76 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<bool> {
     }
 }
 
-fn report(
+/// What `install` would do, one coordinate after another: fetch and
+/// install what is missing (or, with --reinstall, everything given).
+fn dry_run(ctx: &Context, args: &InstallArgs, given: Vec<Given>, policy: &Policy) -> Result<bool> {
+    let failure = RefCell::new(None);
+    let source = Coordinates {
+        given: given.into_iter(),
+        stdin: None,
+        policy,
+        seen: HashSet::new(),
+        failure: &failure,
+    };
+    let store = ctx.store();
+    let mut changed = false;
+    let mut total = 0;
+    for (coordinate, layout) in source {
+        total += 1;
+        let id = coordinate.id();
+        let dir = store.install_dir(&layout);
+        let mut plan = crate::lifecycle::Plan::default();
+        let verb = match store.state(&layout)? {
+            crate::store::PackageState::Installed(_) if !args.reinstall => None,
+            crate::store::PackageState::Installed(_) => {
+                if !args.force
+                    && let Some(service) = crate::lifecycle::running_user(&ctx.settings, &dir)?
+                {
+                    return Err(StoreError::Reinstall {
+                        coordinate: id,
+                        service,
+                    }
+                    .into());
+                }
+                Some("reinstall")
+            }
+            crate::store::PackageState::Absent => Some("install"),
+            crate::store::PackageState::Foreign => {
+                return Err(StoreError::Foreign { path: dir })
+                    .with_context(|| format!("cannot install {id}"));
+            }
+        };
+        if let Some(verb) = verb {
+            let from: Vec<String> = ctx
+                .settings
+                .repositories
+                .iter()
+                .map(|r| r.address(&layout.archive))
+                .collect();
+            plan.step(format!(
+                "{verb} {id} into {}{}",
+                dir.display(),
+                if from.is_empty() {
+                    String::new()
+                } else {
+                    format!(" from {}", from.join(" or "))
+                }
+            ));
+        }
+        let fields = serde_json::json!({"coordinate": id, "dir": dir});
+        changed |= super::report_plan(ctx, fields, &id, &plan)?;
+    }
+    if let Some(err) = failure.into_inner() {
+        return Err(err);
+    }
+    if total == 0 {
+        return Err(usage("no coordinates given"));
+    }
+    Ok(changed)
+}
+
+/// Prints what an install of one coordinate did.
+pub(super) fn report(
     ctx: &Context,
     coordinate: &PackageCoordinate,
     result: &std::result::Result<Installed, StoreError>,
@@ -278,13 +350,13 @@ fn report(
             Ok(Installed::Fresh { dir, record, .. }) => serde_json::json!({
                 "coordinate": id, "status": "installed", "dir": dir,
                 "sha256": record.sha256, "verified": record.verified, "source": record.source,
-                "signed_by": record.signed_by,
+                "signed_by": record.signed_by, "changed": true,
             }),
             Ok(Installed::Already { dir }) => serde_json::json!({
-                "coordinate": id, "status": "already-installed", "dir": dir,
+                "coordinate": id, "status": "already-installed", "dir": dir, "changed": false,
             }),
             Err(err) => serde_json::json!({
-                "coordinate": id, "status": "failed",
+                "coordinate": id, "status": "failed", "changed": false,
                 "error": one_line(err),
                 "exit_code": err.exit_code().code(),
             }),

@@ -10,6 +10,7 @@ pub fn run(ctx: &Context) -> Result {
                 "coordinate": record.coordinate, "dir": dir, "sha256": record.sha256,
                 "verified": record.verified, "source": record.source, "signed_by": record.signed_by,
                 "installed_at": record.installed_at, "unpacked_bytes": record.unpacked_bytes,
+                "changed": false,
             })
             .to_string())?;
         } else {

@@ -8,7 +8,9 @@ pub mod cleanup;
 pub mod completions;
 pub mod enable;
 mod error;
+pub mod export;
 pub mod history;
+pub mod import;
 pub mod install;
 pub mod keygen;
 pub mod list;
@@ -207,13 +209,14 @@ pub fn run(cli: Cli) -> Result {
         Command::Adopt(args) => {
             journaled(ctx, "adopt", &[&args.coordinate], || adopt::run(ctx, args))
         }
-        Command::Prune(args) if ctx.settings.dry_run => prune::run(ctx, args).map(|_| ()),
         Command::Prune(args) => journaled(
             ctx,
             "prune",
             &[ctx.settings.software_root.display().to_string()],
             || prune::run(ctx, args),
         ),
+        Command::Export => export::run(ctx),
+        Command::Import(args) => import::run(ctx, args).map(|_| ()),
         Command::Pack(args) => pack::run(ctx, args),
         Command::Keygen(args) => keygen::run(ctx, args),
         Command::Start(args) => journaled(ctx, "start", &[&args.service], || start::run(ctx, args)),
@@ -255,14 +258,25 @@ pub fn run(cli: Cli) -> Result {
 }
 
 /// Refuses `--dry-run` (exit 2) for a command that would change the
-/// machine anyway: only prune honours it so far; commands that only read
-/// accept it, as they change nothing either way.
+/// machine anyway; commands that only read accept it, as they change
+/// nothing either way.
 fn refuse_dry_run(cli: &Cli) -> Result {
     if !cli.global.dry_run {
         return Ok(());
     }
     let changes = match &cli.command {
         Command::Prune(_)
+        | Command::Install(_)
+        | Command::Uninstall(_)
+        | Command::Start(_)
+        | Command::Stop(_)
+        | Command::Restart(_)
+        | Command::Upgrade(_)
+        | Command::Cleanup(_)
+        | Command::Enable(_)
+        | Command::Disable(_)
+        | Command::Import(_)
+        | Command::Export
         | Command::List
         | Command::Resolve(_)
         | Command::Verify(_)
@@ -274,20 +288,11 @@ fn refuse_dry_run(cli: &Cli) -> Result {
         | Command::Completions(_)
         | Command::Man
         | Command::LuaHook => None,
-        Command::Install(_) => Some("install"),
-        Command::Uninstall(_) => Some("uninstall"),
         Command::Adopt(_) => Some("adopt"),
         Command::Pack(_) => Some("pack"),
         Command::Keygen(_) => Some("keygen"),
-        Command::Start(_) => Some("start"),
-        Command::Stop(_) => Some("stop"),
-        Command::Restart(_) => Some("restart"),
         Command::Reload(_) => Some("reload"),
-        Command::Upgrade(_) => Some("upgrade"),
-        Command::Cleanup(_) => Some("cleanup"),
         Command::CleanLogs(_) => Some("clean-logs"),
-        Command::Enable(_) => Some("enable"),
-        Command::Disable(_) => Some("disable"),
         Command::Boot => Some("boot"),
         Command::Reconcile => Some("reconcile"),
         Command::ResetFailed(_) => Some("reset-failed"),
@@ -295,7 +300,7 @@ fn refuse_dry_run(cli: &Cli) -> Result {
     };
     match changes {
         Some(command) => Err(usage(format!(
-            "--dry-run is not supported by `copkg {command}` yet (only prune honours it)"
+            "`copkg {command}` has no --dry-run (see `copkg {command} --help`)"
         ))),
         None => Ok(()),
     }
@@ -314,6 +319,10 @@ fn journaled<T: AsRef<str>>(
     command: impl FnOnce() -> Result<bool>,
 ) -> Result {
     use std::sync::atomic::Ordering;
+    // A dry run changes nothing, so there is nothing to journal.
+    if ctx.settings.dry_run {
+        return command().map(|_| ());
+    }
     let before = ctx.journaled.load(Ordering::SeqCst);
     let result = command();
     if ctx.journaled.load(Ordering::SeqCst) == before {
@@ -396,6 +405,35 @@ pub fn ready_of(
         ));
     }
     Ok((check, std::time::Duration::from_secs_f64(secs)))
+}
+
+/// Prints what a `--dry-run` would do: each step as "would …" on stdout
+/// (or that there is nothing to do), or with `--json` one object: `fields`
+/// (what the command's own result names: service, coordinate…), with
+/// `changed` (whether the real run would change anything), `dry_run` and
+/// `plan` (the steps). Returns `changed`.
+pub fn report_plan(
+    ctx: &Context,
+    fields: serde_json::Value,
+    target: &str,
+    plan: &crate::lifecycle::Plan,
+) -> Result<bool> {
+    if ctx.settings.json {
+        let mut value = fields;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("changed".into(), plan.changed.into());
+            object.insert("dry_run".into(), true.into());
+            object.insert("plan".into(), plan.steps.clone().into());
+        }
+        out(&value.to_string())?;
+    } else if plan.steps.is_empty() {
+        out(&format!("{target}: nothing to do"))?;
+    } else {
+        for step in &plan.steps {
+            out(&format!("would {step}"))?;
+        }
+    }
+    Ok(plan.changed)
 }
 
 /// A usage error.

@@ -31,6 +31,7 @@ pub fn run(ctx: &Context, args: &PackArgs) -> Result {
             "sha256_file": packed.sidecar, "sha256": packed.sha256, "unchanged": packed.unchanged,
             "signature_file": packed.signature,
             "signed_by": signer.as_ref().map(|s| s.id.to_string()),
+            "changed": !packed.unchanged,
         })
         .to_string())?;
     } else {

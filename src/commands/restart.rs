@@ -10,6 +10,11 @@ pub fn run(ctx: &Context, args: &RestartArgs) -> Result<bool> {
     let service: ServiceCoordinate = args.service.parse()?;
     let (ready, timeout) = super::ready_of(&args.ready)?;
     let host = ctx.host()?;
+    if ctx.settings.dry_run {
+        let plan = lifecycle::plan_restart(&ctx.settings, &host.policy(), &service)?;
+        let fields = serde_json::json!({"service": service.to_string()});
+        return super::report_plan(ctx, fields, &args.service, &plan);
+    }
     let started = lifecycle::restart(
         &ctx.settings,
         &host.policy(),

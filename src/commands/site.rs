@@ -28,7 +28,7 @@ pub fn run(ctx: &Context) -> Result {
             })
             .collect();
         return Ok(out(
-            &serde_json::json!({"site": host.site(), "hooks": hooks}).to_string(),
+            &serde_json::json!({"site": host.site(), "hooks": hooks, "changed": false}).to_string(),
         )?);
     }
     out(&format!("site script: {site}"))?;

@@ -25,6 +25,11 @@ pub fn run(ctx: &Context, args: &StartArgs) -> Result<bool> {
         ready_timeout,
         account: account.as_ref(),
     };
+    if ctx.settings.dry_run {
+        let plan = lifecycle::plan_start(&ctx.settings, &host.policy(), &request)?;
+        let fields = serde_json::json!({"service": service.to_string(), "package": package.id()});
+        return super::report_plan(ctx, fields, &args.service, &plan);
+    }
     let started = lifecycle::start(&ctx.settings, &host.policy(), &request, &notices(ctx))?;
     report(ctx, &started)?;
     Ok(started.changed)

@@ -51,6 +51,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result {
                 "enabled": supervised.enabled == Some(true),
                 "restarts": supervised.restarts,
                 "last_crashed_at": supervised.last_crashed_at.map(utc),
+                "changed": false,
             })
             .to_string())?;
         } else if table {

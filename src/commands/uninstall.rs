@@ -15,6 +15,17 @@ pub fn run(ctx: &Context, args: &UninstallArgs) -> Result<bool> {
     let store = ctx.store();
     for (coordinate, layout) in coordinates.iter().zip(&layouts) {
         let id = coordinate.id();
+        if ctx.settings.dry_run {
+            lifecycle::ensure_unused(&ctx.settings, &store.install_dir(layout), &id, args.force)?;
+            let dir = store.install_dir(layout);
+            let mut plan = lifecycle::Plan::default();
+            if let crate::store::PackageState::Installed(_) = store.state(layout)? {
+                plan.step(format!("uninstall {id} from {}", dir.display()));
+            }
+            let fields = serde_json::json!({"coordinate": id, "dir": dir});
+            super::report_plan(ctx, fields, &id, &plan)?;
+            continue;
+        }
         let result =
             lifecycle::ensure_unused(&ctx.settings, &store.install_dir(layout), &id, args.force)
                 .map_err(Error::from)
@@ -33,7 +44,10 @@ pub fn run(ctx: &Context, args: &UninstallArgs) -> Result<bool> {
             } else {
                 "not-installed"
             };
-            out(&serde_json::json!({"coordinate": id, "status": status, "dir": dir}).to_string())?;
+            out(&serde_json::json!({
+                "coordinate": id, "status": status, "dir": dir, "changed": removed,
+            })
+            .to_string())?;
         } else if removed {
             out(&format!("uninstalled {id} from {}", dir.display()))?;
         } else {

@@ -18,6 +18,11 @@ pub fn run(ctx: &Context, args: &UpgradeArgs) -> Result<bool> {
         ready: ready.as_ref(),
         ready_timeout,
     };
+    if ctx.settings.dry_run {
+        let plan = lifecycle::plan_upgrade(&ctx.settings, &host.policy(), &request)?;
+        let fields = serde_json::json!({"service": service.to_string(), "to": package.id()});
+        return super::report_plan(ctx, fields, &args.service, &plan);
+    }
     let upgraded = lifecycle::upgrade(&ctx.settings, &host.policy(), &request, &notices(ctx))?;
     if ctx.settings.json {
         out(&serde_json::json!({
