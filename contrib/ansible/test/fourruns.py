@@ -34,6 +34,10 @@ ONCE = (True, True, False, False)
 ALWAYS = (True, True, True, True)
 NEVER = (False, False, False, False)
 RUNS = ("check", "real", "check", "real")
+# A package no repository has: a dry run does not ask the repositories
+# (docs/json.md: it cannot foresee a download that fails), so check mode
+# says it would change; each real run fails with copkg's exit code 3.
+NOT_FOUND = (True, 3, True, 3)
 
 # Every module task gets the host's copkg and roots from the inventory.
 COMMON = {
@@ -82,6 +86,8 @@ def scenarios(hello_pin):
          {"name": NOBODY, "state": "stopped"}, NEVER, []),
         ("no such service absent", "service",
          {"name": NOBODY, "state": "absent"}, NEVER, []),
+        ("package not in the repository", "package",
+         {"coordinates": ["com.example:nothing:1.0.0"]}, NOT_FOUND, []),
         ("package absent", "package",
          {"coordinates": [HELLO, WEB_1, WEB_2], "state": "absent"}, ONCE, []),
     ]
@@ -128,7 +134,8 @@ class Runner:
         return proc.returncode, proc.stdout, results
 
     def row(self, host, module, run, changed, ok, why=""):
-        self.rows.append((host, module, run, "-" if changed is None else str(changed).lower(), "ok" if ok else "FAIL"))
+        shown = "-" if changed is None else changed if isinstance(changed, str) else str(changed).lower()
+        self.rows.append((host, module, run, shown, "ok" if ok else "FAIL"))
         if not ok:
             self.failures.append("%s %s %s: %s" % (host, module, run, why))
 
@@ -175,6 +182,17 @@ class Runner:
                                  "no result (ansible exit %d)\n%s" % (rc, output[-3000:]))
                         continue
                     problems = []
+                    if isinstance(want, int) and not isinstance(want, bool):
+                        # Fails with copkg's exit code and message, changes nothing.
+                        outcome = task["result"]
+                        if not task["failed"] or outcome.get("rc") != want or task["changed"]:
+                            problems.append("expected a failure with exit code %d, got failed %s, rc %s, changed %s" % (
+                                want, task["failed"], outcome.get("rc"), task["changed"]))
+                        if not str(outcome.get("msg", "")).startswith("error"):
+                            problems.append("msg is not copkg's message: %r" % outcome.get("msg"))
+                        self.row(host, "%s (%s)" % (title, module), "%d %s" % (run, mode),
+                                 "failed rc=%s" % outcome.get("rc"), not problems, "; ".join(problems))
+                        continue
                     if task["failed"] or task["unreachable"]:
                         problems.append("failed: %s" % task["result"].get("msg"))
                     if task["changed"] != want:
