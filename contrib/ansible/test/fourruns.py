@@ -115,7 +115,9 @@ class Runner:
 
     def ansible(self, playbook, check=False, extra=()):
         """Runs ansible-playbook; its exit code and the task results."""
-        record = playbook + (".check" if check else ".real") + ".%d.jsonl" % time.monotonic_ns()
+        self.count += 1
+        record = os.path.join(self.opts.work, "results-%02d-%s.jsonl" % (
+            self.count, os.path.basename(playbook).rsplit(".", 1)[0]))
         env = dict(os.environ)
         env.update(
             COPKG_ANSIBLE_RECORD=record,
