@@ -135,6 +135,7 @@ pub fn read(settings: &Settings) -> Result<Inventory, InventoryError> {
         .collect();
     let mut services = Vec::new();
     if let Some(state) = StateDir::peek(&settings.runtime_root)? {
+        let groups = service::Groups::snapshot();
         for name in state.services()? {
             // An unreadable record is the status command's to report.
             let Ok(Some(record)) = state.read(&name) else {
@@ -142,7 +143,7 @@ pub fn read(settings: &Settings) -> Result<Inventory, InventoryError> {
             };
             let runtime = RuntimeDir::new(&settings.runtime_root, &record.runtime_path);
             let running = matches!(
-                service::status(Some(&record), &runtime),
+                service::status_in(Some(&record), &runtime, &groups),
                 ServiceState::Running { .. }
             );
             let unit = state.read_unit(&name)?;

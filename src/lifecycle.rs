@@ -2065,6 +2065,7 @@ pub fn status(
 /// unreadable record is reported as such and hides no other service.
 pub fn status_all(settings: &Settings) -> Result<Vec<ServiceStatus>, LifecycleError> {
     let state = StateDir::open(&settings.runtime_root)?;
+    let groups = service::Groups::snapshot();
     let mut rows = Vec::new();
     for name in state.services()? {
         let read = state.read(&name).and_then(|record| {
@@ -2072,7 +2073,7 @@ pub fn status_all(settings: &Settings) -> Result<Vec<ServiceStatus>, LifecycleEr
                 return Ok(None);
             };
             let runtime = RuntimeDir::new(&settings.runtime_root, &record.runtime_path);
-            let base = service::status(Some(&record), &runtime);
+            let base = service::status_in(Some(&record), &runtime, &groups);
             let (shown, supervised) = crate::supervise::supervised(&state, &name, base, settings)?;
             Ok(Some((record, runtime, shown, supervised)))
         });
@@ -2248,6 +2249,7 @@ pub fn running_user(
     package_dir: &Path,
 ) -> Result<Option<String>, LifecycleError> {
     let state = StateDir::open(&settings.runtime_root)?;
+    let groups = service::Groups::snapshot();
     for name in state.services()? {
         let Ok(Some(record)) = state.read(&name) else {
             continue;
@@ -2256,7 +2258,7 @@ pub fn running_user(
         if record.package_dir == package_dir
             && ((record.starting && !record.from_another_boot())
                 || matches!(
-                    service::status(Some(&record), &runtime),
+                    service::status_in(Some(&record), &runtime, &groups),
                     ServiceState::Running { .. }
                 ))
         {
@@ -2278,6 +2280,7 @@ pub fn ensure_unused(
     let Some(state) = StateDir::peek(&settings.runtime_root)? else {
         return Ok(());
     };
+    let groups = service::Groups::snapshot();
     for name in state.services()? {
         let Ok(Some(record)) = state.read(&name) else {
             continue;
@@ -2287,7 +2290,7 @@ pub fn ensure_unused(
             continue;
         }
         let runtime = RuntimeDir::new(&settings.runtime_root, &record.runtime_path);
-        let state_now = service::status(Some(&record), &runtime);
+        let state_now = service::status_in(Some(&record), &runtime, &groups);
         let running = (record.starting && !record.from_another_boot())
             || matches!(state_now, ServiceState::Running { .. });
         if running {

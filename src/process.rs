@@ -88,6 +88,25 @@ pub fn group_members(pgrp: i32, since: u64) -> Vec<(i32, u64)> {
         .collect()
 }
 
+/// Every live process by its process group, from one scan of /proc: what
+/// a command that looks at many services at once (status, export, the
+/// in-use checks) asks instead of scanning /proc once per service.
+pub fn groups() -> std::collections::HashMap<i32, Vec<(i32, u64)>> {
+    let mut groups: std::collections::HashMap<i32, Vec<(i32, u64)>> = Default::default();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return groups;
+    };
+    for pid in entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
+        if let Some(stat) = stat(pid).filter(ProcStat::is_alive) {
+            groups
+                .entry(stat.pgrp)
+                .or_default()
+                .push((pid, stat.start_time));
+        }
+    }
+    groups
+}
+
 /// Every live descendant of `ancestor` (children, their children, …), with
 /// its start time, from one scan of /proc.
 pub fn descendants(ancestor: i32) -> Vec<(i32, ProcStat)> {

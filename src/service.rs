@@ -824,6 +824,46 @@ impl ServiceState {
 /// (a group id is not reused while the group has members). copkg itself is
 /// never among them.
 pub fn live_processes(record: &ServiceRecord) -> Vec<(i32, u64)> {
+    live_processes_in(record, &Groups::Live)
+}
+
+/// Where [`live_processes`] finds the members of a process group.
+pub enum Groups {
+    /// /proc as it is at each question: for commands that act on what
+    /// they find (stop, cleanup).
+    Live,
+    /// One scan of /proc, made at the first question and kept: for
+    /// commands that report on many services at once, so that they scan
+    /// /proc once and not once per service.
+    Snapshot(std::cell::OnceCell<std::collections::HashMap<i32, Vec<(i32, u64)>>>),
+}
+
+impl Groups {
+    /// A snapshot, taken when first asked.
+    pub fn snapshot() -> Groups {
+        Groups::Snapshot(std::cell::OnceCell::new())
+    }
+
+    fn members(&self, pgrp: i32, since: u64) -> Vec<(i32, u64)> {
+        match self {
+            Groups::Live => process::group_members(pgrp, since),
+            Groups::Snapshot(table) => table
+                .get_or_init(process::groups)
+                .get(&pgrp)
+                .map(|members| {
+                    members
+                        .iter()
+                        .filter(|(_, start)| *start >= since)
+                        .copied()
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// [`live_processes`], with process groups looked up in `groups`.
+pub fn live_processes_in(record: &ServiceRecord, groups: &Groups) -> Vec<(i32, u64)> {
     // A pid and a start time since boot name nothing across a reboot.
     if record.from_another_boot() {
         return Vec::new();
@@ -856,16 +896,16 @@ pub fn live_processes(record: &ServiceRecord) -> Vec<(i32, u64)> {
         .min()
         .unwrap_or(0);
     let own_group = process::stat(me).map_or(0, |s| s.pgrp);
-    let mut groups: Vec<i32> = record
+    let mut leaders: Vec<i32> = record
         .processes
         .iter()
         .filter(|p| p.pgrp == p.pid && p.pgrp > 1 && p.pgrp != own_group)
         .map(|p| p.pgrp)
         .collect();
-    groups.sort_unstable();
-    groups.dedup();
-    for group in groups {
-        for member in process::group_members(group, since) {
+    leaders.sort_unstable();
+    leaders.dedup();
+    for group in leaders {
+        for member in groups.members(group, since) {
             if member.0 != me && !live.contains(&member) {
                 live.push(member);
             }
@@ -903,13 +943,22 @@ pub fn open_files(record: &ServiceRecord) -> Vec<PathBuf> {
 
 /// The state of a service from copkg's record (if any) and its runtime dir.
 pub fn status(record: Option<&ServiceRecord>, runtime: &RuntimeDir) -> ServiceState {
+    status_in(record, runtime, &Groups::Live)
+}
+
+/// [`status`], with process groups looked up in `groups`.
+pub fn status_in(
+    record: Option<&ServiceRecord>,
+    runtime: &RuntimeDir,
+    groups: &Groups,
+) -> ServiceState {
     if let Some(record) = record {
         // Nothing of another boot runs, and a reboot is not a crash; a pid
         // file it left is the service's own leftover, not a stale claim.
         if record.from_another_boot() {
             return ServiceState::Stopped;
         }
-        let live = live_processes(record);
+        let live = live_processes_in(record, groups);
         if !live.is_empty() && main_alive(record) {
             return ServiceState::Running {
                 pids: live.iter().map(|(pid, _)| *pid).collect(),
@@ -1095,6 +1144,56 @@ mod tests {
         ] {
             assert!(StopSchedule::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_snapshot_of_proc_finds_what_a_live_scan_finds() {
+        // A group leader with two children in its group, as a start
+        // script's detached service.
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 30 & sleep 30 & echo ready; wait"])
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = [0u8; 6];
+        child.stdout.take().unwrap().read_exact(&mut ready).unwrap();
+        let pid = child.id() as i32;
+        let stat = process::stat(pid).unwrap();
+        let record = ServiceRecord {
+            service: "1.a.b.c".into(),
+            runtime_path: "1.a.b.c".into(),
+            package: "g:a:1".into(),
+            package_dir: "/p".into(),
+            args: Vec::new(),
+            started_at: 0,
+            processes: vec![RecordedProcess {
+                pid,
+                start_time: stat.start_time,
+                pgrp: stat.pgrp,
+            }],
+            main: Vec::new(),
+            stopped_at: None,
+            cgroup: None,
+            starting: false,
+            failed: None,
+            account: None,
+            settings: Default::default(),
+            boot_id: None,
+        };
+        let live = live_processes(&record);
+        assert_eq!(live.len(), 3, "{live:?}");
+        let snapshot = Groups::snapshot();
+        assert_eq!(live_processes_in(&record, &snapshot), live);
+        // The snapshot is kept: a second question scans nothing new.
+        assert_eq!(live_processes_in(&record, &snapshot), live);
+        nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .ok();
+        child.wait().unwrap();
+        assert!(live_processes(&record).is_empty());
     }
 
     #[test]
