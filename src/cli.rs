@@ -100,17 +100,23 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Install packages (a no-op for those already installed).
+    #[command(after_help = examples::INSTALL)]
     Install(InstallArgs),
     /// Remove installed packages.
+    #[command(after_help = examples::UNINSTALL)]
     Uninstall(UninstallArgs),
     /// List installed packages, one coordinate a line.
+    #[command(after_help = examples::LIST)]
     List,
     /// Show where a package installs, where it is fetched from, and its state.
+    #[command(after_help = examples::RESOLVE)]
     Resolve(ResolveArgs),
     /// Check installed packages' files against the manifest recorded at install.
+    #[command(after_help = examples::VERIFY)]
     Verify(VerifyArgs),
     /// Take over a package dir the original copkg installed: record its
     /// manifest and a marker (unverified), after checking what it holds.
+    #[command(after_help = examples::ADOPT)]
     Adopt(AdoptArgs),
     /// Remove old versions of each installed artifact, keeping the newest N.
     ///
@@ -120,6 +126,7 @@ pub enum Command {
     /// config lists under `pinned`; each is reported with the reason. A
     /// removal that fails is reported and the others go on; the exit code
     /// is the first failure's. With --dry-run, prints the plan only.
+    #[command(after_help = examples::PRUNE)]
     Prune(PruneArgs),
     /// Write this machine's packages and services to stdout, as JSON.
     ///
@@ -128,6 +135,7 @@ pub enum Command {
     /// package, arguments, account (by name), whether it is enabled (and
     /// after which others) and whether it runs. `copkg import` makes
     /// another machine the same.
+    #[command(after_help = examples::EXPORT)]
     Export,
     /// Install and start what an export file lists and this machine lacks.
     ///
@@ -138,6 +146,7 @@ pub enum Command {
     /// twice changes nothing the second time. A service that runs here
     /// with another package or other arguments is reported and left
     /// running (exit 6); the others go on. With --dry-run, prints the plan.
+    #[command(after_help = examples::IMPORT)]
     Import(ImportArgs),
     /// List the versions the repositories offer for group:artifact, oldest
     /// first in Maven order (from each repository's maven-metadata.xml).
@@ -147,27 +156,38 @@ pub enum Command {
     /// snapshot, or Maven's a1, b1, m1); `G:A:latest-prerelease` the
     /// newest of all. stderr names both. A repository without metadata for
     /// the artifact is skipped; none with it: exit 3.
+    #[command(after_help = examples::VERSIONS)]
     Versions(VersionsArgs),
     /// Pack a directory into a reproducible package archive in a repository,
     /// and add its version to the artifact's maven-metadata.xml there.
+    #[command(after_help = examples::PACK)]
     Pack(PackArgs),
     /// Make a minisign key pair for signing packages (PREFIX.pub, PREFIX.key).
+    #[command(after_help = examples::KEYGEN)]
     Keygen(KeygenArgs),
     /// Start a service from an installed package.
+    #[command(after_help = examples::START)]
     Start(StartArgs),
     /// Stop a service (a no-op that succeeds when it does not run).
+    #[command(after_help = examples::STOP)]
     Stop(ServiceArgs),
     /// Stop a service and start it again with its recorded package and arguments.
+    #[command(after_help = examples::RESTART)]
     Restart(RestartArgs),
     /// Ask a running service to reload its configuration (its reload script, else a signal).
+    #[command(after_help = examples::RELOAD)]
     Reload(ServiceArgs),
     /// Move a service to another package version; roll back if it does not start or become ready.
+    #[command(after_help = examples::UPGRADE)]
     Upgrade(UpgradeArgs),
     /// Show whether services run (all services when none are named).
+    #[command(after_help = examples::STATUS)]
     Status(StatusArgs),
     /// Remove a stopped service's runtime dir (--keep-data: all but data/ and etc/).
+    #[command(after_help = examples::CLEANUP)]
     Cleanup(CleanupArgs),
     /// Run the log-cleanup policy over services' log dirs (all when none named).
+    #[command(after_help = examples::CLEAN_LOGS)]
     CleanLogs(ServicesArgs),
     /// Record that a service should run: `copkg boot` starts it and
     /// `copkg reconcile` brings it back when it crashes.
@@ -179,12 +199,14 @@ pub enum Command {
     /// An order that would loop is refused (exit 2), naming the loop.
     /// Enabling does not start the service. Already so: success, changed
     /// false.
+    #[command(after_help = examples::ENABLE)]
     Enable(EnableArgs),
     /// Record that a service should no longer be started at boot or brought
     /// back by reconcile.
     ///
     /// It is not stopped (`copkg stop` does that). Not enabled: success,
     /// changed false.
+    #[command(after_help = examples::DISABLE)]
     Disable(ServiceArgs),
     /// At startup: start every enabled service that does not run, each after
     /// the enabled services it is --after.
@@ -197,6 +219,7 @@ pub enum Command {
     /// is taken only while it is started, and one another copkg holds is
     /// skipped, never waited for. Run it from systemd or cron @reboot
     /// (contrib/).
+    #[command(after_help = examples::BOOT)]
     Boot,
     /// Restart enabled services that crashed, with a back-off and a start
     /// limit; safe to run every minute.
@@ -212,9 +235,11 @@ pub enum Command {
     /// another copkg works on is skipped. Prints only what needs attention
     /// (-v: every enabled service); the exit code is the first failed
     /// restart's.
+    #[command(after_help = examples::RECONCILE)]
     Reconcile,
     /// Forget a service's start-limit count, so that reconcile brings it
     /// back again (it is no longer `failed`).
+    #[command(after_help = examples::RESET_FAILED)]
     ResetFailed(ServiceArgs),
     /// Print a systemd unit that hands one service to systemd's supervision
     /// instead of boot and reconcile.
@@ -225,8 +250,10 @@ pub enum Command {
     /// software root, runtime root, config and site. Install it as
     /// /etc/systemd/system/copkg-SERVICE.service; do not also enable the
     /// service in copkg.
+    #[command(after_help = examples::SYSTEMD_UNIT)]
     SystemdUnit(ServiceArgs),
     /// Run a Lua script with the copkg module (bulk installs, rollouts).
+    #[command(after_help = examples::RUN)]
     Run(RunArgs),
     /// Show copkg's journal of changes (installs, starts, stops, …), newest last.
     ///
@@ -235,15 +262,20 @@ pub enum Command {
     /// files kept): when, who (uid, name, SUDO_USER), the command line
     /// (credentials in URLs redacted), the action, its target, the result
     /// and the exit code. No-ops are journaled with `unchanged`.
+    #[command(after_help = examples::HISTORY)]
     History(HistoryArgs),
     /// Show a service's console/ and log/ files (the last lines; -f follows,
     /// across rotations).
+    #[command(after_help = examples::LOGS)]
     Logs(LogsArgs),
     /// Load the site script and show which hooks it overrides.
+    #[command(after_help = examples::SITE)]
     Site,
     /// Print a shell completion script (bash, zsh or fish) on stdout.
+    #[command(after_help = examples::COMPLETIONS)]
     Completions(CompletionsArgs),
     /// Print copkg's man page (roff) on stdout.
+    #[command(after_help = examples::MAN)]
     Man,
     /// Internal: runs a Lua hook as a service's account (copkg starts it).
     #[command(name = "__lua-hook", hide = true)]
@@ -552,4 +584,228 @@ pub struct KeygenArgs {
     /// is written unencrypted, as `minisign -W` does.
     #[arg(long, value_name = "PREFIX")]
     pub out: PathBuf,
+}
+
+/// The "Examples:" section of each subcommand's help: real command lines,
+/// each after a comment saying what it does (a test in tests/install_cli.rs parses
+/// every line that starts with `copkg` and fails for a subcommand without
+/// one).
+mod examples {
+    pub const INSTALL: &str = "\
+Examples:
+  # Install a package from the configured repositories
+  copkg install com.example:hello:1.0.0
+  # Install several, eight at a time, from a repository given here
+  copkg --repo https://repo.example.com/copkg install -j 8 com.example:hello:1.0.0 com.example:webapp:1.0.0
+  # Install what another machine has (one coordinate a line on stdin)
+  ssh other-host copkg list | copkg install -
+  # Fetch an installed version again and replace it (repairs what verify reports)
+  copkg install --reinstall com.example:hello:1.0.0";
+
+    pub const UNINSTALL: &str = "\
+Examples:
+  # Remove one version of a package
+  copkg uninstall com.example:hello:1.0.0
+  # Remove every installed package
+  copkg list | xargs copkg uninstall";
+
+    pub const LIST: &str = "\
+Examples:
+  # One coordinate a line
+  copkg list
+  # As JSON, for scripts
+  copkg --json list";
+
+    pub const RESOLVE: &str = "\
+Examples:
+  # Where the package installs, the URLs it is fetched from, and whether it is installed
+  copkg resolve com.example:hello:1.0.0
+  # The same against another repository, as JSON
+  copkg --repo /srv/copkg-repo --json resolve com.example:hello:1.0.0";
+
+    pub const VERIFY: &str = "\
+Examples:
+  # Check one package's files against its install manifest (exit 13 on differences)
+  copkg verify com.example:hello:1.0.0
+  # Check every installed package
+  copkg verify --all";
+
+    pub const ADOPT: &str = "\
+Examples:
+  # Take over a package dir the original copkg installed under the software root
+  copkg adopt com.example:legacy:2.3.0";
+
+    pub const PRUNE: &str = "\
+Examples:
+  # Show which versions would go, keeping the newest two of each artifact
+  copkg --dry-run prune --keep 2
+  # Remove them
+  copkg prune --keep 2";
+
+    pub const EXPORT: &str = "\
+Examples:
+  # Save this machine's packages and services
+  copkg export > /root/copkg-export.json";
+
+    pub const IMPORT: &str = "\
+Examples:
+  # See what an import would install and start here, then do it
+  copkg --dry-run import /root/copkg-export.json
+  copkg import /root/copkg-export.json
+  # From another machine, over ssh
+  ssh web1 copkg export | copkg import -";
+
+    pub const VERSIONS: &str = "\
+Examples:
+  # What the repositories offer of an artifact, oldest first
+  copkg versions com.example:hello
+  # Install the newest release
+  copkg install com.example:hello:latest";
+
+    pub const PACK: &str = "\
+Examples:
+  # Pack a package tree into a repository directory
+  copkg pack packages-example/hello --coordinate com.example:hello:1.0.0 --out /srv/copkg-repo
+  # The same, signed (the key's password from a file)
+  COPKG_KEY_PASSWORD_FILE=/root/copkg-key.pass copkg pack packages-example/hello --coordinate com.example:hello:1.0.0 --out /srv/copkg-repo --sign /root/copkg.key";
+
+    pub const KEYGEN: &str = "\
+Examples:
+  # Make /root/copkg.pub and /root/copkg.key (the password asked on the terminal)
+  copkg keygen --out /root/copkg";
+
+    pub const START: &str = "\
+Examples:
+  # Start a service from an installed package, with arguments for its start script
+  copkg start com.example:webapp:1.0.0 1.web.demo.local -- --port=8080
+  # Install the package if needed, run as www-data, and wait until the port answers
+  copkg start --install --user www-data --ready tcp:127.0.0.1:8080 com.example:webapp:1.0.0 1.web.demo.local -- --port=8080";
+
+    pub const STOP: &str = "\
+Examples:
+  # Stop a service (succeeds when it does not run)
+  copkg stop 1.web.demo.local";
+
+    pub const RESTART: &str = "\
+Examples:
+  # Restart with the recorded package and arguments
+  copkg restart 1.web.demo.local
+  # Restart and wait until it answers HTTP with a 2xx
+  copkg restart --ready http:http://127.0.0.1:8080/ --ready-timeout 30 1.web.demo.local";
+
+    pub const RELOAD: &str = "\
+Examples:
+  # Ask a running service to reload its configuration
+  copkg reload 1.web.demo.local";
+
+    pub const UPGRADE: &str = "\
+Examples:
+  # Move a service to a new version; roll back if it does not become ready
+  copkg upgrade 1.web.demo.local com.example:webapp:1.1.0 --ready tcp:127.0.0.1:8080
+  # The same with new arguments for the new version's start script
+  copkg upgrade 1.web.demo.local com.example:webapp:1.1.0 -- --port=8081";
+
+    pub const STATUS: &str = "\
+Examples:
+  # Every service under the runtime root
+  copkg status
+  # One service, with the last lines of its console output
+  copkg status --console 1.web.demo.local
+  # As JSON, for scripts (exit 7 when a named service does not run)
+  copkg --json status 1.web.demo.local";
+
+    pub const CLEANUP: &str = "\
+Examples:
+  # Remove a stopped service's runtime dir
+  copkg cleanup 1.web.demo.local
+  # Remove all but its data/ and etc/
+  copkg cleanup --keep-data 1.web.demo.local";
+
+    pub const CLEAN_LOGS: &str = "\
+Examples:
+  # Apply the log policy to every service's logs
+  copkg clean-logs
+  # Only to one service's
+  copkg clean-logs 1.web.demo.local";
+
+    pub const ENABLE: &str = "\
+Examples:
+  # Start this service at boot and bring it back when it crashes
+  copkg enable 1.db.demo.local
+  # The same, started only after the database runs
+  copkg enable 1.web.demo.local --after 1.db.demo.local";
+
+    pub const DISABLE: &str = "\
+Examples:
+  # Neither start it at boot nor bring it back (it keeps running)
+  copkg disable 1.web.demo.local";
+
+    pub const BOOT: &str = "\
+Examples:
+  # What copkg-boot.service and the @reboot cron line run
+  copkg --config /etc/copkg/config.json boot";
+
+    pub const RECONCILE: &str = "\
+Examples:
+  # What copkg-reconcile.timer runs every minute
+  copkg --config /etc/copkg/config.json reconcile
+  # By hand, reporting every enabled service
+  copkg -v reconcile";
+
+    pub const RESET_FAILED: &str = "\
+Examples:
+  # Let reconcile bring a service past its start limit back again
+  copkg reset-failed 1.web.demo.local";
+
+    pub const SYSTEMD_UNIT: &str = "\
+Examples:
+  # Hand a service to systemd
+  copkg systemd-unit 1.web.demo.local > /etc/systemd/system/copkg-1.web.demo.local.service
+  systemctl daemon-reload && systemctl enable --now copkg-1.web.demo.local";
+
+    pub const RUN: &str = "\
+Examples:
+  # A scripted rollout: bulk install, then start services (copkg.args[1] is 8080)
+  copkg --repo /srv/copkg-repo run packages-example/rollout.lua 8080
+  # The same, given ten minutes at most
+  copkg --repo /srv/copkg-repo run --timeout 600 packages-example/rollout.lua 8080";
+
+    pub const HISTORY: &str = "\
+Examples:
+  # Every change copkg made to this machine, newest last
+  copkg history
+  # The last 20 changes to one service
+  copkg history -n 20 1.web.demo.local
+  # Everything done with one package, as JSON
+  copkg --json history com.example:webapp:1.0.0";
+
+    pub const LOGS: &str = "\
+Examples:
+  # The last 20 lines of each of a service's console/ and log/ files
+  copkg logs 1.web.demo.local
+  # Follow one file, starting from its last 100 lines
+  copkg logs -n 100 -f --file log/access.log 1.web.demo.local";
+
+    pub const SITE: &str = "\
+Examples:
+  # Which hooks the configured site script overrides
+  copkg site
+  # Check a site script before putting it in the config
+  copkg --site /etc/copkg/site.lua site";
+
+    pub const COMPLETIONS: &str = "\
+Examples:
+  # bash, for the current user (the Debian package installs all three)
+  copkg completions bash > ~/.local/share/bash-completion/completions/copkg
+  # zsh, into a directory on $fpath
+  copkg completions zsh > ~/.zfunc/_copkg
+  # fish
+  copkg completions fish > ~/.config/fish/completions/copkg.fish";
+
+    pub const MAN: &str = "\
+Examples:
+  # Read it without installing it
+  copkg man > copkg.1 && man -l copkg.1
+  # Install it for man(1), compressed
+  copkg man | gzip -9n > /usr/local/share/man/man1/copkg.1.gz";
 }

@@ -1331,3 +1331,68 @@ fn a_manifest_in_an_archive_or_a_package_dir_is_refused() {
         (0, format!("{COORD}: ok (1 file)\n").as_str())
     );
 }
+
+/// Every subcommand's `--help` ends with an "Examples:" section, and each
+/// example line that runs copkg parses as copkg's own command line; at
+/// least one of them runs that subcommand. The subcommands come from clap,
+/// so a new one without examples fails here.
+#[test]
+fn every_subcommand_help_has_working_examples() {
+    use clap::{CommandFactory, FromArgMatches};
+    use copkg::cli::Cli;
+
+    let sandbox = Sandbox::new();
+    let cli = Cli::command();
+    let visible: Vec<&clap::Command> = cli.get_subcommands().filter(|c| !c.is_hide_set()).collect();
+    assert!(visible.len() >= 29, "{} subcommands", visible.len());
+    for sub in visible {
+        let name = sub.get_name();
+        let out = run(sandbox.copkg().args([name, "--help"]));
+        assert_eq!(out.code, 0, "{name} --help: {out:?}");
+        let examples = out
+            .stdout
+            .split_once("\nExamples:\n")
+            .unwrap_or_else(|| {
+                panic!(
+                    "`copkg {name} --help` has no Examples section:\n{}",
+                    out.stdout
+                )
+            })
+            .1;
+        let mut runs_it = false;
+        for line in examples
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with('#'))
+        {
+            // Each command of a pipeline or list, without its redirection;
+            // environment assignments before copkg are allowed.
+            for part in line.split(['|', ';']).flat_map(|p| p.split("&&")) {
+                let words: Vec<&str> = part
+                    .split(" > ")
+                    .next()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .collect();
+                let Some(at) = words.iter().position(|w| *w == "copkg") else {
+                    continue;
+                };
+                if !words[..at].iter().all(|w| w.contains('=')) {
+                    continue;
+                }
+                let matches = Cli::command()
+                    .try_get_matches_from(&words[at..])
+                    .and_then(|m| Cli::from_arg_matches(&m).map(|_| m))
+                    .unwrap_or_else(|e| {
+                        panic!("`copkg {name} --help` example `{part}` does not parse:\n{e}")
+                    });
+                let example_of = matches.subcommand_name();
+                runs_it |= example_of == Some(name);
+            }
+        }
+        assert!(
+            runs_it,
+            "`copkg {name} --help` has no example running `copkg {name}`:\n{examples}"
+        );
+    }
+}
