@@ -2127,6 +2127,19 @@ pub fn cleanup(
     notify: Notify<'_>,
 ) -> Result<Cleanup, LifecycleError> {
     let (state, what, _lock) = lock_service(settings, service, notify)?;
+    // Data kept by an earlier `cleanup --keep-data`, and nothing else of
+    // the service: kept again, or removed with the record of it.
+    if state.read(&what)?.is_none()
+        && let Some(kept) = state.kept(&what)?
+    {
+        let runtime = RuntimeDir::new(&settings.runtime_root, &kept.runtime_path);
+        if keep_data {
+            return Ok(Cleanup::Absent);
+        }
+        runtime.remove()?;
+        state.forget_kept(&what)?;
+        return Ok(Cleanup::Removed(runtime.path().to_owned()));
+    }
     let Known { runtime, record } = match find(settings, &state, policy, service) {
         Ok(known) => known,
         // Only data kept by an earlier `cleanup --keep-data` may be left.

@@ -3577,6 +3577,20 @@ fn cleanup_keeps_data_on_request_and_prunes_empty_parents() {
         std::fs::read_to_string(dir.join("data/db")).unwrap(),
         "rows\n"
     );
+    // Kept again: nothing to do, the data stays (a dry run says so too).
+    for dry_run in [true, false] {
+        let mut cleanup = copkg();
+        if dry_run {
+            cleanup.arg("--dry-run");
+        }
+        let out = run(cleanup.args(["--json", "cleanup", "--keep-data", SVC]));
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(out.stdout.contains(r#""changed":false"#), "{out:?}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("data/db")).unwrap(),
+            "rows\n"
+        );
+    }
     // Unregistered: status does not list it.
     let out = run(copkg().arg("status"));
     assert!(!out.stdout.contains(SVC), "{}", out.stdout);

@@ -283,6 +283,21 @@ pub fn plan_cleanup(
     let what = service.to_string();
     let state = peek(settings)?;
     let mut plan = Plan::default();
+    // Only data kept by an earlier `cleanup --keep-data`: as cleanup does.
+    if let Some(state) = &state
+        && state.read(&what)?.is_none()
+        && let Some(kept) = state.kept(&what)?
+    {
+        if !keep_data {
+            let runtime = RuntimeDir::new(&settings.runtime_root, &kept.runtime_path);
+            plan.step(format!(
+                "remove {} (data kept for {})",
+                runtime.path().display(),
+                kept.package
+            ));
+        }
+        return Ok(plan);
+    }
     let Known { runtime, record } = match peek_find(settings, state.as_ref(), policy, service) {
         Ok(known) => known,
         Err(LifecycleError::NoSuchService { .. }) => {
