@@ -455,7 +455,7 @@ pub struct InstallArgs {
     #[arg(required = true, value_name = "COORD")]
     pub coordinates: Vec<String>,
     /// Installs run at once.
-    #[arg(short = 'j', long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(short = 'j', long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
     /// Fetch and replace installed versions (after a republish, or to repair
     /// what `verify` reports), atomically.

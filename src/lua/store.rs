@@ -113,7 +113,7 @@ fn install_many(lua: &Lua, (list, options): (Vec<String>, Option<Table>)) -> mlu
     let jobs: usize = match &options {
         Some(table) => {
             super::copkg::check_keys(F, table, &["jobs"])?;
-            table.get::<Option<usize>>("jobs")?.unwrap_or(4)
+            table.get::<Option<usize>>("jobs")?.unwrap_or(8)
         }
         None => 4,
     };
