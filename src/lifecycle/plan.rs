@@ -190,6 +190,24 @@ pub fn plan_stop(
     Ok(plan)
 }
 
+/// copkg's record of a service, which restart and upgrade start from.
+fn recorded(
+    settings: &Settings,
+    service: &ServiceCoordinate,
+) -> Result<crate::state::ServiceRecord, LifecycleError> {
+    let what = service.to_string();
+    match peek(settings)? {
+        Some(state) => match state.read(&what)? {
+            Some(record) => Ok(record),
+            None => Err(no_such_service(&state, what)),
+        },
+        None => Err(LifecycleError::NoSuchService {
+            service: what,
+            suggestions: Vec::new(),
+        }),
+    }
+}
+
 /// What `restart` would do: stop the service if it runs, then start its
 /// recorded package with its recorded arguments.
 pub fn plan_restart(
@@ -197,19 +215,7 @@ pub fn plan_restart(
     policy: &dyn SitePolicy,
     service: &ServiceCoordinate,
 ) -> Result<Plan, LifecycleError> {
-    let what = service.to_string();
-    let record = match peek(settings)? {
-        Some(state) => match state.read(&what)? {
-            Some(record) => record,
-            None => return Err(no_such_service(&state, what)),
-        },
-        None => {
-            return Err(LifecycleError::NoSuchService {
-                service: what,
-                suggestions: Vec::new(),
-            });
-        }
-    };
+    let record = recorded(settings, service)?;
     let package: PackageCoordinate = record
         .package
         .parse()
@@ -237,19 +243,7 @@ pub fn plan_upgrade(
     policy: &dyn SitePolicy,
     request: &UpgradeRequest<'_>,
 ) -> Result<Plan, LifecycleError> {
-    let what = request.service.to_string();
-    let old = match peek(settings)? {
-        Some(state) => match state.read(&what)? {
-            Some(record) => record,
-            None => return Err(no_such_service(&state, what)),
-        },
-        None => {
-            return Err(LifecycleError::NoSuchService {
-                service: what,
-                suggestions: Vec::new(),
-            });
-        }
-    };
+    let old = recorded(settings, request.service)?;
     let mut plan = Plan::default();
     plan_install(settings, policy, request.package, true, &mut plan)?;
     plan.steps
