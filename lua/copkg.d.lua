@@ -168,7 +168,7 @@ function copkg.json_decode(text) end
 ---@return copkg.InstallResult
 function copkg.install(coordinate) end
 
---- Installs many packages, `jobs` at a time (default 4); never raises for
+--- Installs many packages, `jobs` at a time (default 8); never raises for
 --- one package's failure: each result says how it went.
 ---@param coordinates string[]
 ---@param options? {jobs?: integer}

@@ -375,26 +375,13 @@ pub fn render(metadata: &Metadata) -> String {
     xml
 }
 
-/// `yyyyMMddHHmmss` in UTC for seconds since the epoch.
+/// `yyyyMMddHHmmss` in UTC for seconds since the epoch: the journal's
+/// RFC 3339 time without its separators.
 pub fn timestamp(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    crate::journal::rfc3339(secs)
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect()
 }
 
 /// The metadata path of an artifact relative to a repository base.

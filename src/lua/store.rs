@@ -115,7 +115,7 @@ fn install_many(lua: &Lua, (list, options): (Vec<String>, Option<Table>)) -> mlu
             super::copkg::check_keys(F, table, &["jobs"])?;
             table.get::<Option<usize>>("jobs")?.unwrap_or(8)
         }
-        None => 4,
+        None => 8,
     };
     let coordinates = list
         .iter()
