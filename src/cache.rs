@@ -159,6 +159,9 @@ impl Hit {
 pub struct Cache {
     dir: PathBuf,
     max_bytes: u64,
+    /// Looked into, never written (a dry run): nothing is created, marked
+    /// used, removed or added.
+    read_only: bool,
 }
 
 impl Cache {
@@ -167,6 +170,16 @@ impl Cache {
         Cache {
             dir: dir.into(),
             max_bytes,
+            read_only: false,
+        }
+    }
+
+    /// The same cache, only looked into: lookups answer as they would, and
+    /// nothing in the cache dir is created or changed (for `--dry-run`).
+    pub fn read_only(self) -> Self {
+        Cache {
+            read_only: true,
+            ..self
         }
     }
 
@@ -192,21 +205,25 @@ impl Cache {
     }
 
     /// Creates the cache dir (0700) if missing, and refuses one that is not
-    /// this user's or that others may write.
-    fn ensure(&self) -> Result<(), CacheError> {
+    /// this user's or that others may write. A read-only cache creates
+    /// nothing: `Ok(false)` when it has no dir yet.
+    fn ensure(&self) -> Result<bool, CacheError> {
         let io_err = |source| CacheError::Io {
             dir: self.dir.clone(),
             source,
         };
-        match std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-        {
-            Ok(()) => {}
-            Err(e) => return Err(io_err(e)),
+        if !self.read_only {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.dir)
+                .map_err(io_err)?;
         }
-        let meta = std::fs::metadata(&self.dir).map_err(io_err)?;
+        let meta = match std::fs::metadata(&self.dir) {
+            Ok(meta) => meta,
+            Err(e) if self.read_only && e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_err(e)),
+        };
         let euid = nix::unistd::geteuid().as_raw();
         let refuse = |reason: String| CacheError::Unsafe {
             dir: self.dir.clone(),
@@ -227,6 +244,9 @@ impl Cache {
                 meta.permissions().mode() & 0o7777
             )));
         }
+        if self.read_only {
+            return Ok(true);
+        }
         for sub in ["entries", "urls", "tmp"] {
             match std::fs::DirBuilder::new()
                 .mode(0o700)
@@ -237,12 +257,14 @@ impl Cache {
                 Err(e) => return Err(io_err(e)),
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The entry for `key`, if the cache has a readable one.
     pub fn lookup(&self, key: &Key) -> Result<Option<Hit>, CacheError> {
-        self.ensure()?;
+        if !self.ensure()? {
+            return Ok(None);
+        }
         let path = self.dir.join("entries").join(key.name());
         let meta: Meta = match crate::bounded::read_file(&path.join(META), SMALL_LIMIT)
             .ok()
@@ -282,7 +304,9 @@ impl Cache {
     /// The key of the entry last fetched from `url` (for --offline, where
     /// no sidecar can be asked for).
     pub fn key_for_url(&self, url: &str) -> Result<Option<Key>, CacheError> {
-        self.ensure()?;
+        if !self.ensure()? {
+            return Ok(None);
+        }
         let index = self.dir.join("urls").join(sha256_hex(url.as_bytes()));
         let Ok(bytes) = crate::bounded::read_file(&index, 256) else {
             return Ok(None);
@@ -301,13 +325,18 @@ impl Cache {
 
     /// Removes an entry that failed its checks.
     pub fn remove(&self, hit: &Hit) {
-        self.discard(&hit.path);
+        if !self.read_only {
+            self.discard(&hit.path);
+        }
     }
 
     /// Marks an entry as just used (eviction takes the oldest first), and
     /// records that `url` serves it and, when it changed, the signature
     /// it was served with this time.
     pub fn used(&self, hit: &Hit, url: &str, signature: Option<&[u8]>) {
+        if self.read_only {
+            return;
+        }
         let _ = File::open(hit.path.join(META)).and_then(|f| f.set_modified(SystemTime::now()));
         if let Some(bytes) = signature
             && hit.signature.as_deref() != Some(bytes)
@@ -320,6 +349,9 @@ impl Cache {
     /// A writer for an archive about to be downloaded from `url`; `None`
     /// when the cache cannot take it (best effort).
     pub fn writer(&self) -> Option<Writer> {
+        if self.read_only {
+            return None;
+        }
         self.ensure().ok()?;
         let temp = tempfile::Builder::new()
             .prefix("entry.")

@@ -26,7 +26,9 @@ use crate::state::{RecordedProcess, STATE_DIR, ServiceRecord, StateDir, StateErr
 use crate::store::{PackageLayout, PackageState, StoreError};
 
 mod plan;
-pub use plan::{Plan, plan_cleanup, plan_restart, plan_start, plan_stop, plan_upgrade};
+pub use plan::{
+    Plan, fetch_source, plan_cleanup, plan_restart, plan_start, plan_stop, plan_upgrade,
+};
 
 /// How long a stop script's processes get to go away before the signal schedule.
 const AFTER_STOP_SCRIPT: Duration = Duration::from_secs(5);
@@ -1975,6 +1977,9 @@ pub struct ServiceStatus {
     pub state: ServiceState,
     /// The recorded package, if any.
     pub package: Option<String>,
+    /// The arguments its start script was last given, when copkg has a
+    /// record of it.
+    pub args: Option<Vec<String>>,
     /// Its runtime dir.
     pub runtime_dir: PathBuf,
     /// The account it runs as, when copkg has a record of it.
@@ -2010,6 +2015,7 @@ impl ServiceStatus {
             user: record.as_ref().map(user_of),
             started_at: record.as_ref().map(|r| r.started_at),
             failed: record.as_ref().and_then(|r| r.failed.clone()),
+            args: record.as_ref().map(|r| r.args.clone()),
             package: record.map(|r| r.package),
             memory,
         }
@@ -2088,6 +2094,7 @@ pub fn status_all(settings: &Settings) -> Result<Vec<ServiceStatus>, LifecycleEr
                 },
                 runtime_dir: PathBuf::new(),
                 package: None,
+                args: None,
                 user: None,
                 supervised: Default::default(),
                 started_at: None,

@@ -578,12 +578,19 @@ impl Settings {
         }
     }
 
-    /// The download cache, unless it is off.
+    /// The download cache, unless it is off; only looked into under
+    /// `--dry-run`.
     pub fn cache(&self) -> Option<crate::cache::Cache> {
-        self.cache_dir
+        let cache = self
+            .cache_dir
             .as_ref()
             .filter(|_| self.cache_max_bytes > 0)
-            .map(|dir| crate::cache::Cache::new(dir, self.cache_max_bytes))
+            .map(|dir| crate::cache::Cache::new(dir, self.cache_max_bytes))?;
+        Some(if self.dry_run {
+            cache.read_only()
+        } else {
+            cache
+        })
     }
 
     /// The package store under these settings.

@@ -420,3 +420,66 @@ fn concurrent_installs_fill_the_cache_once_and_completely() {
         );
     }
 }
+
+/// Every file under `dir` with its size and modification time.
+fn listing(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+            if meta.is_dir() {
+                stack.push(entry.path());
+            }
+            out.push((entry.path(), meta.len(), meta.modified().unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_dry_run_looks_into_the_cache_and_changes_nothing_there() {
+    let sb = Sandbox::new();
+    sb.publish_verified(&good_archive());
+    let server = counting_server(&sb.repo());
+    let dry = |args: &[&str]| {
+        run(sb
+            .copkg()
+            .args(["--dry-run", "--repo", &server.url, "install"])
+            .args(args))
+    };
+    // No cache yet: the repository is asked, and no cache dir is made.
+    let out = dry(&[COORD]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("from {}/{ARCHIVE_PATH}", server.url)),
+        "{out:?}"
+    );
+    assert!(!sb.cache().exists(), "a dry run made the cache dir");
+    // A coordinate the repository lacks fails as the install would.
+    let out = dry(&["com.example:hello:9.9"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("not found"), "{out:?}");
+
+    // Cached, then uninstalled: the dry run names the cache, fetches no
+    // archive, and leaves every cache file as it was (no mark of use).
+    assert_eq!(install_into(&sb, &sb.root(), &server.url, &[COORD]).code, 0);
+    assert_eq!(run(sb.copkg().args(["uninstall", COORD])).code, 0);
+    let fetched = archive_requests(&server);
+    let before = listing(&sb.cache());
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let out = dry(&[COORD]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("from the download cache (as "),
+        "{out:?}"
+    );
+    assert_eq!(archive_requests(&server), fetched);
+    assert_eq!(listing(&sb.cache()), before);
+    assert!(!sb.root().join("com/example/hello/1.0.0").exists());
+}

@@ -194,17 +194,22 @@ fn a_dry_run_says_what_the_real_run_changes_and_changes_nothing() {
     runs.refused(&["stop", SVC], 11);
     runs.refused(&["start", OLD, SVC], 3);
 
+    // The repositories are asked, as the install would ask them: a
+    // package none has is not found (exit 3), dry or not.
+    runs.refused(&["install", "com.example:nothing:1.0"], 3);
     let plan = runs.four(&["install", OLD]);
     let dir = sandbox.root().join("com/example/ticker/1.0");
+    let archive = sandbox
+        .repo()
+        .join("com/example/ticker/1.0/ticker-1.0-copkg.tar.gz");
+    let sidecar = std::fs::read_to_string(archive.with_extension("gz.sha256")).unwrap();
     assert_eq!(
         plan,
         format!(
-            "would install {OLD} into {} from {}\n",
+            "would install {OLD} into {} from {}, sha256 {}\n",
             dir.display(),
-            sandbox
-                .repo()
-                .join("com/example/ticker/1.0/ticker-1.0-copkg.tar.gz")
-                .display()
+            archive.display(),
+            sidecar.split_whitespace().next().unwrap()
         )
     );
     let plan = runs.four(&["start", "--user", "root", OLD, SVC, "--", "600"]);

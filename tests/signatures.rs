@@ -116,6 +116,18 @@ fn install(sb: &Sandbox, json: &str) -> Output {
         .args(["install", COORD]))
 }
 
+/// `install` under `--dry-run`: asks the repositories, changes nothing.
+fn dry_install(sb: &Sandbox, json: &str) -> Output {
+    let config = config(sb, json);
+    let out = run(sb
+        .copkg()
+        .arg("--config")
+        .arg(&config)
+        .args(["--dry-run", "install", COORD]));
+    assert_nothing_installed(sb);
+    out
+}
+
 /// The install dir's completion marker.
 fn marker(sb: &Sandbox) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(sb.install_dir().join(".copkg-install.json")).unwrap())
@@ -160,6 +172,13 @@ fn a_package_signed_by_minisign_installs_from_an_http_repository() {
     let json = repo_config(
         &server,
         &format!(r#", "publicKeys": {}"#, keys_json(&[&key])),
+    );
+    // The dry run names the key the signature is by.
+    let dry = dry_install(&sb, &json);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(
+        dry.stdout.contains(&format!("signature by key {}", key.id)),
+        "{dry:?}"
     );
     let out = install(&sb, &json);
     assert_eq!(out.code, 0, "{out:?}");
@@ -439,15 +458,17 @@ fn a_missing_signature_is_refused_where_keys_are_pinned() {
         &server,
         &format!(r#", "publicKeys": {}"#, keys_json(&[&key])),
     );
-    let out = install(&sb, &json);
-    assert_refused(
-        &out,
-        &[
-            "hello-1.0.0-copkg.tar.gz.minisig: not found",
-            "requires a signature",
-            &key.id,
-        ],
-    );
+    // Refused by a dry run as by the install.
+    for out in [dry_install(&sb, &json), install(&sb, &json)] {
+        assert_refused(
+            &out,
+            &[
+                "hello-1.0.0-copkg.tar.gz.minisig: not found",
+                "requires a signature",
+                &key.id,
+            ],
+        );
+    }
     assert_nothing_installed(&sb);
 }
 

@@ -382,6 +382,7 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<bool> {
 /// What `install` would do, one coordinate after another: fetch and
 /// install what is missing (or, with --reinstall, everything given).
 fn dry_run(ctx: &Context, args: &InstallArgs, given: Vec<Given>, policy: &Policy) -> Result<bool> {
+    let single = matches!(given.as_slice(), [Given::Coordinate(_)]);
     let failure = RefCell::new(None);
     let source = Coordinates {
         ctx,
@@ -392,7 +393,9 @@ fn dry_run(ctx: &Context, args: &InstallArgs, given: Vec<Given>, policy: &Policy
         failure: &failure,
     };
     let store = ctx.store();
+    let fetcher = Fetcher::new(ctx.settings.http.clone(), ProxySettings::from_env())?;
     let mut changed = false;
+    let mut failures = Vec::new();
     let mut total = 0;
     for (coordinate, layout) in source {
         total += 1;
@@ -420,21 +423,28 @@ fn dry_run(ctx: &Context, args: &InstallArgs, given: Vec<Given>, policy: &Policy
             }
         };
         if let Some(verb) = verb {
-            let from: Vec<String> = ctx
-                .settings
-                .repositories
-                .iter()
-                .map(|r| r.address(&layout.archive))
-                .collect();
-            plan.step(format!(
-                "{verb} {id} into {}{}",
-                dir.display(),
-                if from.is_empty() {
-                    String::new()
-                } else {
-                    format!(" from {}", from.join(" or "))
+            let request = InstallRequest {
+                reinstall: args.reinstall,
+                ..ctx.settings.install_request(&coordinate, &layout)
+            };
+            match crate::lifecycle::fetch_source(&ctx.settings, &fetcher, &request) {
+                Ok(from) => plan.step(format!("{verb} {id} into {} from {from}", dir.display())),
+                // As the real run: reported, and the others go on.
+                Err(err) => {
+                    if !single {
+                        eprintln!(
+                            "error: cannot install {id}\n  caused by: {}",
+                            describe(&err).trim_start_matches("error: ")
+                        );
+                    }
+                    let result: std::result::Result<Installed, StoreError> = Err(err);
+                    report(ctx, &coordinate, &result)?;
+                    if let Err(err) = result.with_context(|| format!("cannot install {id}")) {
+                        failures.push(err);
+                    }
+                    continue;
                 }
-            ));
+            }
         }
         let fields = serde_json::json!({"coordinate": id, "dir": dir});
         changed |= super::report_plan(ctx, fields, &id, &plan)?;
@@ -442,10 +452,17 @@ fn dry_run(ctx: &Context, args: &InstallArgs, given: Vec<Given>, policy: &Policy
     if let Some(err) = failure.into_inner() {
         return Err(err);
     }
-    if total == 0 {
-        return Err(usage("no coordinates given"));
+    match failures.len() {
+        _ if total == 0 => Err(usage("no coordinates given")),
+        0 => Ok(changed),
+        _ if single => Err(failures.remove(0)),
+        failed => Err(Error::Partial {
+            failed,
+            total,
+            what: "installs",
+            code: failures[0].exit_code(),
+        }),
     }
-    Ok(changed)
 }
 
 /// Prints what an install of one coordinate did.

@@ -43,7 +43,8 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result {
             out(&serde_json::json!({
                 "service": row.service, "state": row.state.name(), "pids": pids,
                 "processes": pids.len(),
-                "package": package, "runtime_dir": row.runtime_dir, "user": row.user,
+                "package": package, "args": row.args, "runtime_dir": row.runtime_dir,
+                "user": row.user,
                 "started_at": row.started_at.map(utc),
                 "uptime_secs": row.started_at.filter(|_| running).map(|s| now.saturating_sub(s)),
                 "memory_bytes": row.memory,

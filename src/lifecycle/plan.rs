@@ -11,10 +11,12 @@ use super::{
     no_such_service, policy_err, runtime_dir,
 };
 use crate::coordinate::{PackageCoordinate, ServiceCoordinate};
+use crate::repo::{Fetcher, ProxySettings};
 use crate::runtime::RuntimeDir;
 use crate::service::{self, ServiceState};
 use crate::settings::Settings;
 use crate::state::StateDir;
+use crate::store::{InstallRequest, StoreError};
 
 /// What a command would do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,22 +82,49 @@ fn plan_install(
     if !install {
         return Err(LifecycleError::NotInstalled(package.id()));
     }
-    let from = settings
-        .repositories
-        .iter()
-        .map(|r| r.address(&layout.archive))
-        .collect::<Vec<_>>();
+    let fetcher = Fetcher::new(settings.http.clone(), ProxySettings::from_env())?;
+    let from = fetch_source(
+        settings,
+        &fetcher,
+        &settings.install_request(package, &layout),
+    )
+    .map_err(|source| LifecycleError::Install {
+        package: package.id(),
+        source: Box::new(source),
+    })?;
     plan.step(format!(
-        "install {} into {}{}",
+        "install {} into {} from {from}",
         package.id(),
         store.install_dir(&layout).display(),
-        if from.is_empty() {
-            String::new()
-        } else {
-            format!(" from {}", from.join(" or "))
-        }
     ));
     Ok(())
+}
+
+/// Where an install would take the package's archive from, asking the
+/// repositories as the install would (the checksum sidecar, the signature
+/// a pinned key requires, whether the archive is there, the download
+/// cache) and failing as it would: a package no repository has is not
+/// found (exit 3), one that lacks a required signature is refused. Only
+/// the archive's bytes are not read, so a digest that does not match its
+/// sidecar shows only in the real run. Reads; writes nothing (the cache of
+/// a dry run is read-only).
+pub fn fetch_source(
+    settings: &Settings,
+    fetcher: &Fetcher,
+    request: &InstallRequest<'_>,
+) -> Result<String, StoreError> {
+    let opened = settings.store().open_archive(fetcher, request)?;
+    let mut from = match &opened.cached {
+        Some(cached) if cached.hit => format!("the download cache (as {})", cached.url),
+        _ => crate::repo::redact_url(&opened.download.url),
+    };
+    if let Some(digest) = &opened.expected {
+        from.push_str(&format!(", sha256 {digest}"));
+    }
+    if let Some(signed) = &opened.signed {
+        from.push_str(&format!(", signature by key {}", signed.key.id));
+    }
+    Ok(from)
 }
 
 /// What `start` would do.

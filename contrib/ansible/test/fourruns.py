@@ -34,10 +34,10 @@ ONCE = (True, True, False, False)
 ALWAYS = (True, True, True, True)
 NEVER = (False, False, False, False)
 RUNS = ("check", "real", "check", "real")
-# A package no repository has: a dry run does not ask the repositories
-# (docs/json.md: it cannot foresee a download that fails), so check mode
-# says it would change; each real run fails with copkg's exit code 3.
-NOT_FOUND = (True, 3, True, 3)
+# A package no repository has: a dry run asks the repositories as the
+# install would, so check mode fails as the real run does, with copkg's
+# exit code 3 (not found) and message.
+NOT_FOUND = (3, 3, 3, 3)
 
 # Every module task gets the host's copkg and roots from the inventory.
 COMMON = {
@@ -68,6 +68,10 @@ def scenarios(hello_pin):
         ("service started, new package", "service",
          dict(web, package=WEB_2, enabled=True), ONCE,
          ["result.after.package == '%s'" % WEB_2]),
+        ("service started, new arguments", "service",
+         dict(web, package=WEB_2, args=web["args"] + ["--bind=127.0.0.1"]), ONCE,
+         ["result.after.args == ['--port=%d', '--bind=127.0.0.1']" % PORT,
+          "result.after.package == '%s'" % WEB_2]),
         ("service restarted", "service",
          {"name": SERVICE, "state": "restarted", "ready": READY}, ALWAYS,
          ["result.after.state == 'running'"]),

@@ -42,7 +42,9 @@ options:
     default: []
 notes:
   - The module runs copkg with C(--json) and reads one JSON result a line; in check mode it adds C(--dry-run),
-    so copkg itself says what the real run would change.
+    so copkg itself says what the real run would change. A package to be installed is looked for in the repositories
+    (and the download cache) as the install would, so check mode fails, as the real run would, on a package no
+    repository has or one without a signature its repository requires.
   - copkg's own environment variables (E(COPKG_CONFIG), E(COPKG_REPO), ...) are not passed on to copkg;
     the module's options say everything.
   - When copkg fails, the task fails with copkg's message (its stderr) as RV(ignore:msg) and its exit code as RV(ignore:rc).

@@ -36,7 +36,10 @@ options:
   args:
     description:
       - Arguments passed to the service's start script (after C(--)) when it is started or upgraded.
-      - A change of arguments alone does not restart a running service.
+      - On a running service whose recorded arguments differ, the service moves to these arguments through
+        C(copkg upgrade) to its package (stopped, started with the new arguments, readiness checked, rolled back to
+        the old arguments when it does not become ready).
+      - Left as recorded when omitted.
     type: list
     elements: str
   user:
@@ -266,8 +269,18 @@ class Service:
             self.start(package)
         elif package and without_pin(package) != without_pin(before.get("package")):
             self.upgrade(package)
+        elif self.args_changed(before):
+            self.upgrade(package or before.get("package"))
         elif restart:
             self.step("restart", ["restart"] + self.ready_args() + [self.name], assume_changed=True)
+
+    def args_changed(self, before):
+        """Whether `args` was given and differs from what the running
+        service was started with (a copkg whose status does not say is
+        taken at its word: no change)."""
+        wanted = self.params["args"]
+        recorded = before.get("args")
+        return wanted is not None and recorded is not None and list(wanted) != list(recorded)
 
     def set_enabled(self, before, enabled):
         if enabled is None:
