@@ -84,8 +84,9 @@ pub struct GlobalArgs {
     /// Print results as JSON.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Print what would be done and change nothing (prune; other commands
-    /// that change the machine refuse it for now).
+    /// Print what would be done and change nothing (install, uninstall,
+    /// start, stop, restart, upgrade, cleanup, enable, disable, prune,
+    /// import; other commands that change the machine refuse it).
     #[arg(long, global = true)]
     pub dry_run: bool,
     /// Print only results and errors.

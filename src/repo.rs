@@ -78,14 +78,29 @@ pub struct RepositoryError {
     reason: &'static str,
 }
 
+impl RepositoryError {
+    /// The same error without `password` wherever the URL it shows holds
+    /// that too (a `!` typed for the `@`, say): user info is removed from
+    /// it already, but a password given beside the URL is not known there.
+    pub fn hiding(mut self, password: Option<&str>) -> Self {
+        if let Some(password) = password.filter(|p| !p.is_empty()) {
+            self.base = self.base.replace(password, "<redacted>");
+        }
+        self
+    }
+}
+
 impl Repository {
     /// Parses a base URL or path. User info in an http(s) URL becomes the
     /// credentials and is removed from the URL; `credentials` given
     /// separately win.
     pub fn parse(base: &str, credentials: Option<Credentials>) -> Result<Self, RepositoryError> {
-        let refuse = |reason| RepositoryError {
-            base: redact_url(base),
-            reason,
+        let refuse = |reason| {
+            RepositoryError {
+                base: redact_url(base),
+                reason,
+            }
+            .hiding(credentials.as_ref().map(|c| c.password.as_str()))
         };
         let trimmed = base.trim_end_matches('/');
         if let Some(path) = base.strip_prefix("file://") {
@@ -1111,6 +1126,24 @@ mod tests {
     fn redacts_userinfo() {
         assert_eq!(redact_url("https://u:p@h/x"), "https://<redacted>@h/x");
         assert_eq!(redact_url("https://h/x@y"), "https://h/x@y");
+    }
+
+    /// Found by fuzzing (fuzz/corpus/config/password-in-bad-url.json): a
+    /// URL refused for its scheme held the password given beside it.
+    #[test]
+    fn a_refused_url_never_shows_the_password_given_beside_it() {
+        let credentials = Credentials {
+            username: "user".to_owned(),
+            password: "pa55word-pa55word".to_owned(),
+        };
+        let err = Repository::parse("ht4ps://user:pa55word-pa55word!host/x", Some(credentials))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "invalid repository `ht4ps://user:<redacted>!host/x`: \
+             only http://, https://, file:// and plain paths are supported"
+        );
     }
 
     #[test]

@@ -695,7 +695,9 @@ impl Settings {
             // The config's entries are checked even when --repo replaces them.
             for (index, entry) in config.repositories.iter().flatten().enumerate() {
                 let credentials = credentials(&entry.username, &entry.password);
-                top.entry(index, entry, Repository::parse(&entry.url, credentials)?)?;
+                let repo = Repository::parse(&entry.url, credentials)
+                    .map_err(|e| e.hiding(entry.password.as_deref()))?;
+                top.entry(index, entry, repo)?;
             }
             for base in args
                 .repos
@@ -708,11 +710,14 @@ impl Settings {
         } else {
             if let Some(base) = &config.package_base_url {
                 let credentials = credentials(&config.username, &config.password);
-                repositories.push(top.apply(Repository::parse(base, credentials)?)?);
+                let repo = Repository::parse(base, credentials)
+                    .map_err(|e| e.hiding(config.password.as_deref()))?;
+                repositories.push(top.apply(repo)?);
             }
             for (index, entry) in config.repositories.iter().flatten().enumerate() {
                 let credentials = credentials(&entry.username, &entry.password);
-                let repo = Repository::parse(&entry.url, credentials)?;
+                let repo = Repository::parse(&entry.url, credentials)
+                    .map_err(|e| e.hiding(entry.password.as_deref()))?;
                 repositories.push(top.entry(index, entry, repo)?);
             }
         }
@@ -916,6 +921,33 @@ mod tests {
             Some(Path::new("/comoyo/runtime"))
         );
         assert_eq!(config.package_base_url.as_deref(), Some("https://repo/x"));
+    }
+
+    /// Found by fuzzing (fuzz/corpus/config/password-in-bad-url.json): a
+    /// password without a user name made no credentials, so the refused
+    /// URL that held it was shown whole.
+    #[test]
+    fn a_refused_url_never_shows_the_password_beside_it() {
+        for (config, shown) in [
+            (
+                r#"{"repositories": [{"url": "ht4ps://u:pa55word-pa55word!h/x", "password": "pa55word-pa55word"}]}"#,
+                "ht4ps://u:<redacted>!h/x",
+            ),
+            (
+                r#"{"packageBaseUrl": "ftp://pa55word-pa55word/x", "username": "u", "password": "pa55word-pa55word"}"#,
+                "ftp://<redacted>/x",
+            ),
+        ] {
+            let err = Settings::from_config_bytes(
+                Path::new("/c/config.json"),
+                config.as_bytes(),
+                Path::new("/home"),
+            )
+            .unwrap_err();
+            let text = crate::exit::describe(&err);
+            assert!(!text.contains("pa55word-pa55word"), "{text}");
+            assert!(text.contains(shown), "{text}");
+        }
     }
 
     #[test]

@@ -29,17 +29,23 @@ def main() -> int:
             pass
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        alive = []
-        for pid in pids:
-            try:
-                os.kill(pid, 0)
-                alive.append(pid)
-            except ProcessLookupError:
-                pass
-        if not alive:
+        if not any(running(pid) for pid in pids):
             return 0
-        time.sleep(0.05)
+        time.sleep(0.01)
     return 0
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` still runs. A process that has exited but is not yet
+    reaped (a zombie: its parent, here init, has not waited for it) is
+    done, though kill(pid, 0) still finds it."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    # The state follows the command name, which is in parentheses.
+    return stat[stat.rfind(")") + 2:][:1] not in ("Z", "X", "")
 
 
 if __name__ == "__main__":
