@@ -47,11 +47,18 @@ class Ran:
         self.rss_kib = rss_kib
 
 
-def measure(cmd, env=None, cwd=None, stdin=None):
+def measure(cmd, env=None, cwd=None, stdin=None, rss=False):
     """Runs `cmd` (a list, or a string for bash), returns a Ran. Fails
-    loudly: a benchmark of a failed command measures nothing."""
+    loudly: a benchmark of a failed command measures nothing. With `rss`,
+    the peak RSS is taken by GNU time (the rusage of a child of this
+    Python would count the Python it was forked from)."""
     if isinstance(cmd, str):
         cmd = ["bash", "-o", "pipefail", "-c", cmd]
+    rss_file = None
+    if rss:
+        rss_file = tempfile.NamedTemporaryFile(prefix="rss.", delete=False)
+        rss_file.close()
+        cmd = ["/usr/bin/time", "-f", "%M", "-o", rss_file.name] + cmd
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -65,7 +72,12 @@ def measure(cmd, env=None, cwd=None, stdin=None):
     if proc.returncode != 0:
         raise SystemExit("benchmark command failed (exit %d): %s\n%s" % (
             proc.returncode, " ".join(cmd), err.decode(errors="replace")))
-    return Ran(wall, usage.ru_maxrss)
+    peak = usage.ru_maxrss
+    if rss_file:
+        with open(rss_file.name) as f:
+            peak = int(f.read().split()[-1])
+        os.unlink(rss_file.name)
+    return Ran(wall, peak)
 
 
 def quiet(cmd, env=None, **kw):
@@ -187,9 +199,9 @@ def large(b):
     runs = b.side_by_side([
         ("copkg", lambda: b.fresh(sw),
          lambda: measure(b.copkg_cmd("--repo", b.path("repo"), "install", "com.example:large:1.0.0", root=sw),
-                         env=b.env)),
+                         env=b.env, rss=True)),
         ("tar", lambda: (b.fresh(x), os.makedirs(x)),
-         lambda: measure(["tar", "-xzf", archive, "-C", x])),
+         lambda: measure(["tar", "-xzf", archive, "-C", x], rss=True)),
     ])
     b.rss["large package, file repository"] = (max(r.rss_kib for r in runs["copkg"]),
                                                max(r.rss_kib for r in runs["tar"]))
@@ -209,9 +221,9 @@ def small(b):
     runs = b.side_by_side([
         ("copkg", lambda: b.fresh(sw),
          lambda: measure(b.copkg_cmd("--repo", b.path("repo"), "install", "com.example:small:1.0.0", root=sw),
-                         env=b.env)),
+                         env=b.env, rss=True)),
         ("tar", lambda: (b.fresh(x), os.makedirs(x)),
-         lambda: measure(["tar", "-xzf", archive, "-C", x])),
+         lambda: measure(["tar", "-xzf", archive, "-C", x], rss=True)),
     ], rounds=max(3, b.rounds // 2))
     b.rss["%d small files" % files] = (max(r.rss_kib for r in runs["copkg"]),
                                        max(r.rss_kib for r in runs["tar"]))
@@ -257,9 +269,9 @@ def http_large(b, archive):
         runs = b.side_by_side([
             ("copkg", lambda: b.fresh(sw, cache),
              lambda: measure(b.copkg_cmd("--repo", url, "install", "com.example:large:1.0.0", root=sw,
-                                         cache=cache), env=b.env)),
+                                         cache=cache), env=b.env, rss=True)),
             ("curl", lambda: (b.fresh(x), os.makedirs(x)),
-             lambda: measure("curl -sf %s/%s | tar -xz -C %s" % (url, rel, x))),
+             lambda: measure("curl -sf %s/%s | tar -xz -C %s" % (url, rel, x), rss=True)),
         ])
         b.rss["large package over HTTP"] = (max(r.rss_kib for r in runs["copkg"]),
                                             max(r.rss_kib for r in runs["curl"]))
@@ -314,8 +326,8 @@ def fleet(b):
         runs = b.side_by_side([
             ("copkg", lambda: b.fresh(sw, cache),
              lambda: measure(b.copkg_cmd("--repo", server.url, "install", *coords, root=sw, cache=cache),
-                             env=b.env)),
-            ("curl", lambda: b.fresh(x), lambda: measure("set -e; " + loop)),
+                             env=b.env, rss=True)),
+            ("curl", lambda: b.fresh(x), lambda: measure("set -e; " + loop, rss=True)),
         ], rounds=max(3, b.rounds // 2))
         a = median([r.wall for r in runs["copkg"]])
         c = median([r.wall for r in runs["curl"]])
@@ -675,9 +687,9 @@ def report(b, out, command, version, elapsed, where):
              "|---|---|---|---|---|---|---|"]
     for r in b.results:
         met = {True: "yes", False: "**no**", None: "—"}[r.met]
-        lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
-            r.workload + (" (%s)" % r.note if r.note else ""), r.against, r.ours, r.theirs or "—",
-            r.ratio_text or "—", r.target, met))
+        cells = (r.workload + (" (%s)" % r.note if r.note else ""), r.against, r.ours, r.theirs or "—",
+                 r.ratio_text or "—", r.target, met)
+        lines.append("| %s |" % " | ".join(c.replace("|", "\\|") for c in cells))
     if b.rss:
         lines += ["", "Peak RSS (target: ≤ 32 MiB for any install):", "",
                   "| install | copkg | alternative | met |", "|---|---|---|---|"]

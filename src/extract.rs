@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::exit::{Coded, ExitCode};
 
 mod unzip;
+mod writers;
 
 pub use unzip::unpack_zip;
 
@@ -45,6 +46,9 @@ const COPY_BUFFER_BYTES: usize = 256 * 1024;
 const GZIP_BUFFER_BYTES: usize = 128 * 1024;
 /// Dirty bytes of one file after which writeback is started.
 const WRITEBACK_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+/// Files smaller than this are not written back one by one (see
+/// `write_file`).
+const SMALL_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Limits an archive must stay within.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +155,10 @@ pub struct Unpacked {
     /// Entries a service's account (not the owner) could not read: files
     /// without read, dirs without read and search permission for others.
     pub unreadable: Vec<String>,
+    /// The sha256 of every regular file written (hard links included), by
+    /// its `/`-separated path below the destination: hashed as it was
+    /// written, so the manifest need not read the files again.
+    pub file_digests: HashMap<Vec<u8>, [u8; 32]>,
 }
 
 /// What unpacking a `.tar.gz` stream produced: the tree, and the digest of
@@ -339,7 +347,8 @@ enum Node {
     /// A directory made for a deeper entry, not (yet) named by one itself.
     ImplicitDir,
     Dir,
-    File,
+    /// A regular file, with the sha256 of what was written to it.
+    File([u8; 32]),
     Symlink,
 }
 
@@ -425,6 +434,9 @@ struct Unpacker<'a> {
     buffer: Vec<u8>,
     dirs: Vec<DirMeta>,
     unreadable: Vec<String>,
+    /// The threads small files are written from, once the first is met
+    /// (`None` inside when none could be started).
+    writers: Option<Option<writers::Writers>>,
 }
 
 /// Maps an I/O error from the tar stream to a corrupt-archive error; the
@@ -448,14 +460,40 @@ impl<'a> Unpacker<'a> {
             buffer: vec![0; COPY_BUFFER_BYTES],
             dirs: Vec::new(),
             unreadable: Vec::new(),
+            writers: None,
         }
     }
 
+    /// Notes the digests of files the writers finished.
+    fn record_written(&mut self, written: Vec<writers::Written>) {
+        for (key, digest) in written {
+            self.nodes.insert(key, Node::File(digest));
+        }
+    }
+
+    /// Waits until every file handed to the writers is written.
+    fn drain_writers(&mut self) -> Result<(), ExtractError> {
+        if let Some(Some(writers)) = &mut self.writers {
+            let written = writers.drain()?;
+            self.record_written(written);
+        }
+        Ok(())
+    }
+
     fn into_unpacked(self) -> Unpacked {
+        let file_digests = self
+            .nodes
+            .into_iter()
+            .filter_map(|(key, node)| match node {
+                Node::File(digest) => Some((key, digest)),
+                _ => None,
+            })
+            .collect();
         Unpacked {
             unpacked_bytes: self.unpacked_bytes,
             entries: self.entries,
             unreadable: self.unreadable,
+            file_digests,
         }
     }
 
@@ -474,6 +512,7 @@ impl<'a> Unpacker<'a> {
     /// Gives every directory the archive named its mode and mtime, deepest
     /// first, now that nothing more is written into them.
     fn finish_dirs(&mut self) -> Result<(), ExtractError> {
+        self.drain_writers()?;
         self.dirs.sort_by(|a, b| b.path.cmp(&a.path));
         for dir in &self.dirs {
             let write_err = |source| ExtractError::Write {
@@ -699,8 +738,12 @@ impl<'a> Unpacker<'a> {
                 if mode & 0o004 == 0 {
                     self.unreadable.push(components.join("/"));
                 }
-                self.write_file(name, &path, size, mode, mtime, data)?;
-                self.nodes.insert(key, Node::File);
+                // Noted before it is written: a writer may finish it before
+                // write_file returns, and its digest must not be overwritten.
+                self.nodes.insert(key.clone(), Node::File(PENDING_DIGEST));
+                if let Some(digest) = self.write_file(name, &key, &path, size, mode, mtime, data)? {
+                    self.nodes.insert(key, Node::File(digest));
+                }
             }
             Kind::Dir => {
                 if self.nodes.get(&key) != Some(&Node::ImplicitDir) {
@@ -745,18 +788,20 @@ impl<'a> Unpacker<'a> {
                     ExtractError::unsafe_entry(name, "is a hard link to a path outside the package")
                 })?;
                 let target_key = target_components.join("/").into_bytes();
-                if self.nodes.get(&target_key) != Some(&Node::File) {
+                // The file linked to must be on disk, its digest known.
+                self.drain_writers()?;
+                let Some(&Node::File(digest)) = self.nodes.get(&target_key) else {
                     return Err(ExtractError::unsafe_entry(
                         name,
                         "is a hard link to something that is not an earlier regular file of the package",
                     ));
-                }
+                };
                 let target_path = self.dest.join(target_components.join("/"));
                 std::fs::hard_link(&target_path, &path).map_err(|source| ExtractError::Write {
                     path: path.clone(),
                     source,
                 })?;
-                self.nodes.insert(key, Node::File);
+                self.nodes.insert(key, Node::File(digest));
             }
             Kind::Refused(what) => return Err(ExtractError::unsafe_entry(name, what)),
         }
@@ -781,7 +826,7 @@ impl<'a> Unpacker<'a> {
                         format!("would be written through the symlink `{key}`"),
                     ));
                 }
-                Some(Node::File) => {
+                Some(Node::File(_)) => {
                     return Err(ExtractError::unsafe_entry(
                         name,
                         format!("needs `{key}` to be a directory, but it is a file"),
@@ -799,21 +844,48 @@ impl<'a> Unpacker<'a> {
         Ok(())
     }
 
+    /// Writes one regular file: a small one is read whole and handed to
+    /// the writers (`None`: its digest comes when it is written), a larger
+    /// one is streamed to disk here (its digest returned).
+    #[allow(clippy::too_many_arguments)]
     fn write_file<R: Read>(
         &mut self,
         name: &[u8],
+        key: &[u8],
         path: &Path,
         size: u64,
         mode: u32,
         mtime: Option<i64>,
         data: &mut R,
-    ) -> Result<(), ExtractError> {
+    ) -> Result<Option<[u8; 32]>, ExtractError> {
+        use sha2::Digest;
         let budget = self.limits.max_unpacked_bytes - self.unpacked_bytes;
         if size > budget {
             return Err(ExtractError::Limit {
                 what: "unpacked size",
                 limit: self.limits.max_unpacked_bytes,
             });
+        }
+        if size <= writers::MAX_BYTES
+            && self
+                .writers
+                .get_or_insert_with(writers::Writers::start)
+                .is_some()
+        {
+            let content = self.read_whole(name, size, data)?;
+            self.unpacked_bytes += size;
+            let job = writers::Job {
+                key: key.to_vec(),
+                path: path.to_owned(),
+                content,
+                mode,
+                mtime,
+            };
+            if let Some(Some(writers)) = &mut self.writers {
+                let written = writers.send(job)?;
+                self.record_written(written);
+            }
+            return Ok(None);
         }
         let write_err = |source| ExtractError::Write {
             path: path.to_owned(),
@@ -827,6 +899,7 @@ impl<'a> Unpacker<'a> {
             .open(path)
             .map_err(write_err)?;
         let format = self.format;
+        let mut hasher = sha2::Sha256::new();
         let mut remaining = size;
         let mut unflushed = 0usize;
         while remaining > 0 {
@@ -838,6 +911,7 @@ impl<'a> Unpacker<'a> {
                 return Err(format.short_data(name, size - remaining, size));
             }
             file.write_all(&self.buffer[..n]).map_err(write_err)?;
+            hasher.update(&self.buffer[..n]);
             remaining -= n as u64;
             unflushed += n;
             if unflushed >= WRITEBACK_CHUNK_BYTES {
@@ -845,34 +919,96 @@ impl<'a> Unpacker<'a> {
                 unflushed = 0;
             }
         }
-        if unflushed > 0 {
+        // A small file's writeback is left to the one syncfs: started per
+        // file it costs more (an I/O each) than it saves.
+        if unflushed > 0 && size >= SMALL_FILE_BYTES {
             start_writeback(&file);
         }
-        if format == Format::Zip {
-            // Reading to the end is what checks a zip entry's CRC-32, and
-            // that no more data follows than its size declares.
-            if data
+        self.check_zip_end(name, size, data)?;
+        finish_file(&file, mode, mtime).map_err(write_err)?;
+        self.unpacked_bytes += size;
+        Ok(Some(hasher.finalize().into()))
+    }
+
+    /// Reads a file's `size` bytes whole (a small file, for the writers).
+    fn read_whole<R: Read>(
+        &mut self,
+        name: &[u8],
+        size: u64,
+        data: &mut R,
+    ) -> Result<Vec<u8>, ExtractError> {
+        let format = self.format;
+        let mut content = vec![0; size as usize];
+        let mut filled = 0;
+        while filled < content.len() {
+            let n = data
+                .read(&mut content[filled..])
+                .map_err(|e| format.data_error(name, size, e))?;
+            if n == 0 {
+                return Err(format.short_data(name, filled as u64, size));
+            }
+            filled += n;
+        }
+        self.check_zip_end(name, size, data)?;
+        Ok(content)
+    }
+
+    /// For a zip entry, reads past its declared size: reading to the end is
+    /// what checks its CRC-32, and that no more data follows than its size
+    /// declares.
+    fn check_zip_end<R: Read>(
+        &mut self,
+        name: &[u8],
+        size: u64,
+        data: &mut R,
+    ) -> Result<(), ExtractError> {
+        let format = self.format;
+        if format == Format::Zip
+            && data
                 .read(&mut self.buffer[..1])
                 .map_err(|e| format.data_error(name, size, e))?
                 != 0
-            {
-                return Err(ExtractError::corrupt_entry(
-                    name,
-                    format!(
-                        "holds more than the {size} bytes its central directory entry declares"
-                    ),
-                ));
-            }
+        {
+            return Err(ExtractError::corrupt_entry(
+                name,
+                format!("holds more than the {size} bytes its central directory entry declares"),
+            ));
         }
-        // The umask may have narrowed the mode given at creation.
-        file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(write_err)?;
-        if let Some(mtime) = mtime {
-            file.set_modified(system_time(mtime)).map_err(write_err)?;
-        }
-        self.unpacked_bytes += size;
         Ok(())
     }
+}
+
+/// The digest a file's node holds until a writer has written it.
+const PENDING_DIGEST: [u8; 32] = [0; 32];
+
+/// Gives a file just written its mode (where the umask narrowed the one
+/// it was created with) and its mtime.
+fn finish_file(file: &std::fs::File, mode: u32, mtime: Option<i64>) -> io::Result<()> {
+    if mode & process_umask() != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    if let Some(mtime) = mtime {
+        file.set_modified(system_time(mtime))?;
+    }
+    Ok(())
+}
+
+/// The process's umask, read once from /proc (umask(2) cannot read it
+/// without changing it, which would race with other threads creating
+/// files); all bits, so every mode is set explicitly, when unreadable.
+fn process_umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("Umask:"))
+                    .and_then(|value| u32::from_str_radix(value.trim(), 8).ok())
+            })
+            .unwrap_or(0o7777)
+    })
 }
 
 /// Asks the kernel to start writing a file's dirty pages to disk now, without

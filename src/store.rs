@@ -13,6 +13,7 @@
 
 mod manifest;
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -806,7 +807,7 @@ impl Store {
         self.clean_leftovers(request.layout)?;
 
         let mut restarts = 0;
-        let (temp, record, unreadable) = loop {
+        let (temp, record, unpacked) = loop {
             match self.fetch_and_unpack(fetcher, request) {
                 Err(StoreError::Extract {
                     source: ExtractError::Read(err),
@@ -815,11 +816,11 @@ impl Store {
                 other => break other?,
             }
         };
-        if self.commit(temp, &record, request)? {
+        if self.commit(temp, &record, &unpacked.file_digests, request)? {
             Ok(Installed::Fresh {
                 dir,
                 record,
-                unreadable,
+                unreadable: unpacked.unreadable,
             })
         } else {
             Ok(Installed::Already { dir })
@@ -1279,7 +1280,7 @@ impl Store {
         &self,
         fetcher: &Fetcher,
         request: &InstallRequest<'_>,
-    ) -> Result<(tempfile::TempDir, InstallRecord, Vec<String>), StoreError> {
+    ) -> Result<(tempfile::TempDir, InstallRecord, Unpacked), StoreError> {
         let coordinate = request.coordinate.id();
         let OpenedArchive {
             download,
@@ -1392,7 +1393,7 @@ impl Store {
             unpacked_bytes: unpacked.unpacked_bytes,
             entries: unpacked.entries,
         };
-        Ok((temp, record, unpacked.unreadable))
+        Ok((temp, record, unpacked))
     }
 
     /// Downloads an archive to a temp file in `<root>/.copkg/tmp` (swept
@@ -1451,10 +1452,11 @@ impl Store {
         &self,
         temp: tempfile::TempDir,
         record: &InstallRecord,
+        digests: &HashMap<Vec<u8>, [u8; 32]>,
         request: &InstallRequest<'_>,
     ) -> Result<bool, StoreError> {
         let dir = self.install_dir(request.layout);
-        seal(temp.path(), record)?;
+        seal(temp.path(), record, digests)?;
         let parent = dir.parent().unwrap_or(&self.root).to_owned();
         {
             // Another package may have been installed around or inside this
@@ -1570,7 +1572,7 @@ impl Store {
             unpacked_bytes,
             entries,
         };
-        seal(&dir, &record)?;
+        seal(&dir, &record, &HashMap::new())?;
         Ok(Adopted::Fresh { dir, record })
     }
 
@@ -1694,12 +1696,17 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Writes the manifest of the package tree at `dir`, then its completion
-/// marker (last), and makes both and everything in the tree durable with
-/// one `syncfs`, far faster than a per-file fsync.
-fn seal(dir: &Path, record: &InstallRecord) -> Result<(), StoreError> {
+/// Writes the manifest of the package tree at `dir` (taking the digests
+/// of the files unpacked there from `digests`), then its completion marker
+/// (last), and makes both and everything in the tree durable with one
+/// `syncfs`, far faster than a per-file fsync.
+fn seal(
+    dir: &Path,
+    record: &InstallRecord,
+    digests: &HashMap<Vec<u8>, [u8; 32]>,
+) -> Result<(), StoreError> {
     use std::io::Write;
-    manifest::write(dir)?;
+    manifest::write(dir, digests)?;
     let marker = dir.join(MARKER_FILE);
     let json =
         serde_json::to_vec_pretty(record).map_err(|e| io_err("cannot write", &marker)(e.into()))?;

@@ -310,8 +310,13 @@ fn permission_bits(meta: &Metadata) -> u32 {
 }
 
 /// Walks the freshly unpacked tree at `root` and writes its manifest to
-/// `root/.copkg-manifest.json`, hashing every file on the way.
-pub(super) fn write(root: &Path) -> Result<(), StoreError> {
+/// `root/.copkg-manifest.json`. A file's digest is taken from `digests`
+/// (by its `/`-separated relative path: what unpacking hashed as it wrote
+/// the file into this private temp dir) and read from the file otherwise.
+pub(super) fn write(
+    root: &Path,
+    digests: &std::collections::HashMap<Vec<u8>, [u8; 32]>,
+) -> Result<(), StoreError> {
     let manifest = root.join(MANIFEST_FILE);
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -351,10 +356,13 @@ pub(super) fn write(root: &Path) -> Result<(), StoreError> {
             }
         } else if kind.is_file() {
             ManifestEntry::File {
+                sha256: match digests.get(path.as_bytes()) {
+                    Some(digest) => hex(digest),
+                    None => hash_file(&found.path, &mut buffer)?,
+                },
                 path,
                 mode: permission_bits(&found.meta),
                 size: found.meta.len(),
-                sha256: hash_file(&found.path, &mut buffer)?,
             }
         } else {
             return Err(unrecordable(
@@ -686,7 +694,7 @@ mod tests {
     fn the_walk_records_every_entry_in_path_order() {
         let temp = tree();
         let root = temp.path();
-        write(root).unwrap();
+        write(root, &Default::default()).unwrap();
         let text = std::fs::read_to_string(root.join(MANIFEST_FILE)).unwrap();
         let conf = sha(b"greeting=hello\n");
         let want = [
@@ -717,7 +725,7 @@ mod tests {
         ];
         assert_eq!(text, want.join("\n") + "\n");
         // Written once: a second write would not replace it.
-        assert!(write(root).is_err());
+        assert!(write(root, &Default::default()).is_err());
         assert_eq!(
             check_tree(root).unwrap(),
             Some(Checked {
@@ -814,7 +822,7 @@ mod tests {
         ];
         for (name, change, want) in cases {
             let temp = tree();
-            write(temp.path()).unwrap();
+            write(temp.path(), &Default::default()).unwrap();
             change(temp.path());
             let checked = check_tree(temp.path()).unwrap().unwrap();
             let got: Vec<(&str, DifferenceKind)> = checked
@@ -883,7 +891,7 @@ mod tests {
         // A link in the manifest's place is not followed.
         let temp = tree();
         let elsewhere = temp.path().join("a/manifest");
-        write(temp.path()).unwrap();
+        write(temp.path(), &Default::default()).unwrap();
         std::fs::rename(temp.path().join(MANIFEST_FILE), &elsewhere).unwrap();
         std::os::unix::fs::symlink(&elsewhere, temp.path().join(MANIFEST_FILE)).unwrap();
         assert!(matches!(

@@ -1,0 +1,196 @@
+//! Small files written from several threads: creating a file costs the
+//! kernel far more than its few bytes cost to inflate, so the unpacking
+//! thread (inflating, parsing, checking every rule) hands each small
+//! file's whole content to a pool that creates, writes and hashes it,
+//! and goes on with the next entry.
+//!
+//! The unpacking thread still decides everything: names, parents (made
+//! before a file is handed over), duplicates, limits. A writer only
+//! creates a new file (`create_new`: never an existing path, so never
+//! through a link) at the path it is given. Memory stays bounded: at most
+//! `QUEUE` files of at most [`MAX_BYTES`] wait, and one more per writer is
+//! in hand.
+
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use sha2::{Digest, Sha256};
+
+use super::ExtractError;
+
+/// Largest file handed to the writers; larger ones are streamed by the
+/// unpacking thread, which never holds a whole file.
+pub(super) const MAX_BYTES: u64 = 128 * 1024;
+/// Files waiting for a writer.
+const QUEUE: usize = 8;
+/// Most writers an unpack starts.
+const MAX_WRITERS: usize = 4;
+
+/// One file to write.
+pub(super) struct Job {
+    /// Its key (`/`-separated path below the destination).
+    pub key: Vec<u8>,
+    pub path: PathBuf,
+    pub content: Vec<u8>,
+    /// Permission bits, already as installed.
+    pub mode: u32,
+    pub mtime: Option<i64>,
+}
+
+/// A file written: its key and the sha256 of its content.
+pub(super) type Written = (Vec<u8>, [u8; 32]);
+type Done = Result<Written, ExtractError>;
+
+/// The writer threads of one unpack.
+pub(super) struct Writers {
+    jobs: Option<SyncSender<Job>>,
+    done: Receiver<Done>,
+    threads: Vec<JoinHandle<()>>,
+    /// Set on the first failure, and when the unpack ends early: writers
+    /// then drop what is queued instead of writing it.
+    cancel: Arc<AtomicBool>,
+    pending: usize,
+}
+
+impl Writers {
+    /// Starts the writers (one per core beyond the unpacking thread's,
+    /// at least one, at most [`MAX_WRITERS`]); `None` when no thread can
+    /// be started, and the unpacking thread writes every file itself.
+    pub(super) fn start() -> Option<Writers> {
+        let count = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_WRITERS);
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
+        let queue = Arc::new(Mutex::new(queue));
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for n in 0..count {
+            let queue = Arc::clone(&queue);
+            let done_tx: Sender<Done> = done_tx.clone();
+            let cancel = Arc::clone(&cancel);
+            let spawned = std::thread::Builder::new()
+                .name(format!("copkg-writer-{n}"))
+                .spawn(move || {
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        let result = if cancel.load(Ordering::SeqCst) {
+                            Err(ExtractError::Write {
+                                path: job.path.clone(),
+                                source: io::Error::other("unpacking was cancelled"),
+                            })
+                        } else {
+                            write(job)
+                        };
+                        if result.is_err() {
+                            cancel.store(true, Ordering::SeqCst);
+                        }
+                        if done_tx.send(result).is_err() {
+                            return;
+                        }
+                    }
+                });
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(_) => break,
+            }
+        }
+        if threads.is_empty() {
+            return None;
+        }
+        Some(Writers {
+            jobs: Some(jobs),
+            done,
+            threads,
+            cancel,
+            pending: 0,
+        })
+    }
+
+    /// Hands a file over. Returns the files written meanwhile; the first
+    /// error of any writer ends the unpack.
+    pub(super) fn send(&mut self, job: Job) -> Result<Vec<Written>, ExtractError> {
+        let mut written = self.collect(false)?;
+        let path = job.path.clone();
+        let Some(jobs) = &self.jobs else {
+            return Err(gone(path));
+        };
+        jobs.send(job).map_err(|_| gone(path))?;
+        self.pending += 1;
+        written.extend(self.collect(false)?);
+        Ok(written)
+    }
+
+    /// Waits for every file handed over; returns those written since the
+    /// last call.
+    pub(super) fn drain(&mut self) -> Result<Vec<Written>, ExtractError> {
+        self.collect(true)
+    }
+
+    fn collect(&mut self, wait: bool) -> Result<Vec<Written>, ExtractError> {
+        let mut written = Vec::new();
+        while self.pending > 0 {
+            let done = if wait {
+                match self.done.recv() {
+                    Ok(done) => done,
+                    Err(_) => return Err(gone(PathBuf::new())),
+                }
+            } else {
+                match self.done.try_recv() {
+                    Ok(done) => done,
+                    Err(_) => break,
+                }
+            };
+            self.pending -= 1;
+            written.push(done?);
+        }
+        Ok(written)
+    }
+}
+
+impl Drop for Writers {
+    /// Ends the writers, dropping what is still queued, and waits for them:
+    /// no file is created in the destination once the unpack has returned
+    /// (the caller removes it on failure).
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        self.jobs.take();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn gone(path: PathBuf) -> ExtractError {
+    ExtractError::Write {
+        path,
+        source: io::Error::other("a file-writing thread ended"),
+    }
+}
+
+/// Creates one file with its content, mode and mtime; returns its key and
+/// digest.
+fn write(job: Job) -> Done {
+    let write_err = |source| ExtractError::Write {
+        path: job.path.clone(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(job.mode)
+        .open(&job.path)
+        .map_err(write_err)?;
+    file.write_all(&job.content).map_err(write_err)?;
+    super::finish_file(&file, job.mode, job.mtime).map_err(write_err)?;
+    Ok((job.key, Sha256::digest(&job.content).into()))
+}
