@@ -318,7 +318,7 @@ def fleet(b):
         archive = b.pack(tree, coordinate, repo)
         coords.append(coordinate)
         urls.append(os.path.relpath(archive, repo))
-    server = PyServer(repo, delay)
+    server = DelayServer(b, repo, delay) if b.delay_server else PyServer(repo, delay)
     try:
         sw, x, cache = b.path("sw-fleet"), b.path("x-fleet"), b.path("cache-fleet")
         loop = "; ".join("mkdir -p %s/%d && curl -sf %s/%s | tar -xz -C %s/%d" % (x, n, server.url, u, x, n)
@@ -333,8 +333,8 @@ def fleet(b):
         c = median([r.wall for r in runs["curl"]])
         b.rss["50 small packages over HTTP"] = (max(r.rss_kib for r in runs["copkg"]),
                                                 max(r.rss_kib for r in runs["curl"]))
-        requests = server.requests
-        b.results.append(Result("%d small packages (signed), 20 ms latency, default -j" % count,
+        requests = server.count()
+        b.results.append(Result("%d small packages (signed), 20 ms latency (%s), default -j" % (count, server.name),
                                 "sequential curl | tar loop", secs(a), secs(c), "%.1f× faster" % (c / a),
                                 "≥ 8× faster", c / a >= 8,
                                 "%d requests in all" % requests))
@@ -612,17 +612,47 @@ class PyServer:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                                      functools.partial(Handler, directory=root))
+        class Server(http.server.ThreadingHTTPServer):
+            # As nginx's: the default (5) drops the SYNs of parallel
+            # clients, which then wait a second to try again.
+            request_queue_size = 511
+
+        self.server = Server(("127.0.0.1", 0), functools.partial(Handler, directory=root))
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
         self.name = "Python http.server"
 
+    def count(self):
+        return self.requests
+
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class DelayServer:
+    """examples/delay_server.rs: the same as PyServer, in Rust, one thread
+    a connection (a Python server, serialized by its lock, measures
+    itself more than the client once clients work in parallel)."""
+
+    def __init__(self, b, root, delay):
+        self.log = b.path("delay-server.%d.log" % os.getpid())
+        open(self.log, "w").close()
+        self.proc = subprocess.Popen([b.delay_server, root, str(int(delay * 1000)), self.log],
+                                     stdout=subprocess.PIPE)
+        port = int(self.proc.stdout.readline())
+        self.url = "http://127.0.0.1:%d" % port
+        self.name = "examples/delay_server.rs"
+
+    def count(self):
+        with open(self.log) as f:
+            return sum(1 for _ in f)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
 
 
 class Nginx:
@@ -713,6 +743,7 @@ def main():
     parser.add_argument("--only", default=",".join(WORKLOADS))
     parser.add_argument("--out", default="BENCHMARKS.md")
     parser.add_argument("--command", default="scripts/benchmarks")
+    parser.add_argument("--delay-server", help="examples/delay_server.rs, built (else a Python server)")
     opts = parser.parse_args()
     only = opts.only.split(",")
     for name in only:
@@ -722,6 +753,7 @@ def main():
     os.chdir(work)
     began = time.perf_counter()
     b = Bench(os.path.abspath(opts.copkg), work, opts.rounds)
+    b.delay_server = opts.delay_server and os.path.abspath(opts.delay_server)
     version = quiet([b.copkg, "--version"]).stdout.decode().split()[-1]
     where = machine(work)
     try:

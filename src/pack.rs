@@ -139,7 +139,7 @@ pub fn write_archive<W: Write>(dir: &Path, writer: W) -> Result<(String, Vec<Str
         inner: writer,
         hasher: Sha256::new(),
     };
-    let mut builder = tar::Builder::new(GzEncoder::new(hashing, Compression::default()));
+    let mut builder = tar::Builder::new(ParallelGzip::new(hashing));
     builder.mode(tar::HeaderMode::Deterministic);
     let mtime = fixed_mtime();
     for relative in &entries {
@@ -185,6 +185,89 @@ pub fn write_archive<W: Write>(dir: &Path, writer: W) -> Result<(String, Vec<Str
         .flush()
         .map_err(io_err("cannot write the archive for", dir))?;
     Ok((hex(&hashing.hasher.finalize()), unreadable))
+}
+
+/// Bytes of tar stream compressed as one gzip member.
+const GZIP_BLOCK_BYTES: usize = 4 << 20;
+
+/// A gzip stream compressed on every core: the input is cut into blocks of
+/// [`GZIP_BLOCK_BYTES`], each compressed as a gzip member of its own on a
+/// thread of its own, and the members written in order. Members in a row
+/// are one valid gzip stream (RFC 1952; `gzip -d`, `tar -xz` and copkg
+/// read them all); the same input gives the same bytes, however the
+/// threads are scheduled. At most one block per core (and one filling)
+/// is held at a time.
+struct ParallelGzip<W: Write> {
+    inner: W,
+    block: Vec<u8>,
+    compressing: std::collections::VecDeque<std::thread::JoinHandle<io::Result<Vec<u8>>>>,
+    in_flight: usize,
+}
+
+impl<W: Write> ParallelGzip<W> {
+    fn new(inner: W) -> Self {
+        ParallelGzip {
+            inner,
+            block: Vec::with_capacity(GZIP_BLOCK_BYTES),
+            compressing: std::collections::VecDeque::new(),
+            in_flight: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+
+    /// Hands the filled block to a compressing thread, first writing out
+    /// the oldest member when as many are in flight as there are cores.
+    fn send_block(&mut self) -> io::Result<()> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        while self.compressing.len() >= self.in_flight {
+            self.write_oldest()?;
+        }
+        let block = std::mem::replace(&mut self.block, Vec::with_capacity(GZIP_BLOCK_BYTES));
+        self.compressing.push_back(std::thread::spawn(move || {
+            let mut member =
+                GzEncoder::new(Vec::with_capacity(block.len() / 2), Compression::default());
+            member.write_all(&block)?;
+            member.finish()
+        }));
+        Ok(())
+    }
+
+    fn write_oldest(&mut self) -> io::Result<()> {
+        if let Some(handle) = self.compressing.pop_front() {
+            let member = handle
+                .join()
+                .map_err(|_| io::Error::other("a compressing thread panicked"))??;
+            self.inner.write_all(&member)?;
+        }
+        Ok(())
+    }
+
+    /// Compresses what is left and writes every member; returns the inner
+    /// writer.
+    fn finish(mut self) -> io::Result<W> {
+        self.send_block()?;
+        while !self.compressing.is_empty() {
+            self.write_oldest()?;
+        }
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for ParallelGzip<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = GZIP_BLOCK_BYTES - self.block.len();
+        let n = buf.len().min(room);
+        self.block.extend_from_slice(&buf[..n]);
+        if self.block.len() == GZIP_BLOCK_BYTES {
+            self.send_block()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Lists `dir` below `root` depth-first in byte order of names, refusing
@@ -578,6 +661,7 @@ fn remove_created(dirs: &[PathBuf]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     #[test]
     fn same_tree_twice_gives_identical_bytes_whatever_the_mtimes() {
@@ -605,6 +689,57 @@ mod tests {
         assert_eq!(write_archive(dir.path(), &mut second).unwrap().0, digest);
         assert_eq!(first, second);
         assert_eq!(digest, hex(&Sha256::digest(&first)));
+    }
+
+    /// A tree larger than a block is packed as several gzip members,
+    /// compressed on several threads: one gzip stream whatever reads it,
+    /// the same bytes every time, and copkg unpacks it.
+    #[test]
+    fn a_large_tree_is_several_gzip_members_read_as_one_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut content = Vec::new();
+        for n in 0u32..(3 * GZIP_BLOCK_BYTES as u32 / 16) {
+            content.extend_from_slice(format!("{:015}\n", n.wrapping_mul(2654435761)).as_bytes());
+        }
+        std::fs::write(dir.path().join("data"), &content).unwrap();
+        std::fs::write(dir.path().join("small"), "small").unwrap();
+        let mut first = Vec::new();
+        let (digest, _) = write_archive(dir.path(), &mut first).unwrap();
+        let mut second = Vec::new();
+        assert_eq!(write_archive(dir.path(), &mut second).unwrap().0, digest);
+        assert_eq!(first, second);
+        // Several members: the gzip magic starts more than one.
+        let members = first
+            .windows(3)
+            .filter(|w| *w == [0x1f, 0x8b, 0x08])
+            .count();
+        assert!(members >= 4, "{members} members");
+        let mut tar = Vec::new();
+        flate2::read::MultiGzDecoder::new(&first[..])
+            .read_to_end(&mut tar)
+            .unwrap();
+        let mut archive = tar::Archive::new(&tar[..]);
+        let mut names = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            if name == "data" {
+                let mut bytes = Vec::new();
+                entry.read_to_end(&mut bytes).unwrap();
+                assert!(bytes == content, "the data entry differs");
+            }
+            names.push(name);
+        }
+        assert_eq!(names, ["data", "small"]);
+        let out = tempfile::tempdir().unwrap();
+        let unpacked = crate::extract::unpack_tar_gz(
+            &first[..],
+            out.path(),
+            &crate::extract::Limits::default_for(None),
+        )
+        .unwrap();
+        assert_eq!(unpacked.sha256, digest);
+        assert!(std::fs::read(out.path().join("data")).unwrap() == content);
     }
 
     #[test]

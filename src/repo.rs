@@ -380,6 +380,10 @@ impl ProxySettings {
     }
 }
 
+/// Idle connections kept for reuse: three requests at once for each of
+/// the default 8 parallel installs.
+const IDLE_CONNECTIONS: usize = 24;
+
 /// Fetches files from repositories.
 #[derive(Clone)]
 pub struct Fetcher {
@@ -505,6 +509,14 @@ impl Fetcher {
                 .timeout_recv_response(Some(options.response_timeout))
                 .timeout_per_read(Some(options.read_timeout))
                 .user_agent(concat!("copkg/", env!("CARGO_PKG_VERSION")))
+                // Parallel installs ask for a sidecar, a signature and an
+                // archive at once each: keep their connections for the
+                // next packages rather than handshaking again (ureq keeps
+                // 3 a host by default).
+                .max_idle_connections(IDLE_CONNECTIONS)
+                .max_idle_connections_per_host(IDLE_CONNECTIONS)
+                // Requests are GETs without a body.
+                .output_buffer_size(16 * 1024)
                 .build();
             Ok(ureq::Agent::new_with_config(config))
         };

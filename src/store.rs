@@ -1021,7 +1021,23 @@ impl Store {
         let mut expected = request.coordinate.digest.clone();
         let mut missing_sidecar = None;
         let mut sidecar_bytes = None;
-        match fetcher.read_small(repo, sidecar, SIDECAR_LIMIT) {
+        // The sidecar, the signature and (where the download cache cannot
+        // have it) the archive are asked for at once: a repository far away
+        // costs one round trip, not three. What they say is weighed in the
+        // same order as ever.
+        let prefetch = http && !self.may_be_cached(request, &repo.address(archive));
+        let (sidecar_read, signature, mut prefetched) = std::thread::scope(|scope| {
+            let signature = scope.spawn(|| self.signature(fetcher, repo, &coordinate, archive));
+            let opened = prefetch.then(|| scope.spawn(|| fetcher.open(repo, archive)));
+            let sidecar_read = fetcher.read_small(repo, sidecar, SIDECAR_LIMIT);
+            (sidecar_read, joined(signature), opened.map(joined))
+        });
+        let mut open_archive = || {
+            prefetched
+                .take()
+                .unwrap_or_else(|| fetcher.open(repo, archive))
+        };
+        match sidecar_read {
             Ok(text) => {
                 let url = repo.address(sidecar);
                 let digest = parse_sidecar(&text).map_err(|reason| StoreError::BadSidecar {
@@ -1047,7 +1063,7 @@ impl Store {
             }
             Err(e) => return Err(fetch_err(e)),
         }
-        let signature = match self.signature(fetcher, repo, &coordinate, archive)? {
+        let signature = match signature? {
             Ok(signature) => signature,
             Err(skip) => return Ok(skip),
         };
@@ -1057,7 +1073,7 @@ impl Store {
             Fetched::Missing(err) => {
                 // Whether the archive is there decides between "unsigned"
                 // and "not found".
-                return match fetcher.open(repo, archive) {
+                return match open_archive() {
                     Ok(_) => Ok(Probe::Unsigned(err)),
                     Err(FetchError::NotFound { url }) => {
                         Ok(Probe::Absent(format!("{url}: not found")))
@@ -1110,7 +1126,7 @@ impl Store {
                 cache.remove(&hit);
             }
         }
-        match fetcher.open(repo, archive) {
+        match open_archive() {
             Ok(_) if unverifiable => Ok(Probe::Skip(
                 format!(
                     "{}: not found (a checksum sidecar is required)",
@@ -1129,6 +1145,20 @@ impl Store {
             Err(e) if e.try_next_repository() => Ok(Probe::Skip(crate::exit::one_line(&e), true)),
             Err(e) => Err(fetch_err(e)),
         }
+    }
+
+    /// Whether the download cache may hold the archive at `url` for this
+    /// request (an entry under its pin, or one last fetched from `url`),
+    /// so that it is not fetched before the cache is asked.
+    fn may_be_cached(&self, request: &InstallRequest<'_>, url: &str) -> bool {
+        let Some(cache) = &self.cache else {
+            return false;
+        };
+        let key = match &request.coordinate.digest {
+            Some(pin) => Some(Key::Digest(pin.clone())),
+            None => cache.key_for_url(url).ok().flatten(),
+        };
+        key.is_some_and(|key| cache.lookup(&key).ok().flatten().is_some())
     }
 
     /// Finds one format of the package of an http(s) repository in the
@@ -1687,6 +1717,13 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// What a scoped thread returned; its panic, if it panicked, goes on here.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// Seconds since the Unix epoch.

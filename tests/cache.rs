@@ -227,7 +227,20 @@ fn a_cache_entry_is_checked_against_the_keys_of_the_repository_that_asks() {
     let (repo_b, key_b) = signed_repo(&sb, "b");
     let archive = std::fs::read(repo_a.join(ARCHIVE_PATH)).unwrap();
     assert_eq!(archive, std::fs::read(repo_b.join(ARCHIVE_PATH)).unwrap());
-    let (server_a, server_b) = (counting_server(&repo_a), counting_server(&repo_b));
+    let server_a = counting_server(&repo_a);
+    // B serves its sidecar and signature, and for the archive bytes that
+    // are not it: an install from B succeeds only from the cache.
+    let served_b = repo_b.clone();
+    let server_b = FaultServer::start(move |request, _, stream| {
+        if request.path.ends_with(".tar.gz") {
+            let len = std::fs::metadata(served_b.join(ARCHIVE_PATH))
+                .unwrap()
+                .len();
+            respond(stream, "200 OK", &[], &vec![b'x'; len as usize]);
+        } else {
+            serve_file(&served_b, request, stream);
+        }
+    });
     let install_as = |coordinate: &str, root: &str, url: &str, key: &str, extra: &[&str]| {
         let config = sb.path().join(format!("{root}.json"));
         std::fs::write(
@@ -269,11 +282,34 @@ fn a_cache_entry_is_checked_against_the_keys_of_the_repository_that_asks() {
     assert_eq!(out.code, 0, "{out:?}");
 
     // Online, B's own signature (fetched from B) is checked on the cached
-    // bytes: they are what B serves, so no archive is fetched.
+    // bytes: they are what B's sidecar names, so they are installed, not
+    // B's archive. (B's URL is new to the cache, so its archive was asked
+    // for with the sidecar, at once, and dropped unread.)
     let out = install("four", &server_b.url, &key_b, &[]);
     assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        std::fs::read(sb.path().join("four/com/example/hello/1.0.0/bin/hello")).unwrap(),
+        std::fs::read(example_dir("hello").join("bin/hello")).unwrap()
+    );
     assert_eq!(archive_requests(&server_a), 1);
-    assert_eq!(archive_requests(&server_b), 0, "{:?}", server_b.requests());
+    // Now the cache knows B's URL: asked again, B gets no archive request.
+    let before = archive_requests(&server_b);
+    assert_eq!(
+        run(sb
+            .copkg()
+            .env("COPKG_SOFTWARE_ROOT", sb.path().join("four"))
+            .args(["uninstall", COORD]))
+        .code,
+        0
+    );
+    let out = install("four", &server_b.url, &key_b, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        archive_requests(&server_b),
+        before,
+        "{:?}",
+        server_b.requests()
+    );
     // A repository whose key did not sign what it serves is refused,
     // whatever the cache holds.
     let out = install("five", &server_b.url, &key_a, &[]);
