@@ -155,10 +155,10 @@ pub struct Unpacked {
     /// Entries a service's account (not the owner) could not read: files
     /// without read, dirs without read and search permission for others.
     pub unreadable: Vec<String>,
-    /// The sha256 of every regular file written (hard links included), by
-    /// its `/`-separated path below the destination: hashed as it was
-    /// written, so the manifest need not read the files again.
-    pub file_digests: HashMap<Vec<u8>, [u8; 32]>,
+    /// Everything unpacked, by `/`-separated path below the destination,
+    /// in path order (component by component): what the manifest records,
+    /// known without reading the tree back.
+    pub tree: Vec<(String, TreeEntry)>,
 }
 
 /// What unpacking a `.tar.gz` stream produced: the tree, and the digest of
@@ -342,14 +342,47 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What unpacking made at a path, as it is on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Node {
-    /// A directory made for a deeper entry, not (yet) named by one itself.
+    /// A directory made for a deeper entry, not (yet) named by one itself
+    /// (mode 0755).
     ImplicitDir,
-    Dir,
-    /// A regular file, with the sha256 of what was written to it.
-    File([u8; 32]),
-    Symlink,
+    /// A directory the archive named, with its mode as installed.
+    Dir(u32),
+    /// A regular file: the sha256 of what was written to it, its size and
+    /// mode as installed.
+    File {
+        digest: [u8; 32],
+        size: u64,
+        mode: u32,
+    },
+    /// A symlink and its target.
+    Symlink(String),
+}
+
+/// One entry of an unpacked tree, as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeEntry {
+    /// A directory and its mode.
+    Dir {
+        /// Permission bits as installed.
+        mode: u32,
+    },
+    /// A regular file (a hard link is one more).
+    File {
+        /// Permission bits as installed.
+        mode: u32,
+        /// Bytes of content.
+        size: u64,
+        /// The sha256 of its content, taken as it was written.
+        sha256: [u8; 32],
+    },
+    /// A symlink.
+    Symlink {
+        /// What it points at.
+        target: String,
+    },
 }
 
 /// What an entry is, as any archive format describes it.
@@ -466,8 +499,10 @@ impl<'a> Unpacker<'a> {
 
     /// Notes the digests of files the writers finished.
     fn record_written(&mut self, written: Vec<writers::Written>) {
-        for (key, digest) in written {
-            self.nodes.insert(key, Node::File(digest));
+        for (key, written) in written {
+            if let Some(Node::File { digest, .. }) = self.nodes.get_mut(&key) {
+                *digest = written;
+            }
         }
     }
 
@@ -481,19 +516,31 @@ impl<'a> Unpacker<'a> {
     }
 
     fn into_unpacked(self) -> Unpacked {
-        let file_digests = self
+        let mut tree: Vec<(String, TreeEntry)> = self
             .nodes
             .into_iter()
-            .filter_map(|(key, node)| match node {
-                Node::File(digest) => Some((key, digest)),
-                _ => None,
+            .map(|(key, node)| {
+                // Keys are joined from UTF-8 components.
+                let path = String::from_utf8_lossy(&key).into_owned();
+                let entry = match node {
+                    Node::ImplicitDir => TreeEntry::Dir { mode: 0o755 },
+                    Node::Dir(mode) => TreeEntry::Dir { mode },
+                    Node::File { digest, size, mode } => TreeEntry::File {
+                        mode,
+                        size,
+                        sha256: digest,
+                    },
+                    Node::Symlink(target) => TreeEntry::Symlink { target },
+                };
+                (path, entry)
             })
             .collect();
+        tree.sort_unstable_by(|(a, _), (b, _)| a.split('/').cmp(b.split('/')));
         Unpacked {
             unpacked_bytes: self.unpacked_bytes,
             entries: self.entries,
             unreadable: self.unreadable,
-            file_digests,
+            tree,
         }
     }
 
@@ -740,9 +787,16 @@ impl<'a> Unpacker<'a> {
                 }
                 // Noted before it is written: a writer may finish it before
                 // write_file returns, and its digest must not be overwritten.
-                self.nodes.insert(key.clone(), Node::File(PENDING_DIGEST));
+                self.nodes.insert(
+                    key.clone(),
+                    Node::File {
+                        digest: PENDING_DIGEST,
+                        size,
+                        mode,
+                    },
+                );
                 if let Some(digest) = self.write_file(name, &key, &path, size, mode, mtime, data)? {
-                    self.nodes.insert(key, Node::File(digest));
+                    self.nodes.insert(key, Node::File { digest, size, mode });
                 }
             }
             Kind::Dir => {
@@ -759,7 +813,7 @@ impl<'a> Unpacker<'a> {
                     mode,
                     mtime,
                 });
-                self.nodes.insert(key, Node::Dir);
+                self.nodes.insert(key, Node::Dir(mode));
             }
             Kind::Symlink(target) => {
                 let target =
@@ -779,7 +833,7 @@ impl<'a> Unpacker<'a> {
                         source,
                     })?;
                 }
-                self.nodes.insert(key, Node::Symlink);
+                self.nodes.insert(key, Node::Symlink(target.to_owned()));
             }
             Kind::HardLink(target) => {
                 let target =
@@ -790,7 +844,7 @@ impl<'a> Unpacker<'a> {
                 let target_key = target_components.join("/").into_bytes();
                 // The file linked to must be on disk, its digest known.
                 self.drain_writers()?;
-                let Some(&Node::File(digest)) = self.nodes.get(&target_key) else {
+                let Some(linked @ Node::File { .. }) = self.nodes.get(&target_key).cloned() else {
                     return Err(ExtractError::unsafe_entry(
                         name,
                         "is a hard link to something that is not an earlier regular file of the package",
@@ -801,7 +855,7 @@ impl<'a> Unpacker<'a> {
                     path: path.clone(),
                     source,
                 })?;
-                self.nodes.insert(key, Node::File(digest));
+                self.nodes.insert(key, linked);
             }
             Kind::Refused(what) => return Err(ExtractError::unsafe_entry(name, what)),
         }
@@ -819,14 +873,14 @@ impl<'a> Unpacker<'a> {
             }
             key.push_str(component);
             match self.nodes.get(key.as_bytes()) {
-                Some(Node::Dir | Node::ImplicitDir) => {}
-                Some(Node::Symlink) => {
+                Some(Node::Dir(_) | Node::ImplicitDir) => {}
+                Some(Node::Symlink(_)) => {
                     return Err(ExtractError::unsafe_entry(
                         name,
                         format!("would be written through the symlink `{key}`"),
                     ));
                 }
-                Some(Node::File(_)) => {
+                Some(Node::File { .. }) => {
                     return Err(ExtractError::unsafe_entry(
                         name,
                         format!("needs `{key}` to be a directory, but it is a file"),

@@ -13,7 +13,6 @@
 
 mod manifest;
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -816,7 +815,7 @@ impl Store {
                 other => break other?,
             }
         };
-        if self.commit(temp, &record, &unpacked.file_digests, request)? {
+        if self.commit(temp, &record, Some(&unpacked.tree), request)? {
             Ok(Installed::Fresh {
                 dir,
                 record,
@@ -1482,11 +1481,11 @@ impl Store {
         &self,
         temp: tempfile::TempDir,
         record: &InstallRecord,
-        digests: &HashMap<Vec<u8>, [u8; 32]>,
+        tree: Option<&[(String, extract::TreeEntry)]>,
         request: &InstallRequest<'_>,
     ) -> Result<bool, StoreError> {
         let dir = self.install_dir(request.layout);
-        seal(temp.path(), record, digests)?;
+        seal(temp.path(), record, tree)?;
         let parent = dir.parent().unwrap_or(&self.root).to_owned();
         {
             // Another package may have been installed around or inside this
@@ -1602,7 +1601,7 @@ impl Store {
             unpacked_bytes,
             entries,
         };
-        seal(&dir, &record, &HashMap::new())?;
+        seal(&dir, &record, None)?;
         Ok(Adopted::Fresh { dir, record })
     }
 
@@ -1733,17 +1732,17 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Writes the manifest of the package tree at `dir` (taking the digests
-/// of the files unpacked there from `digests`), then its completion marker
-/// (last), and makes both and everything in the tree durable with one
-/// `syncfs`, far faster than a per-file fsync.
+/// Writes the manifest of the package tree at `dir` (from `tree`, what
+/// unpacking made there, or else read from the disk), then its completion
+/// marker (last), and makes both and everything in the tree durable with
+/// one `syncfs`, far faster than a per-file fsync.
 fn seal(
     dir: &Path,
     record: &InstallRecord,
-    digests: &HashMap<Vec<u8>, [u8; 32]>,
+    tree: Option<&[(String, extract::TreeEntry)]>,
 ) -> Result<(), StoreError> {
     use std::io::Write;
-    manifest::write(dir, digests)?;
+    manifest::write(dir, tree)?;
     let marker = dir.join(MARKER_FILE);
     let json =
         serde_json::to_vec_pretty(record).map_err(|e| io_err("cannot write", &marker)(e.into()))?;

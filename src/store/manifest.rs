@@ -309,13 +309,14 @@ fn permission_bits(meta: &Metadata) -> u32 {
     meta.mode() & 0o7777
 }
 
-/// Walks the freshly unpacked tree at `root` and writes its manifest to
-/// `root/.copkg-manifest.json`. A file's digest is taken from `digests`
-/// (by its `/`-separated relative path: what unpacking hashed as it wrote
-/// the file into this private temp dir) and read from the file otherwise.
+/// Writes the manifest of the freshly unpacked tree at `root` to
+/// `root/.copkg-manifest.json`: from `tree` (what unpacking made there, in
+/// path order, the digests taken as the files were written into this
+/// private temp dir), or else by walking the tree and hashing every file
+/// (an adopted dir).
 pub(super) fn write(
     root: &Path,
-    digests: &std::collections::HashMap<Vec<u8>, [u8; 32]>,
+    tree: Option<&[(String, crate::extract::TreeEntry)]>,
 ) -> Result<(), StoreError> {
     let manifest = root.join(MANIFEST_FILE);
     let file = std::fs::OpenOptions::new()
@@ -328,6 +329,38 @@ pub(super) fn write(
         copkg_manifest: MANIFEST_VERSION,
     };
     write_line(&mut out, &header).map_err(io_err("cannot write", &manifest))?;
+    match tree {
+        Some(tree) => {
+            use crate::extract::TreeEntry;
+            for (path, entry) in tree {
+                let path = path.clone();
+                let entry = match entry {
+                    TreeEntry::Dir { mode } => ManifestEntry::Dir { path, mode: *mode },
+                    TreeEntry::File { mode, size, sha256 } => ManifestEntry::File {
+                        path,
+                        mode: *mode,
+                        size: *size,
+                        sha256: hex(sha256),
+                    },
+                    TreeEntry::Symlink { target } => ManifestEntry::Symlink {
+                        path,
+                        target: target.clone(),
+                    },
+                };
+                write_line(&mut out, &entry).map_err(io_err("cannot write", &manifest))?;
+            }
+        }
+        None => write_walked(root, &manifest, &mut out)?,
+    }
+    out.into_inner()
+        .map_err(io::IntoInnerError::into_error)
+        .map_err(io_err("cannot write", &manifest))?;
+    Ok(())
+}
+
+/// The manifest's entries, read from the disk: a walk in path order,
+/// hashing every file.
+fn write_walked(root: &Path, manifest: &Path, out: &mut impl Write) -> Result<(), StoreError> {
     let unrecordable = |path: &Path, why: &str| {
         io_err("cannot record in the manifest", path)(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -356,10 +389,7 @@ pub(super) fn write(
             }
         } else if kind.is_file() {
             ManifestEntry::File {
-                sha256: match digests.get(path.as_bytes()) {
-                    Some(digest) => hex(digest),
-                    None => hash_file(&found.path, &mut buffer)?,
-                },
+                sha256: hash_file(&found.path, &mut buffer)?,
                 path,
                 mode: permission_bits(&found.meta),
                 size: found.meta.len(),
@@ -370,11 +400,8 @@ pub(super) fn write(
                 "not a regular file, directory or symlink",
             ));
         };
-        write_line(&mut out, &entry).map_err(io_err("cannot write", &manifest))?;
+        write_line(out, &entry).map_err(io_err("cannot write", manifest))?;
     }
-    out.into_inner()
-        .map_err(io::IntoInnerError::into_error)
-        .map_err(io_err("cannot write", &manifest))?;
     Ok(())
 }
 
@@ -694,7 +721,7 @@ mod tests {
     fn the_walk_records_every_entry_in_path_order() {
         let temp = tree();
         let root = temp.path();
-        write(root, &Default::default()).unwrap();
+        write(root, None).unwrap();
         let text = std::fs::read_to_string(root.join(MANIFEST_FILE)).unwrap();
         let conf = sha(b"greeting=hello\n");
         let want = [
@@ -725,7 +752,7 @@ mod tests {
         ];
         assert_eq!(text, want.join("\n") + "\n");
         // Written once: a second write would not replace it.
-        assert!(write(root, &Default::default()).is_err());
+        assert!(write(root, None).is_err());
         assert_eq!(
             check_tree(root).unwrap(),
             Some(Checked {
@@ -822,7 +849,7 @@ mod tests {
         ];
         for (name, change, want) in cases {
             let temp = tree();
-            write(temp.path(), &Default::default()).unwrap();
+            write(temp.path(), None).unwrap();
             change(temp.path());
             let checked = check_tree(temp.path()).unwrap().unwrap();
             let got: Vec<(&str, DifferenceKind)> = checked
@@ -833,6 +860,34 @@ mod tests {
             assert_eq!(got, want, "{name}");
             assert_eq!(checked.files, 5, "{name}");
         }
+    }
+
+    /// The manifest written from what unpacking made is the one a walk of
+    /// the unpacked tree gives: same entries, modes, sizes, digests, order.
+    #[test]
+    fn the_manifest_from_unpacking_is_the_one_read_from_disk() {
+        let source = tree();
+        // copkg's own files at its top are never packed.
+        for own in [MARKER_FILE, MANIFEST_FILE] {
+            let _ = std::fs::remove_file(source.path().join(own));
+        }
+        let mut archive = Vec::new();
+        crate::pack::write_archive(source.path(), &mut archive).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let unpacked = crate::extract::unpack_tar_gz(
+            &archive[..],
+            out.path(),
+            &crate::extract::Limits::default_for(None),
+        )
+        .unwrap()
+        .unpacked;
+        write(out.path(), Some(&unpacked.tree)).unwrap();
+        let from_unpacking = std::fs::read_to_string(out.path().join(MANIFEST_FILE)).unwrap();
+        std::fs::remove_file(out.path().join(MANIFEST_FILE)).unwrap();
+        write(out.path(), None).unwrap();
+        let from_disk = std::fs::read_to_string(out.path().join(MANIFEST_FILE)).unwrap();
+        assert_eq!(from_unpacking, from_disk);
+        assert!(from_disk.lines().count() > 8, "{from_disk}");
     }
 
     #[test]
@@ -891,7 +946,7 @@ mod tests {
         // A link in the manifest's place is not followed.
         let temp = tree();
         let elsewhere = temp.path().join("a/manifest");
-        write(temp.path(), &Default::default()).unwrap();
+        write(temp.path(), None).unwrap();
         std::fs::rename(temp.path().join(MANIFEST_FILE), &elsewhere).unwrap();
         std::os::unix::fs::symlink(&elsewhere, temp.path().join(MANIFEST_FILE)).unwrap();
         assert!(matches!(
