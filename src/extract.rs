@@ -470,6 +470,8 @@ struct Unpacker<'a> {
     /// The threads small files are written from, once the first is met
     /// (`None` inside when none could be started).
     writers: Option<Option<writers::Writers>>,
+    /// The thread large files are written from, likewise.
+    streamer: Option<Option<writers::Streamer>>,
 }
 
 /// Maps an I/O error from the tar stream to a corrupt-archive error; the
@@ -494,6 +496,7 @@ impl<'a> Unpacker<'a> {
             dirs: Vec::new(),
             unreadable: Vec::new(),
             writers: None,
+            streamer: None,
         }
     }
 
@@ -510,6 +513,10 @@ impl<'a> Unpacker<'a> {
     fn drain_writers(&mut self) -> Result<(), ExtractError> {
         if let Some(Some(writers)) = &mut self.writers {
             let written = writers.drain()?;
+            self.record_written(written);
+        }
+        if let Some(Some(streamer)) = &mut self.streamer {
+            let written = streamer.drain()?;
             self.record_written(written);
         }
         Ok(())
@@ -953,6 +960,28 @@ impl<'a> Unpacker<'a> {
             .open(path)
             .map_err(write_err)?;
         let format = self.format;
+        // Written and hashed by the streamer thread while this one inflates.
+        if let Some(streamer) = self.streamer.get_or_insert_with(writers::Streamer::start) {
+            let written = streamer.open(key.to_vec(), path.to_owned(), file, size, mode, mtime)?;
+            let mut remaining = size;
+            while remaining > 0 {
+                let mut chunk = streamer.chunk(path)?;
+                let want = remaining.min(chunk.len() as u64) as usize;
+                let n = data
+                    .read(&mut chunk[..want])
+                    .map_err(|e| format.data_error(name, size, e))?;
+                if n == 0 {
+                    return Err(format.short_data(name, size - remaining, size));
+                }
+                streamer.data(chunk, n, path)?;
+                remaining -= n as u64;
+            }
+            streamer.close(path)?;
+            self.record_written(written);
+            self.check_zip_end(name, size, data)?;
+            self.unpacked_bytes += size;
+            return Ok(None);
+        }
         let mut hasher = sha2::Sha256::new();
         let mut remaining = size;
         let mut unflushed = 0usize;

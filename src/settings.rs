@@ -310,7 +310,37 @@ fn describe_json_error(err: &serde_json::Error, text: &str) -> String {
         }
         _ => what.to_owned(),
     };
+    // A key name may hold a password too (pasted in the wrong place).
+    let what = passwords_in(text).iter().fold(what, |what, password| {
+        what.replace(password.as_str(), "<redacted>")
+    });
     format!("{what} at line {} column {}", err.line(), err.column())
+}
+
+/// Every `password` value of a config text that parses as JSON, at any
+/// depth; none when it does not parse (then serde names no text of it).
+fn passwords_in(text: &str) -> Vec<String> {
+    fn walk(value: &serde_json::Value, found: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    match value {
+                        serde_json::Value::String(s) if key == "password" && !s.is_empty() => {
+                            found.push(s.clone());
+                        }
+                        _ => walk(value, found),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, found)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(text) {
+        walk(&value, &mut found);
+    }
+    found
 }
 
 /// How much copkg says on stderr.
@@ -927,7 +957,7 @@ mod tests {
     /// password without a user name made no credentials, so the refused
     /// URL that held it was shown whole.
     #[test]
-    fn a_refused_url_never_shows_the_password_beside_it() {
+    fn config_errors_never_show_a_password() {
         for (config, shown) in [
             (
                 r#"{"repositories": [{"url": "ht4ps://u:pa55word-pa55word!h/x", "password": "pa55word-pa55word"}]}"#,
@@ -936,6 +966,11 @@ mod tests {
             (
                 r#"{"packageBaseUrl": "ftp://pa55word-pa55word/x", "username": "u", "password": "pa55word-pa55word"}"#,
                 "ftp://<redacted>/x",
+            ),
+            // Found by fuzzing too (fuzz/corpus/config/password-in-a-key.json).
+            (
+                r#"{"packageBaseUrl": "https://h/x", "userpa55word-pa55word": "u", "password": "pa55word-pa55word"}"#,
+                "unknown field `user<redacted>`",
             ),
         ] {
             let err = Settings::from_config_bytes(

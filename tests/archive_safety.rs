@@ -925,7 +925,8 @@ fn h3_directories_count_toward_the_size_limit() {
 
 /// Small files are written from several threads while the archive is
 /// unpacked: every one lands whole, with its mode and mtime, a hard link
-/// to one of them works, a large file in between is streamed, the
+/// to one of them works, a large file in between is streamed (by a thread
+/// of its own, a hard link to it too), the
 /// directories get their modes last, and the manifest (built from the
 /// digests taken as the files were written) verifies clean.
 #[test]
@@ -943,6 +944,7 @@ fn small_files_written_from_several_threads_are_whole_and_verify_clean() {
         }
     }
     tar.hardlink("lib/link", "lib/f599");
+    tar.hardlink("big-link", "big");
     tar.header(b"ro", b'5', 0, 0o750, b"").mtime(1_500_000_000);
     for n in 0..50 {
         tar.file(&format!("ro/inside{n}"), b"in a dir of its own mode", 0o644);
@@ -962,6 +964,10 @@ fn small_files_written_from_several_threads_are_whole_and_verify_clean() {
     }
     assert_eq!(std::fs::read(dir.join("lib/link")).unwrap(), content(599));
     assert_eq!(std::fs::read(dir.join("big")).unwrap(), vec![7u8; 3 << 20]);
+    assert_eq!(
+        std::fs::read(dir.join("big-link")).unwrap(),
+        vec![7u8; 3 << 20]
+    );
     // The dir's mode and mtime come after every file written into it.
     let ro = std::fs::metadata(dir.join("ro")).unwrap();
     assert_eq!(ro.permissions().mode() & 0o777, 0o750);
@@ -974,5 +980,5 @@ fn small_files_written_from_several_threads_are_whole_and_verify_clean() {
     }
     let verify = run(sandbox.copkg().args(["verify", COORD]));
     assert_eq!(verify.code, 0, "{verify:?}");
-    assert!(verify.stdout.contains("ok (652 files)"), "{verify:?}");
+    assert!(verify.stdout.contains("ok (653 files)"), "{verify:?}");
 }

@@ -194,3 +194,226 @@ fn write(job: Job) -> Done {
     super::finish_file(&file, job.mode, job.mtime).map_err(write_err)?;
     Ok((job.key, Sha256::digest(&job.content).into()))
 }
+
+/// Bytes of a large file handed over at a time.
+const CHUNK_BYTES: usize = 256 * 1024;
+/// Chunks in circulation (filling, queued, being written).
+const CHUNKS: usize = 4;
+
+/// What the unpacking thread sends the streamer.
+enum Msg {
+    /// A large file to write, created by the unpacking thread.
+    Open {
+        key: Vec<u8>,
+        path: PathBuf,
+        file: std::fs::File,
+        size: u64,
+        mode: u32,
+        mtime: Option<i64>,
+    },
+    /// The next bytes of the open file (the first `usize` of the chunk).
+    Data(Vec<u8>, usize),
+    /// The open file is complete.
+    Close,
+}
+
+/// One thread writing (and hashing) large files as the unpacking thread
+/// inflates them, a chunk at a time: the unpacking thread only inflates.
+pub(super) struct Streamer {
+    tx: Option<SyncSender<Msg>>,
+    free: Receiver<Vec<u8>>,
+    done: Receiver<Done>,
+    thread: Option<JoinHandle<()>>,
+    pending: usize,
+}
+
+impl Streamer {
+    /// Starts the streamer; `None` when no thread can be started.
+    pub(super) fn start() -> Option<Streamer> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(CHUNKS);
+        let (free_tx, free) = std::sync::mpsc::channel();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        for _ in 0..CHUNKS {
+            let _ = free_tx.send(vec![0; CHUNK_BYTES]);
+        }
+        let thread = std::thread::Builder::new()
+            .name("copkg-streamer".to_owned())
+            .spawn(move || stream(&rx, &free_tx, &done_tx))
+            .ok()?;
+        Some(Streamer {
+            tx: Some(tx),
+            free,
+            done,
+            thread: Some(thread),
+            pending: 0,
+        })
+    }
+
+    fn send(&self, msg: Msg, path: &std::path::Path) -> Result<(), ExtractError> {
+        match &self.tx {
+            Some(tx) => tx.send(msg).map_err(|_| gone(path.to_owned())),
+            None => Err(gone(path.to_owned())),
+        }
+    }
+
+    /// Starts a large file; returns the files finished meanwhile.
+    pub(super) fn open(
+        &mut self,
+        key: Vec<u8>,
+        path: PathBuf,
+        file: std::fs::File,
+        size: u64,
+        mode: u32,
+        mtime: Option<i64>,
+    ) -> Result<Vec<Written>, ExtractError> {
+        let written = self.collect(false)?;
+        let shown = path.clone();
+        self.send(
+            Msg::Open {
+                key,
+                path,
+                file,
+                size,
+                mode,
+                mtime,
+            },
+            &shown,
+        )?;
+        self.pending += 1;
+        Ok(written)
+    }
+
+    /// A chunk to fill (waits while every chunk is in flight).
+    pub(super) fn chunk(&self, path: &std::path::Path) -> Result<Vec<u8>, ExtractError> {
+        self.free.recv().map_err(|_| gone(path.to_owned()))
+    }
+
+    /// Hands over the first `len` bytes of `chunk`.
+    pub(super) fn data(
+        &self,
+        chunk: Vec<u8>,
+        len: usize,
+        path: &std::path::Path,
+    ) -> Result<(), ExtractError> {
+        self.send(Msg::Data(chunk, len), path)
+    }
+
+    /// Ends the open file.
+    pub(super) fn close(&self, path: &std::path::Path) -> Result<(), ExtractError> {
+        self.send(Msg::Close, path)
+    }
+
+    /// Waits for every file handed over; returns those finished since the
+    /// last call.
+    pub(super) fn drain(&mut self) -> Result<Vec<Written>, ExtractError> {
+        self.collect(true)
+    }
+
+    fn collect(&mut self, wait: bool) -> Result<Vec<Written>, ExtractError> {
+        let mut written = Vec::new();
+        while self.pending > 0 {
+            let done = if wait {
+                self.done.recv().map_err(|_| gone(PathBuf::new()))?
+            } else {
+                match self.done.try_recv() {
+                    Ok(done) => done,
+                    Err(_) => break,
+                }
+            };
+            self.pending -= 1;
+            written.push(done?);
+        }
+        Ok(written)
+    }
+}
+
+impl Drop for Streamer {
+    /// Ends the streamer and waits for it: nothing is written in the
+    /// destination once the unpack has returned.
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The streamer's loop: one file at a time, in the order they come.
+fn stream(rx: &Receiver<Msg>, free: &Sender<Vec<u8>>, done: &Sender<Done>) {
+    struct Open {
+        key: Vec<u8>,
+        path: PathBuf,
+        file: std::fs::File,
+        size: u64,
+        mode: u32,
+        mtime: Option<i64>,
+        hasher: Sha256,
+        unflushed: usize,
+        failed: Option<io::Error>,
+    }
+    let mut open: Option<Open> = None;
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Open {
+                key,
+                path,
+                file,
+                size,
+                mode,
+                mtime,
+            } => {
+                open = Some(Open {
+                    key,
+                    path,
+                    file,
+                    size,
+                    mode,
+                    mtime,
+                    hasher: Sha256::new(),
+                    unflushed: 0,
+                    failed: None,
+                });
+            }
+            Msg::Data(chunk, len) => {
+                if let Some(o) = &mut open
+                    && o.failed.is_none()
+                {
+                    match o.file.write_all(&chunk[..len]) {
+                        Ok(()) => {
+                            o.hasher.update(&chunk[..len]);
+                            o.unflushed += len;
+                            if o.unflushed >= super::WRITEBACK_CHUNK_BYTES {
+                                super::start_writeback(&o.file);
+                                o.unflushed = 0;
+                            }
+                        }
+                        Err(e) => o.failed = Some(e),
+                    }
+                }
+                let _ = free.send(chunk);
+            }
+            Msg::Close => {
+                let Some(o) = open.take() else { continue };
+                let result = match o.failed {
+                    Some(source) => Err(source),
+                    None => {
+                        if o.unflushed > 0 && o.size >= super::SMALL_FILE_BYTES {
+                            super::start_writeback(&o.file);
+                        }
+                        super::finish_file(&o.file, o.mode, o.mtime)
+                    }
+                };
+                let result = match result {
+                    Ok(()) => Ok((o.key, o.hasher.finalize().into())),
+                    Err(source) => Err(ExtractError::Write {
+                        path: o.path,
+                        source,
+                    }),
+                };
+                if done.send(result).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
