@@ -962,7 +962,14 @@ impl<'a> Unpacker<'a> {
         let format = self.format;
         // Written and hashed by the streamer thread while this one inflates.
         if let Some(streamer) = self.streamer.get_or_insert_with(writers::Streamer::start) {
-            let written = streamer.open(key.to_vec(), path.to_owned(), file, size, mode, mtime)?;
+            let written = streamer.open(writers::Large {
+                key: key.to_vec(),
+                path: path.to_owned(),
+                file,
+                size,
+                mode,
+                mtime,
+            })?;
             let mut remaining = size;
             while remaining > 0 {
                 let mut chunk = streamer.chunk(path)?;

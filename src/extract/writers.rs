@@ -49,12 +49,42 @@ type Done = Result<Written, ExtractError>;
 /// The writer threads of one unpack.
 pub(super) struct Writers {
     jobs: Option<SyncSender<Job>>,
-    done: Receiver<Done>,
+    finished: Finished,
     threads: Vec<JoinHandle<()>>,
     /// Set on the first failure, and when the unpack ends early: writers
     /// then drop what is queued instead of writing it.
     cancel: Arc<AtomicBool>,
+}
+
+/// The files handed to a thread and not yet reported written.
+struct Finished {
+    done: Receiver<Done>,
     pending: usize,
+}
+
+impl Finished {
+    fn new(done: Receiver<Done>) -> Self {
+        Finished { done, pending: 0 }
+    }
+
+    /// The files written since the last call: those reported so far, or
+    /// (`wait`) every one handed over. The first error is returned.
+    fn collect(&mut self, wait: bool) -> Result<Vec<Written>, ExtractError> {
+        let mut written = Vec::new();
+        while self.pending > 0 {
+            let done = if wait {
+                self.done.recv().map_err(|_| gone(PathBuf::new()))?
+            } else {
+                match self.done.try_recv() {
+                    Ok(done) => done,
+                    Err(_) => break,
+                }
+            };
+            self.pending -= 1;
+            written.push(done?);
+        }
+        Ok(written)
+    }
 }
 
 impl Writers {
@@ -109,51 +139,30 @@ impl Writers {
         }
         Some(Writers {
             jobs: Some(jobs),
-            done,
+            finished: Finished::new(done),
             threads,
             cancel,
-            pending: 0,
         })
     }
 
     /// Hands a file over. Returns the files written meanwhile; the first
     /// error of any writer ends the unpack.
     pub(super) fn send(&mut self, job: Job) -> Result<Vec<Written>, ExtractError> {
-        let mut written = self.collect(false)?;
+        let mut written = self.finished.collect(false)?;
         let path = job.path.clone();
         let Some(jobs) = &self.jobs else {
             return Err(gone(path));
         };
         jobs.send(job).map_err(|_| gone(path))?;
-        self.pending += 1;
-        written.extend(self.collect(false)?);
+        self.finished.pending += 1;
+        written.extend(self.finished.collect(false)?);
         Ok(written)
     }
 
     /// Waits for every file handed over; returns those written since the
     /// last call.
     pub(super) fn drain(&mut self) -> Result<Vec<Written>, ExtractError> {
-        self.collect(true)
-    }
-
-    fn collect(&mut self, wait: bool) -> Result<Vec<Written>, ExtractError> {
-        let mut written = Vec::new();
-        while self.pending > 0 {
-            let done = if wait {
-                match self.done.recv() {
-                    Ok(done) => done,
-                    Err(_) => return Err(gone(PathBuf::new())),
-                }
-            } else {
-                match self.done.try_recv() {
-                    Ok(done) => done,
-                    Err(_) => break,
-                }
-            };
-            self.pending -= 1;
-            written.push(done?);
-        }
-        Ok(written)
+        self.finished.collect(true)
     }
 }
 
@@ -200,17 +209,21 @@ const CHUNK_BYTES: usize = 256 * 1024;
 /// Chunks in circulation (filling, queued, being written).
 const CHUNKS: usize = 4;
 
+/// A large file to write, created by the unpacking thread.
+pub(super) struct Large {
+    pub key: Vec<u8>,
+    pub path: PathBuf,
+    pub file: std::fs::File,
+    pub size: u64,
+    /// Permission bits, already as installed.
+    pub mode: u32,
+    pub mtime: Option<i64>,
+}
+
 /// What the unpacking thread sends the streamer.
 enum Msg {
-    /// A large file to write, created by the unpacking thread.
-    Open {
-        key: Vec<u8>,
-        path: PathBuf,
-        file: std::fs::File,
-        size: u64,
-        mode: u32,
-        mtime: Option<i64>,
-    },
+    /// The next file.
+    Open(Large),
     /// The next bytes of the open file (the first `usize` of the chunk).
     Data(Vec<u8>, usize),
     /// The open file is complete.
@@ -222,9 +235,8 @@ enum Msg {
 pub(super) struct Streamer {
     tx: Option<SyncSender<Msg>>,
     free: Receiver<Vec<u8>>,
-    done: Receiver<Done>,
+    finished: Finished,
     thread: Option<JoinHandle<()>>,
-    pending: usize,
 }
 
 impl Streamer {
@@ -243,9 +255,8 @@ impl Streamer {
         Some(Streamer {
             tx: Some(tx),
             free,
-            done,
+            finished: Finished::new(done),
             thread: Some(thread),
-            pending: 0,
         })
     }
 
@@ -257,29 +268,11 @@ impl Streamer {
     }
 
     /// Starts a large file; returns the files finished meanwhile.
-    pub(super) fn open(
-        &mut self,
-        key: Vec<u8>,
-        path: PathBuf,
-        file: std::fs::File,
-        size: u64,
-        mode: u32,
-        mtime: Option<i64>,
-    ) -> Result<Vec<Written>, ExtractError> {
-        let written = self.collect(false)?;
-        let shown = path.clone();
-        self.send(
-            Msg::Open {
-                key,
-                path,
-                file,
-                size,
-                mode,
-                mtime,
-            },
-            &shown,
-        )?;
-        self.pending += 1;
+    pub(super) fn open(&mut self, large: Large) -> Result<Vec<Written>, ExtractError> {
+        let written = self.finished.collect(false)?;
+        let shown = large.path.clone();
+        self.send(Msg::Open(large), &shown)?;
+        self.finished.pending += 1;
         Ok(written)
     }
 
@@ -306,24 +299,7 @@ impl Streamer {
     /// Waits for every file handed over; returns those finished since the
     /// last call.
     pub(super) fn drain(&mut self) -> Result<Vec<Written>, ExtractError> {
-        self.collect(true)
-    }
-
-    fn collect(&mut self, wait: bool) -> Result<Vec<Written>, ExtractError> {
-        let mut written = Vec::new();
-        while self.pending > 0 {
-            let done = if wait {
-                self.done.recv().map_err(|_| gone(PathBuf::new()))?
-            } else {
-                match self.done.try_recv() {
-                    Ok(done) => done,
-                    Err(_) => break,
-                }
-            };
-            self.pending -= 1;
-            written.push(done?);
-        }
-        Ok(written)
+        self.finished.collect(true)
     }
 }
 
@@ -341,12 +317,7 @@ impl Drop for Streamer {
 /// The streamer's loop: one file at a time, in the order they come.
 fn stream(rx: &Receiver<Msg>, free: &Sender<Vec<u8>>, done: &Sender<Done>) {
     struct Open {
-        key: Vec<u8>,
-        path: PathBuf,
-        file: std::fs::File,
-        size: u64,
-        mode: u32,
-        mtime: Option<i64>,
+        large: Large,
         hasher: Sha256,
         unflushed: usize,
         failed: Option<io::Error>,
@@ -354,21 +325,9 @@ fn stream(rx: &Receiver<Msg>, free: &Sender<Vec<u8>>, done: &Sender<Done>) {
     let mut open: Option<Open> = None;
     while let Ok(msg) = rx.recv() {
         match msg {
-            Msg::Open {
-                key,
-                path,
-                file,
-                size,
-                mode,
-                mtime,
-            } => {
+            Msg::Open(large) => {
                 open = Some(Open {
-                    key,
-                    path,
-                    file,
-                    size,
-                    mode,
-                    mtime,
+                    large,
                     hasher: Sha256::new(),
                     unflushed: 0,
                     failed: None,
@@ -378,12 +337,12 @@ fn stream(rx: &Receiver<Msg>, free: &Sender<Vec<u8>>, done: &Sender<Done>) {
                 if let Some(o) = &mut open
                     && o.failed.is_none()
                 {
-                    match o.file.write_all(&chunk[..len]) {
+                    match o.large.file.write_all(&chunk[..len]) {
                         Ok(()) => {
                             o.hasher.update(&chunk[..len]);
                             o.unflushed += len;
                             if o.unflushed >= super::WRITEBACK_CHUNK_BYTES {
-                                super::start_writeback(&o.file);
+                                super::start_writeback(&o.large.file);
                                 o.unflushed = 0;
                             }
                         }
@@ -394,19 +353,20 @@ fn stream(rx: &Receiver<Msg>, free: &Sender<Vec<u8>>, done: &Sender<Done>) {
             }
             Msg::Close => {
                 let Some(o) = open.take() else { continue };
+                let large = o.large;
                 let result = match o.failed {
                     Some(source) => Err(source),
                     None => {
-                        if o.unflushed > 0 && o.size >= super::SMALL_FILE_BYTES {
-                            super::start_writeback(&o.file);
+                        if o.unflushed > 0 && large.size >= super::SMALL_FILE_BYTES {
+                            super::start_writeback(&large.file);
                         }
-                        super::finish_file(&o.file, o.mode, o.mtime)
+                        super::finish_file(&large.file, large.mode, large.mtime)
                     }
                 };
                 let result = match result {
-                    Ok(()) => Ok((o.key, o.hasher.finalize().into())),
+                    Ok(()) => Ok((large.key, o.hasher.finalize().into())),
                     Err(source) => Err(ExtractError::Write {
-                        path: o.path,
+                        path: large.path,
                         source,
                     }),
                 };
