@@ -199,7 +199,9 @@ impl ReadyCheck {
 }
 
 /// Calls `attempt` (with the time left) until it passes or `timeout` runs
-/// out, backing off from 20 ms to 250 ms between attempts and giving up at
+/// out, backing off from 5 ms to 250 ms between attempts (half as long
+/// again each time: a service ready in 50 ms is seen within about 15 ms of
+/// it, not 80) and giving up at
 /// once when `alive` says the service is gone; `Err` says what the last
 /// attempt found. Any readiness probe (a check, a package's ready.lua)
 /// waits this way.
@@ -210,7 +212,7 @@ pub fn poll(
 ) -> Result<Duration, String> {
     let started = Instant::now();
     let deadline = started + timeout;
-    let mut pause = Duration::from_millis(20);
+    let mut pause = Duration::from_millis(5);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match attempt(left) {
@@ -228,7 +230,7 @@ pub fn poll(
             }
         }
         std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
-        pause = (pause * 2).min(Duration::from_millis(250));
+        pause = (pause * 3 / 2).min(Duration::from_millis(250));
     }
 }
 

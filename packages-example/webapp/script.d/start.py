@@ -58,7 +58,7 @@ def main() -> int:
             print(f"{args.coordinate} listening on {args.bind}:{args.port}")
             return 0
         except OSError:
-            time.sleep(0.05)
+            time.sleep(0.005)
     print(f"server did not listen on {args.bind}:{args.port} within 10 s", file=sys.stderr)
     return 1
 
