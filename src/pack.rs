@@ -187,16 +187,26 @@ pub fn write_archive<W: Write>(dir: &Path, writer: W) -> Result<(String, Vec<Str
     Ok((hex(&hashing.hasher.finalize()), unreadable))
 }
 
+/// One block as a gzip member of its own.
+fn compress_member(block: &[u8]) -> io::Result<Vec<u8>> {
+    let mut member = GzEncoder::new(Vec::with_capacity(block.len() / 2), Compression::default());
+    member.write_all(block)?;
+    member.finish()
+}
+
 /// Bytes of tar stream compressed as one gzip member.
 const GZIP_BLOCK_BYTES: usize = 4 << 20;
+/// Most blocks compressed at once, whatever the number of cores (each
+/// holds its block and its output).
+const MAX_COMPRESSING: usize = 8;
 
 /// A gzip stream compressed on every core: the input is cut into blocks of
 /// [`GZIP_BLOCK_BYTES`], each compressed as a gzip member of its own on a
 /// thread of its own, and the members written in order. Members in a row
 /// are one valid gzip stream (RFC 1952; `gzip -d`, `tar -xz` and copkg
 /// read them all); the same input gives the same bytes, however the
-/// threads are scheduled. At most one block per core (and one filling)
-/// is held at a time.
+/// threads are scheduled. At most one block per core, up to
+/// [`MAX_COMPRESSING`] (and one filling), is held at a time.
 struct ParallelGzip<W: Write> {
     inner: W,
     block: Vec<u8>,
@@ -210,7 +220,9 @@ impl<W: Write> ParallelGzip<W> {
             inner,
             block: Vec::with_capacity(GZIP_BLOCK_BYTES),
             compressing: std::collections::VecDeque::new(),
-            in_flight: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            in_flight: std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_COMPRESSING),
         }
     }
 
@@ -224,12 +236,22 @@ impl<W: Write> ParallelGzip<W> {
             self.write_oldest()?;
         }
         let block = std::mem::replace(&mut self.block, Vec::with_capacity(GZIP_BLOCK_BYTES));
-        self.compressing.push_back(std::thread::spawn(move || {
-            let mut member =
-                GzEncoder::new(Vec::with_capacity(block.len() / 2), Compression::default());
-            member.write_all(&block)?;
-            member.finish()
-        }));
+        let block = std::sync::Arc::new(block);
+        let shared = std::sync::Arc::clone(&block);
+        match std::thread::Builder::new()
+            .name("copkg-gzip".to_owned())
+            .spawn(move || compress_member(&shared))
+        {
+            Ok(handle) => self.compressing.push_back(handle),
+            // No thread to be had: compressed here, in its turn.
+            Err(_) => {
+                while !self.compressing.is_empty() {
+                    self.write_oldest()?;
+                }
+                let member = compress_member(&block)?;
+                self.inner.write_all(&member)?;
+            }
+        }
         Ok(())
     }
 

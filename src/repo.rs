@@ -79,12 +79,13 @@ pub struct RepositoryError {
 }
 
 impl RepositoryError {
-    /// The same error without `password` wherever the URL it shows holds
-    /// that too (a `!` typed for the `@`, say): user info is removed from
-    /// it already, but a password given beside the URL is not known there.
+    /// The same error without the URL when it holds `password` (a `!`
+    /// typed for the `@`, say): user info is removed from it already, but
+    /// a password given beside the URL is not known there. The whole URL
+    /// goes: what is left around a short password could tell it.
     pub fn hiding(mut self, password: Option<&str>) -> Self {
-        if let Some(password) = password.filter(|p| !p.is_empty()) {
-            self.base = self.base.replace(password, "<redacted>");
+        if password.is_some_and(|p| !p.is_empty() && self.base.contains(p)) {
+            self.base = "<redacted: it holds a password>".to_owned();
         }
         self
     }
@@ -1153,7 +1154,7 @@ mod tests {
             .to_string();
         assert_eq!(
             err,
-            "invalid repository `ht4ps://user:<redacted>!host/x`: \
+            "invalid repository `<redacted: it holds a password>`: \
              only http://, https://, file:// and plain paths are supported"
         );
     }

@@ -310,10 +310,18 @@ fn describe_json_error(err: &serde_json::Error, text: &str) -> String {
         }
         _ => what.to_owned(),
     };
-    // A key name may hold a password too (pasted in the wrong place).
-    let what = passwords_in(text).iter().fold(what, |what, password| {
-        what.replace(password.as_str(), "<redacted>")
-    });
+    // The one text of the file a message names is a key (between the
+    // first backticks); one holding a password (pasted in the wrong
+    // place) is not shown at all: a part of it could tell the password.
+    let what = match what.split_once('`').and_then(|(head, rest)| {
+        let (key, tail) = rest.split_once('`')?;
+        Some((head, key, tail))
+    }) {
+        Some((head, key, tail)) if passwords_in(text).iter().any(|p| key.contains(p.as_str())) => {
+            format!("{head}`<redacted: it holds a password>`{tail}")
+        }
+        _ => what,
+    };
     format!("{what} at line {} column {}", err.line(), err.column())
 }
 
@@ -961,16 +969,26 @@ mod tests {
         for (config, shown) in [
             (
                 r#"{"repositories": [{"url": "ht4ps://u:pa55word-pa55word!h/x", "password": "pa55word-pa55word"}]}"#,
-                "ht4ps://u:<redacted>!h/x",
+                "invalid repository `<redacted: it holds a password>`",
             ),
             (
                 r#"{"packageBaseUrl": "ftp://pa55word-pa55word/x", "username": "u", "password": "pa55word-pa55word"}"#,
-                "ftp://<redacted>/x",
+                "invalid repository `<redacted: it holds a password>`",
             ),
             // Found by fuzzing too (fuzz/corpus/config/password-in-a-key.json).
             (
                 r#"{"packageBaseUrl": "https://h/x", "userpa55word-pa55word": "u", "password": "pa55word-pa55word"}"#,
-                "unknown field `user<redacted>`",
+                "unknown field `<redacted: it holds a password>`, expected one of",
+            ),
+            // A short password is not given away by what is hidden around
+            // it, nor a longer one by a shorter one that starts it.
+            (
+                r#"{"password": "e", "repositories": [{"url": "https://h/x", "username": "u", "password": "hunter2secret"}], "usernamex": 1}"#,
+                "unknown field `<redacted: it holds a password>`, expected one of `packageDir`",
+            ),
+            (
+                r#"{"password": "hunter", "repositories": [{"url": "https://h/x", "username": "u", "password": "hunter2secret"}], "hunter2secret": 1}"#,
+                "unknown field `<redacted: it holds a password>`",
             ),
         ] {
             let err = Settings::from_config_bytes(
@@ -980,7 +998,9 @@ mod tests {
             )
             .unwrap_err();
             let text = crate::exit::describe(&err);
-            assert!(!text.contains("pa55word-pa55word"), "{text}");
+            for secret in ["pa55word-pa55word", "2secret", "hunter"] {
+                assert!(!text.contains(secret), "{text}");
+            }
             assert!(text.contains(shown), "{text}");
         }
     }

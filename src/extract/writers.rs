@@ -88,9 +88,10 @@ impl Finished {
 }
 
 impl Writers {
-    /// Starts the writers (one per core beyond the unpacking thread's,
-    /// at least one, at most [`MAX_WRITERS`]); `None` when no thread can
-    /// be started, and the unpacking thread writes every file itself.
+    /// Starts the writers (one per core, at most [`MAX_WRITERS`]: file
+    /// creation waits on the kernel more than it computes); `None` when no
+    /// thread can be started, and the unpacking thread writes every file
+    /// itself.
     pub(super) fn start() -> Option<Writers> {
         let count = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -121,11 +122,14 @@ impl Writers {
                         } else {
                             write(job)
                         };
-                        if result.is_err() {
-                            cancel.store(true, Ordering::SeqCst);
-                        }
+                        // The real error is reported before the others
+                        // are told to stop (and report only "cancelled").
+                        let failed = result.is_err();
                         if done_tx.send(result).is_err() {
                             return;
+                        }
+                        if failed {
+                            cancel.store(true, Ordering::SeqCst);
                         }
                     }
                 });
