@@ -361,7 +361,6 @@ impl Cache {
         Some(Writer {
             temp,
             file: io::BufWriter::with_capacity(256 * 1024, file),
-            hasher: sha2::Sha256::new(),
             bytes: 0,
             failed: false,
         })
@@ -461,7 +460,6 @@ impl Cache {
 pub struct Writer {
     temp: tempfile::TempDir,
     file: io::BufWriter<File>,
-    hasher: sha2::Sha256,
     bytes: u64,
     failed: bool,
 }
@@ -473,7 +471,6 @@ impl Writer {
         if self.failed {
             return;
         }
-        self.hasher.update(bytes);
         self.bytes += bytes.len() as u64;
         if self.file.write_all(bytes).is_err() {
             self.failed = true;
@@ -481,10 +478,11 @@ impl Writer {
     }
 
     /// Puts the entry in place under `key`, with the sidecar and signature
-    /// it was served with, once the install checked it: only when what was
-    /// written hashes to `sha256` (the digest the install checked). A
-    /// concurrent writer of the same entry wins; the cache is then trimmed
-    /// to its bound.
+    /// it was served with, once the install checked that the bytes it read
+    /// (the very bytes written here, as they streamed past) hash to
+    /// `sha256`. Not hashed again here: every hit is hashed before it is
+    /// used, and one that does not match is removed. A concurrent writer
+    /// of the same entry wins; the cache is then trimmed to its bound.
     pub fn commit(
         mut self,
         cache: &Cache,
@@ -494,13 +492,12 @@ impl Writer {
         sidecar: Option<&[u8]>,
         signature: Option<&[u8]>,
     ) {
-        let hashed = crate::extract::hex(&self.hasher.clone().finalize());
-        if self.failed || hashed != sha256 || self.file.flush().is_err() {
+        if self.failed || self.file.flush().is_err() {
             return;
         }
         let meta = Meta {
             url: url.to_owned(),
-            sha256: hashed,
+            sha256: sha256.to_owned(),
             bytes: self.bytes,
         };
         let dir = self.temp.path();
@@ -617,7 +614,8 @@ mod tests {
             Some(key.clone())
         );
         assert_eq!(cache.key_for_url("http://r/other.tar.gz").unwrap(), None);
-        // A writer whose bytes are not the digest checked writes nothing.
+        // An entry whose bytes are not its digest (written wrong, or
+        // altered since) is never used: a hit is hashed before it is.
         let mut writer = cache.writer().unwrap();
         writer.write(b"tampered");
         let other = Key::Digest(digest(b"expected"));
@@ -629,7 +627,8 @@ mod tests {
             None,
             None,
         );
-        assert!(cache.lookup(&other).unwrap().is_none());
+        let mut hit = cache.lookup(&other).unwrap().unwrap();
+        assert!(!hit.holds(&digest(b"expected"), None));
         let mode = std::fs::metadata(cache.dir()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
     }
