@@ -301,6 +301,16 @@ impl Cache {
         }))
     }
 
+    /// Whether an entry for `key` is there, without opening it (a hint:
+    /// [`Cache::lookup`] says whether it is sound).
+    pub fn has(&self, key: &Key) -> bool {
+        self.dir
+            .join("entries")
+            .join(key.name())
+            .join(META)
+            .is_file()
+    }
+
     /// The key of the entry last fetched from `url` (for --offline, where
     /// no sidecar can be asked for).
     pub fn key_for_url(&self, url: &str) -> Result<Option<Key>, CacheError> {

@@ -484,6 +484,18 @@ fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
 
 /// Credentials from a config entry: an empty user name (as the original
 /// copkg's configs for anonymous repositories have) means none.
+/// A repository of a config file with its credentials. A URL refused
+/// never shows the password given beside it, with a user name or without
+/// one (then there are no credentials, but the password is still secret).
+fn config_repository(
+    url: &str,
+    username: &Option<String>,
+    password: &Option<String>,
+) -> Result<Repository, RepositoryError> {
+    Repository::parse(url, credentials(username, password))
+        .map_err(|e| e.hiding(password.as_deref()))
+}
+
 fn credentials(username: &Option<String>, password: &Option<String>) -> Option<Credentials> {
     username
         .clone()
@@ -732,9 +744,7 @@ impl Settings {
         if !args.repos.is_empty() {
             // The config's entries are checked even when --repo replaces them.
             for (index, entry) in config.repositories.iter().flatten().enumerate() {
-                let credentials = credentials(&entry.username, &entry.password);
-                let repo = Repository::parse(&entry.url, credentials)
-                    .map_err(|e| e.hiding(entry.password.as_deref()))?;
+                let repo = config_repository(&entry.url, &entry.username, &entry.password)?;
                 top.entry(index, entry, repo)?;
             }
             for base in args
@@ -747,15 +757,11 @@ impl Settings {
             }
         } else {
             if let Some(base) = &config.package_base_url {
-                let credentials = credentials(&config.username, &config.password);
-                let repo = Repository::parse(base, credentials)
-                    .map_err(|e| e.hiding(config.password.as_deref()))?;
+                let repo = config_repository(base, &config.username, &config.password)?;
                 repositories.push(top.apply(repo)?);
             }
             for (index, entry) in config.repositories.iter().flatten().enumerate() {
-                let credentials = credentials(&entry.username, &entry.password);
-                let repo = Repository::parse(&entry.url, credentials)
-                    .map_err(|e| e.hiding(entry.password.as_deref()))?;
+                let repo = config_repository(&entry.url, &entry.username, &entry.password)?;
                 repositories.push(top.entry(index, entry, repo)?);
             }
         }

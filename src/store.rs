@@ -1024,13 +1024,19 @@ impl Store {
         // have it) the archive are asked for at once: a repository far away
         // costs one round trip, not three. What they say is weighed in the
         // same order as ever.
-        let prefetch = http && !self.may_be_cached(request, &repo.address(archive));
-        let (sidecar_read, signature, mut prefetched) = std::thread::scope(|scope| {
-            let signature = scope.spawn(|| self.signature(fetcher, repo, &coordinate, archive));
-            let opened = prefetch.then(|| scope.spawn(|| fetcher.open(repo, archive)));
-            let sidecar_read = fetcher.read_small(repo, sidecar, SIDECAR_LIMIT);
-            (sidecar_read, joined(signature), opened.map(joined))
-        });
+        // A file repository is read in place: no threads for it.
+        let signature = || self.signature(fetcher, repo, &coordinate, archive);
+        let sidecar_read = || fetcher.read_small(repo, sidecar, SIDECAR_LIMIT);
+        let (sidecar_read, signature, mut prefetched) = if http {
+            let prefetch = !self.may_be_cached(request, &repo.address(archive));
+            std::thread::scope(|scope| {
+                let signature = scope.spawn(signature);
+                let opened = prefetch.then(|| scope.spawn(|| fetcher.open(repo, archive)));
+                (sidecar_read(), joined(signature), opened.map(joined))
+            })
+        } else {
+            (sidecar_read(), signature(), None)
+        };
         let mut open_archive = || {
             prefetched
                 .take()
@@ -1157,7 +1163,7 @@ impl Store {
             Some(pin) => Some(Key::Digest(pin.clone())),
             None => cache.key_for_url(url).ok().flatten(),
         };
-        key.is_some_and(|key| cache.lookup(&key).ok().flatten().is_some())
+        key.is_some_and(|key| cache.has(&key))
     }
 
     /// Finds one format of the package of an http(s) repository in the

@@ -327,11 +327,7 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<bool> {
                 if let Err(err) = &result
                     && single.is_none()
                 {
-                    eprintln!(
-                        "error: cannot install {}\n  caused by: {}",
-                        coordinate.id(),
-                        describe(err).trim_start_matches("error: ")
-                    );
+                    print_failure(&coordinate.id(), err);
                 }
                 if let Err(err) = report(ctx, coordinate, &result) {
                     report_failures
@@ -358,7 +354,7 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<bool> {
         return Err(err);
     }
     let total = results.len();
-    let mut failures: Vec<Error> = results
+    let failures: Vec<Error> = results
         .into_iter()
         .filter_map(|((coordinate, _), result)| {
             result
@@ -366,17 +362,7 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<bool> {
                 .err()
         })
         .collect();
-    match failures.len() {
-        _ if total == 0 => Err(usage("no coordinates given")),
-        0 => Ok(true),
-        _ if single.is_some() => Err(failures.remove(0)),
-        failed => Err(Error::Partial {
-            failed,
-            total,
-            what: "installs",
-            code: failures[0].exit_code(),
-        }),
-    }
+    outcome(total, single.is_some(), failures, true)
 }
 
 /// What `install` would do, one coordinate after another: fetch and
@@ -432,10 +418,7 @@ fn dry_run(ctx: &Context, args: &InstallArgs, given: Vec<Given>, policy: &Policy
                 // As the real run: reported, and the others go on.
                 Err(err) => {
                     if !single {
-                        eprintln!(
-                            "error: cannot install {id}\n  caused by: {}",
-                            describe(&err).trim_start_matches("error: ")
-                        );
+                        print_failure(&id, &err);
                     }
                     let result: std::result::Result<Installed, StoreError> = Err(err);
                     report(ctx, &coordinate, &result)?;
@@ -452,6 +435,22 @@ fn dry_run(ctx: &Context, args: &InstallArgs, given: Vec<Given>, policy: &Policy
     if let Some(err) = failure.into_inner() {
         return Err(err);
     }
+    outcome(total, single, failures, changed)
+}
+
+/// The error of one of several installs, printed as it happens (the
+/// command's own error says how many failed).
+fn print_failure(id: &str, err: &StoreError) {
+    eprintln!(
+        "error: cannot install {id}\n  caused by: {}",
+        describe(err).trim_start_matches("error: ")
+    );
+}
+
+/// How `install` ends, after `total` coordinates: `changed` when all went
+/// well, the one error of a single coordinate, else how many failed (with
+/// the first one's exit code).
+fn outcome(total: usize, single: bool, mut failures: Vec<Error>, changed: bool) -> Result<bool> {
     match failures.len() {
         _ if total == 0 => Err(usage("no coordinates given")),
         0 => Ok(changed),

@@ -107,32 +107,7 @@ impl Writers {
             let cancel = Arc::clone(&cancel);
             let spawned = std::thread::Builder::new()
                 .name(format!("copkg-writer-{n}"))
-                .spawn(move || {
-                    loop {
-                        let job = match queue.lock() {
-                            Ok(queue) => queue.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok(job) = job else { return };
-                        let result = if cancel.load(Ordering::SeqCst) {
-                            Err(ExtractError::Write {
-                                path: job.path.clone(),
-                                source: io::Error::other("unpacking was cancelled"),
-                            })
-                        } else {
-                            write(job)
-                        };
-                        // The real error is reported before the others
-                        // are told to stop (and report only "cancelled").
-                        let failed = result.is_err();
-                        if done_tx.send(result).is_err() {
-                            return;
-                        }
-                        if failed {
-                            cancel.store(true, Ordering::SeqCst);
-                        }
-                    }
-                });
+                .spawn(move || work(&queue, &done_tx, &cancel));
             match spawned {
                 Ok(handle) => threads.push(handle),
                 Err(_) => break,
@@ -179,6 +154,35 @@ impl Drop for Writers {
         self.jobs.take();
         for thread in self.threads.drain(..) {
             let _ = thread.join();
+        }
+    }
+}
+
+/// A writer's loop: the next file from the queue, written (or, once the
+/// unpack is cancelled, dropped), reported, until the queue closes.
+fn work(queue: &Mutex<Receiver<Job>>, done: &Sender<Done>, cancel: &AtomicBool) {
+    loop {
+        let job = match queue.lock() {
+            Ok(queue) => queue.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let result = if cancel.load(Ordering::SeqCst) {
+            Err(ExtractError::Write {
+                path: job.path.clone(),
+                source: io::Error::other("unpacking was cancelled"),
+            })
+        } else {
+            write(job)
+        };
+        // The real error is reported before the others are told to stop
+        // (and report only "cancelled").
+        let failed = result.is_err();
+        if done.send(result).is_err() {
+            return;
+        }
+        if failed {
+            cancel.store(true, Ordering::SeqCst);
         }
     }
 }
